@@ -1,0 +1,278 @@
+"""Train the U-Net from point labels with pCE, then score it on dense ground truth.
+
+    python train.py --points 200                          200 random clicks per training image
+    python train.py --points-per-class 10 --strategy stratified
+    python train.py --dense                               the fully supervised ceiling
+    python train.py --data DIR --points-per-class 10      your own tiles (see tiles.py / README)
+
+The report's recipe: Adam (lr 1e-3, weight decay 1e-4), cosine annealing, 5 epochs, batch 8,
+horizontal flips. Clicks are drawn once, before training, and kept. Each epoch ends with the
+validation mIoU; the best epoch's weights are scored on the test split. Every metric comes from
+one confusion matrix accumulated over the whole split. `<out>/metrics.json` and `<out>/model.pt`
+are written atomically, so an interrupted run never leaves a half-written file.
+`train(config)` does the work; the command line only fills in `config`.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data import CLASSES, IGNORE, PointDataset, make_split, sample_split_points
+from pce import partial_cross_entropy
+from unet import DIVISOR, UNet
+
+DEFAULTS = dict(
+    points=None,              # random clicks per training image ...
+    points_per_class=None,    # ... or clicks per class present in the image
+    strategy="random",        # how per-class clicks are placed: random | stratified
+    dense=False,              # train on the full masks instead (the upper bound)
+    epochs=5, batch_size=8, lr=1e-3, weight_decay=1e-4,
+    image_size=128,           # synthetic scenes are this size; folder tiles are cropped to it
+    seed=0,                   # one seed picks the scenes, the clicks, the init and the batches
+    device="auto", weights="imagenet",
+    train_size=200, val_size=60, test_size=60,
+    data=None,                # a folder of your own tiles instead of synthetic scenes
+    out=None,                 # default runs/<name>
+)
+
+
+def train(config):
+    config = check_config({**DEFAULTS, **config})
+    started = time.time()
+    torch.manual_seed(config["seed"])
+    device = pick_device(config["device"])
+    data = load_data(config)
+    train_images, train_points, train_masks = data["train"]
+    labeled_fraction = sum(int((p >= 0).sum()) for p in train_points) / sum(p.size for p in train_points)
+    model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"]).to(device)
+    print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; "
+          f"{describe_labels(config)} ({labeled_fraction:.4%} of training pixels labeled); "
+          f"encoder init: {model.encoder_init}; device: {device}", flush=True)
+
+    loader = torch.utils.data.DataLoader(
+        PointDataset(train_images, train_points, train_masks, crop_size=config["image_size"], flip=True),
+        batch_size=config["batch_size"], shuffle=True, generator=torch.Generator().manual_seed(config["seed"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    history, best = [], None      # best = (val mIoU, epoch, weights)
+    for epoch in range(1, config["epochs"] + 1):
+        epoch_start, losses = time.time(), []
+        model.train()
+        for image, point_labels, _ in loader:     # the dense mask is never shown to the loss
+            loss = partial_cross_entropy(model(image.to(device)), point_labels.to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scheduler.step()
+        val_miou = evaluate(model, data["val"], data["classes"], config)["miou"] if len(data["val"][0]) else None
+        history.append(dict(epoch=epoch, train_loss=float(np.mean(losses)), val_miou=val_miou,
+                            seconds=round(time.time() - epoch_start, 2)))
+        print(f"epoch {epoch}/{config['epochs']}  train loss {history[-1]['train_loss']:.4f}  val mIoU "
+              f"{'-' if val_miou is None else f'{val_miou:.4f}'}  {history[-1]['seconds']:.1f}s", flush=True)
+        if best is None or val_miou is None or val_miou > best[0]:   # without a val split: the last epoch
+            best = (val_miou, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    if not len(data["val"][0]):
+        print("no val split: no best-epoch selection, the last epoch's weights are tested", flush=True)
+    model.load_state_dict(best[2])
+    test = evaluate(model, data["test"], data["classes"], config)
+    print_table(test, data["classes"])
+
+    out = Path(config["out"] or Path("runs") / run_name(config))
+    metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
+                   encoder_init=model.encoder_init, device=str(device), best_epoch=best[1],
+                   history=history, test=test, wall_time_s=round(time.time() - started, 1))
+    out.mkdir(parents=True, exist_ok=True)
+    save_atomic(lambda f: torch.save(dict(state_dict=model.state_dict(), classes=list(data["classes"]),
+                                          bands=data["bands"], image_size=config["image_size"],
+                                          encoder_init=model.encoder_init), f), out / "model.pt")
+    save_atomic(lambda f: f.write(json.dumps(metrics, indent=2).encode()), out / "metrics.json")
+    print(f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f}  "
+          f"wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json", flush=True)
+    return metrics
+
+
+def load_data(config):
+    """{'train'|'val'|'test': (images, point_labels, dense_masks), 'classes', 'bands', 'mean', 'std'}."""
+    how = label_options(config)
+    if config["data"]:
+        import tiles
+        return tiles.load_folder(config["data"], config["seed"], how)
+    data = dict(classes=CLASSES, bands=3, mean=None, std=None)   # None: ImageNet statistics (unet.py)
+    for split in ("train", "val", "test"):
+        images, dense_masks = make_split(split, config[f"{split}_size"], config["seed"], config["image_size"])
+        if split == "train":
+            point_labels = sample_split_points(dense_masks, config["seed"], **how) if how else \
+                           [np.where(m == IGNORE, -1, m).astype(np.int64) for m in dense_masks]
+        else:
+            point_labels = None
+        data[split] = (images, point_labels, dense_masks)
+    return data
+
+
+def label_options(config):
+    """sample_points keyword arguments, or None for dense training."""
+    if config["dense"]:
+        return None
+    if config["points"] is not None:
+        return dict(points_per_image=config["points"])
+    return dict(points_per_class=config["points_per_class"], strategy=config["strategy"])
+
+
+@torch.no_grad()
+def predict_tile(model, image, window, batch_size=8):
+    """Logits (C, H, W) for a whole tile of any size: overlapping window x window crops of the
+    edge-padded tile, their logits averaged where they overlap, the padding cut off again."""
+    image = torch.as_tensor(image, dtype=torch.float32)
+    h, w = image.shape[-2:]
+    ph, pw = max(window, -(-h // DIVISOR) * DIVISOR), max(window, -(-w // DIVISOR) * DIVISOR)
+    padded = torch.nn.functional.pad(image[None], (0, pw - w, 0, ph - h), mode="replicate")
+    starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
+    corners = [(y, x) for y in starts(ph) for x in starts(pw)]
+    device = next(model.parameters()).device
+    logits, counts = None, torch.zeros(1, ph, pw)
+    for i in range(0, len(corners), batch_size):
+        chunk = corners[i:i + batch_size]
+        out = model(torch.cat([padded[..., y:y + window, x:x + window] for y, x in chunk]).to(device)).cpu()
+        logits = torch.zeros(out.shape[1], ph, pw) if logits is None else logits
+        for (y, x), o in zip(chunk, out):
+            logits[:, y:y + window, x:x + window] += o
+            counts[:, y:y + window, x:x + window] += 1
+    return (logits / counts)[:, :h, :w]
+
+
+def evaluate(model, split, classes, config):
+    """Scores over a whole split from one confusion matrix (pixels marked IGNORE are skipped)."""
+    images, _, dense_masks = split
+    model.eval()
+    matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
+    for image, dense_mask in zip(images, dense_masks):
+        prediction = predict_tile(model, image, config["image_size"], config["batch_size"]).argmax(0)
+        matrix += confusion_matrix(prediction, torch.as_tensor(np.asarray(dense_mask, np.int64)), len(classes))
+    return scores(matrix, classes)
+
+
+def confusion_matrix(prediction, target, num_classes):
+    """matrix[t, p] = number of pixels of true class t predicted as p."""
+    valid = (target >= 0) & (target < num_classes)
+    return torch.bincount(num_classes * target[valid] + prediction[valid],
+                          minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def scores(matrix, classes):
+    """mIoU (mean over classes that occur in truth or prediction), pixel accuracy, per-class
+    IoU / precision / recall. A ratio with nothing to count is None."""
+    m = matrix.double()
+    tp, truth, predicted = m.diag(), m.sum(1), m.sum(0)
+    ratio = lambda a, b: [None if d == 0 else float(n / d) for n, d in zip(a, b)]
+    iou, precision, recall = ratio(tp, truth + predicted - tp), ratio(tp, predicted), ratio(tp, truth)
+    present = [v for v in iou if v is not None]
+    return dict(miou=float(np.mean(present)) if present else 0.0,
+                pixel_accuracy=float(tp.sum() / m.sum()) if m.sum() else 0.0,
+                per_class={c: dict(iou=iou[k], precision=precision[k], recall=recall[k]) for k, c in enumerate(classes)},
+                confusion_matrix=matrix.tolist())
+
+
+def print_table(test, classes):
+    fmt = lambda v: "   -  " if v is None else f"{v:.4f}"
+    print(f"{'class':<12} {'IoU':>7} {'precision':>10} {'recall':>7}")
+    for c in classes:
+        s = test["per_class"][c]
+        print(f"{c:<12} {fmt(s['iou']):>7} {fmt(s['precision']):>10} {fmt(s['recall']):>7}")
+
+
+def describe_labels(config):
+    if config["dense"]:
+        return "dense masks"
+    if config["points"] is not None:
+        return f"{config['points']} random points/image"
+    return f"{config['points_per_class']} {config['strategy']} points/class"
+
+
+def run_name(config):
+    if config["dense"]:
+        labels = "dense"
+    elif config["points"] is not None:
+        labels = f"points{config['points']}"
+    else:
+        labels = f"{config['points_per_class']}perclass-{config['strategy']}"
+    return f"{labels}-seed{config['seed']}"
+
+
+def save_atomic(write, path):
+    """Write through a temporary file beside `path`, then rename it into place in one step."""
+    tmp = Path(f"{path}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def pick_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu or auto")
+    return torch.device(name)
+
+
+def check_config(config):
+    unknown = set(config) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    given = [k for k in ("points", "points_per_class") if config[k] is not None] + (["dense"] if config["dense"] else [])
+    if len(given) != 1:
+        raise ValueError(f"choose exactly one of --points N, --points-per-class K, --dense (got {given or 'none'})")
+    for key in ("points", "points_per_class", "epochs", "batch_size", "image_size", "train_size", "test_size"):
+        if config[key] is not None and (not isinstance(config[key], int) or config[key] < 1):
+            raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}")
+    if not isinstance(config["val_size"], int) or config["val_size"] < 0:
+        raise ValueError(f"--val-size must be a non-negative integer, got {config['val_size']}")
+    if config["strategy"] not in ("random", "stratified"):
+        raise ValueError(f"unknown strategy {config['strategy']!r}: use random or stratified")
+    if config["strategy"] != "random" and config["points_per_class"] is None:
+        raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
+    if config["image_size"] % DIVISOR:
+        raise ValueError(f"--image-size must be a multiple of {DIVISOR}, got {config['image_size']}")
+    if not config["lr"] > 0 or not config["weight_decay"] >= 0:
+        raise ValueError(f"--lr must be > 0 and --weight-decay >= 0, got {config['lr']} and {config['weight_decay']}")
+    weights = config["weights"]
+    if weights is not None and str(weights).lower() not in ("imagenet", "none") and not Path(weights).is_file():
+        raise ValueError(f"weights file not found: {weights} (use imagenet, none or a resnet34 state dict file)")
+    if config["device"] != "auto" and not config["device"].split(":")[0] in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {config['device']!r}: use auto, cpu, cuda or cuda:N")
+    return config
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv=None):
+    parser = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, help="random clicks per training image")
+    parser.add_argument("--points-per-class", type=int, help="clicks per class present in each image")
+    parser.add_argument("--strategy", default=DEFAULTS["strategy"], choices=["random", "stratified"])
+    parser.add_argument("--dense", action="store_true", help="train on the full masks (upper bound)")
+    for key in ("epochs", "batch_size", "image_size", "seed", "train_size", "val_size", "test_size"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
+    parser.add_argument("--device", default=DEFAULTS["device"], help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--weights", default=DEFAULTS["weights"], help="imagenet, none or a resnet34 state dict file")
+    parser.add_argument("--data", help="folder of your own tiles (format in README)")
+    parser.add_argument("--out", help="output folder (default runs/<name>)")
+    config = vars(parser.parse_args(argv))
+    try:
+        train(config)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+
+
+if __name__ == "__main__":
+    main()

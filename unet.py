@@ -1,0 +1,136 @@
+"""U-Net with a torchvision ResNet34 encoder: image (N, B, H, W) -> raw logits (N, C, H, W).
+
+The encoder is torchvision's resnet34 cut into its five stages; the decoder is written out here
+and follows segmentation_models_pytorch's Unet: five blocks of
+    upsample x2 -> concat the encoder skip at that size -> 2 x (3x3 conv, BN, ReLU)
+with 256/128/64/32/16 channels, then a 3x3 conv head to one logit per class. No final
+activation: the loss (pce.py) takes raw logits. ~24.4 M parameters, like smp's Unet("resnet34").
+
+Input normalisation happens in exactly one place, the first line of `UNet.forward`:
+(x - mean) / std per band, with mean/std kept as buffers so they travel inside every checkpoint.
+The default is ImageNet's RGB mean/std, the statistics the pretrained encoder was trained with,
+for images scaled to [0, 1]; data with other bands or scales passes its own per-band statistics.
+"""
+import contextlib
+import io
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.models import ResNet34_Weights
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DECODER_CHANNELS = (256, 128, 64, 32, 16)
+ENCODER_CHANNELS = (64, 64, 128, 256, 512)      # stem (H/2), layer1 (H/4) ... layer4 (H/32)
+DIVISOR = 32                                     # five stride-2 stages
+
+
+def conv_bn_relu(in_channels, out_channels):
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class DecoderBlock(nn.Module):
+    """upsample x2 -> concat skip -> 2 x (conv-bn-relu)"""
+
+    def __init__(self, in_channels, skip_channels, out_channels):
+        super().__init__()
+        self.conv1 = conv_bn_relu(in_channels + skip_channels, out_channels)
+        self.conv2 = conv_bn_relu(out_channels, out_channels)
+
+    def forward(self, x, skip=None):
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.conv2(self.conv1(x))
+
+
+class UNet(nn.Module):
+    def __init__(self, num_classes=5, weights="imagenet", in_channels=3, mean=None, std=None):
+        super().__init__()
+        resnet, self.encoder_init = build_resnet34(weights)
+        if in_channels != 3:
+            resnet.conv1 = adapt_first_conv(resnet.conv1, in_channels)
+        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu)           # H/2
+        self.layers = nn.ModuleList([nn.Sequential(resnet.maxpool, resnet.layer1),  # H/4
+                                     resnet.layer2, resnet.layer3, resnet.layer4])   # H/8 .. H/32
+        # the deepest feature map is upsampled through the decoder, picking up the skips on the way
+        skips = ENCODER_CHANNELS[-2::-1] + (0,)                                      # 256, 128, 64, 64, none
+        ins = (ENCODER_CHANNELS[-1],) + DECODER_CHANNELS[:-1]
+        self.decoder = nn.ModuleList([DecoderBlock(i, s, o) for i, s, o in zip(ins, skips, DECODER_CHANNELS)])
+        self.head = nn.Conv2d(DECODER_CHANNELS[-1], num_classes, 3, padding=1)
+        mean = IMAGENET_MEAN if mean is None else mean
+        std = IMAGENET_STD if std is None else std
+        if not len(mean) == len(std) == in_channels:
+            raise ValueError(f"need one mean and one std per input band ({in_channels}), "
+                             f"got {len(mean)} means and {len(std)} stds")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(f"expected images (N, {self.mean.shape[1]}, H, W), got shape {tuple(x.shape)}")
+        if x.shape[-2] % DIVISOR or x.shape[-1] % DIVISOR:
+            raise ValueError(f"image height and width must be multiples of {DIVISOR}, got "
+                             f"{x.shape[-2]}x{x.shape[-1]}")
+        x = (x - self.mean) / self.std
+        features = [self.stem(x)]
+        for layer in self.layers:
+            features.append(layer(features[-1]))
+        x, skips = features[-1], features[-2::-1] + [None]
+        for block, skip in zip(self.decoder, skips):
+            x = block(x, skip)
+        return self.head(x)
+
+
+def build_resnet34(weights):
+    """torchvision resnet34 and the init actually used: 'imagenet', 'random' or 'file:<path>'.
+
+    weights: "imagenet" (torchvision's ResNet34_Weights.IMAGENET1K_V1, read from the torch hub cache
+    under $TORCH_HOME, downloaded if missing), a path to a torchvision resnet34 state dict, or
+    None / "none". Offline without a cached copy, ImageNet weights fall back to random init with
+    one line saying so; the caller records `encoder_init`, never the request.
+    """
+    resnet = torchvision.models.resnet34(weights=None)
+    if weights is None or str(weights).lower() == "none":
+        return resnet, "random"
+    if weights == "imagenet":
+        try:   # torch hub announces its download attempt on stdout; our own line below says what happened
+            with contextlib.redirect_stdout(io.StringIO()):
+                state = ResNet34_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        except Exception as error:       # offline: URLError, socket errors, ...; any reason means "not here"
+            cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(ResNet34_Weights.IMAGENET1K_V1.url).name
+            print(f"ImageNet weights unavailable ({type(error).__name__}); continuing from random init. "
+                  f"To use them offline, copy {Path(cache).name} to {cache} or pass --weights PATH.", flush=True)
+            return resnet, "random"
+        resnet.load_state_dict(state)
+        return resnet, "imagenet"
+    path = Path(weights)
+    if not path.is_file():
+        raise ValueError(f"weights file not found: {weights} (use 'imagenet', 'none' or the path of a "
+                         f"torchvision resnet34 state dict)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}   # the classifier is unused
+    missing, unexpected = resnet.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.startswith("fc.")]:
+        raise ValueError(f"{weights} is not a torchvision resnet34 state dict "
+                         f"(missing {len(missing)} keys, unexpected {len(unexpected)})")
+    return resnet, f"file:{path}"
+
+
+def adapt_first_conv(conv, in_channels):
+    """The usual way to feed B != 3 bands to an RGB-pretrained conv: keep the RGB filters, start
+    every extra band from their mean; with fewer than 3 bands every band gets the mean, scaled so
+    a grey input gives the same response as before."""
+    rgb = conv.weight.detach()
+    mean = rgb.mean(dim=1, keepdim=True)
+    if in_channels > 3:
+        weight = torch.cat([rgb, mean.repeat(1, in_channels - 3, 1, 1)], dim=1)
+    else:
+        weight = mean.repeat(1, in_channels, 1, 1) * (3 / in_channels)
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+    new.weight.data.copy_(weight)
+    return new
