@@ -23,11 +23,11 @@ IGNORE = 255                    # "unknown" in a dense mask: never sampled, neve
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 # mean reflectance per class in three bands (R, G, B), and the amplitude and grain (px) of its texture
-SIGNATURES = np.array([[0.50, 0.46, 0.44],    # Urban: bright, grey-beige roofs
-                       [0.24, 0.38, 0.20],    # Vegetation
-                       [0.14, 0.22, 0.33],    # Water
-                       [0.48, 0.41, 0.31],    # Bare Soil: close to urban in brightness
-                       [0.40, 0.39, 0.38]])   # Road: asphalt, between urban and soil
+SIGNATURES = np.array([[0.60, 0.49, 0.45],    # Urban: bright, reddish roofs
+                       [0.22, 0.40, 0.18],    # Vegetation
+                       [0.10, 0.18, 0.32],    # Water
+                       [0.50, 0.43, 0.32],    # Bare Soil: close to urban in brightness
+                       [0.32, 0.32, 0.33]])   # Road: dark grey asphalt
 TEXTURE = np.array([0.07, 0.06, 0.02, 0.06, 0.03])
 GRAIN = np.array([1.5, 3.0, 6.0, 4.0, 1.0])
 NOISE_SIGMA = 0.05
@@ -75,7 +75,7 @@ def make_scene(rng, shape=(128, 128)):
                     block = dense_mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
                     block[block != WATER] = URBAN
     for i in range(rng.integers(1, 4)):                                 # roads, the first through a district
-        dense_mask[band(rng, shape, rng.uniform(1.5, 4.0), districts[0] if i == 0 else None)] = ROAD
+        dense_mask[band(rng, shape, rng.uniform(2.0, 4.5), districts[0] if i == 0 else None)] = ROAD
     return render(rng, dense_mask), dense_mask.astype(np.uint8)
 
 

@@ -215,6 +215,8 @@ def save_atomic(write, path):
 def pick_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu or auto")
     return torch.device(name)
@@ -243,8 +245,6 @@ def check_config(config):
     weights = config["weights"]
     if weights is not None and str(weights).lower() not in ("imagenet", "none") and not Path(weights).is_file():
         raise ValueError(f"weights file not found: {weights} (use imagenet, none or a resnet34 state dict file)")
-    if config["device"] != "auto" and not config["device"].split(":")[0] in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {config['device']!r}: use auto, cpu, cuda or cuda:N")
     return config
 
 

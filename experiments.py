@@ -1,0 +1,156 @@
+"""Reproduce the report's experiments over several seeds, plus two baselines it did not run.
+
+    python experiments.py all          everything below, then tables and figures
+    python experiments.py density      Table 1: 50 / 200 / 500 / 1000 random points per image
+    python experiments.py strategy     Table 2: random vs stratified, 5 / 10 / 20 points per class
+    python experiments.py final        Table 3: 10 points per class, random, per-class scores
+    python experiments.py baselines    dense (full-mask) upper bound; ImageNet vs random init
+options: --seeds 3  --out results  --device auto  --quick (tiny smoke run, written to results-quick/)
+
+Each configuration is trained from scratch once per seed; the seed changes the scenes, the
+clicks and the initial weights together. Every finished run is appended to <out>/runs.jsonl at
+once, so an interrupted `all` resumes where it stopped. Tables (<out>/tables.md) and figures are
+rendered from those records and show mean ± std over the seeds; a difference is called "within
+noise" when it is smaller than twice its standard error (paired by seed).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from data import CLASSES
+from train import DEFAULTS, pick_device, train
+
+SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"
+DENSITY_POINTS = (50, 200, 500, 1000)
+STRATEGY_POINTS = (5, 10, 20)
+FINAL = dict(points_per_class=10, strategy="random")
+QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
+REPORT_DENSITY_MIOU = {50: 0.8151, 200: 0.9157, 500: 0.9248, 1000: 0.9417}
+REPORT_FINAL = dict(miou=0.9290, pixel_accuracy=0.9716)
+
+
+def planned(command, seeds):
+    """The configurations a command needs, one per seed (train.py's defaults fill in the rest)."""
+    runs = []
+    for seed in range(seeds):
+        if command in ("density", "all"):
+            runs += [dict(points=p, seed=seed) for p in DENSITY_POINTS]
+        if command in ("strategy", "all"):
+            runs += [dict(points_per_class=k, strategy=s, seed=seed) for k in STRATEGY_POINTS for s in ("random", "stratified")]
+        if command in ("final", "all"):
+            runs += [dict(FINAL, seed=seed)]
+        if command in ("baselines", "all"):
+            runs += [dict(dense=True, seed=seed), dict(FINAL, weights="none", seed=seed)]
+    unique = {}
+    for run in runs:
+        unique.setdefault(key(run), run)
+    return list(unique.values())
+
+
+def key(config):
+    """What identifies a run: its training settings, not where it writes or which device it used."""
+    full = {**DEFAULTS, **config}
+    return json.dumps({k: v for k, v in sorted(full.items()) if k not in ("out", "device")})
+
+
+def load_records(path):
+    """Finished runs by key. A line cut short by a crash is skipped, not fatal."""
+    records = {}
+    if path.exists():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            try:
+                record = json.loads(line)
+                records[record["key"]] = record
+            except (json.JSONDecodeError, KeyError, TypeError):
+                print(f"{path}:{number}: skipping an unreadable record (interrupted write?)", file=sys.stderr)
+    return records
+
+
+def append_record(path, record):
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():                                   # finish a line a crash left cut short
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write((json.dumps(record) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def same_as_done(config, records):
+    """A random-init run needs no training when the ImageNet run of the same config fell back to
+    random init: that run already is it, number for number."""
+    if config.get("weights") != "none":
+        return None
+    twin = records.get(key({**config, "weights": DEFAULTS["weights"]}))
+    return twin if twin and twin["metrics"]["encoder_init"] == "random" else None
+
+
+def run_all(command, seeds, out, device, quick):
+    out.mkdir(parents=True, exist_ok=True)
+    records_path = out / "runs.jsonl"
+    records = load_records(records_path)
+    extra = QUICK if quick else {}
+    plan = planned(command, seeds)
+    todo = [c for c in plan if key({**c, **extra}) not in records]
+    print(f"{command}: {len(plan)} runs planned, {len(todo)} still to train -> {out}", flush=True)
+    started, done = time.time(), 0
+    for i, config in enumerate(todo, 1):
+        if same_as_done({**config, **extra}, records):
+            print(f"[{i}/{len(todo)}] {describe(config)}: same computation as a finished run, reused", flush=True)
+            continue
+        print(f"[{i}/{len(todo)}] {describe(config)} ...", flush=True)
+        run_start = time.time()
+        metrics = train(dict(config, **extra, device=device, out=str(out / "runs" / name(config))))
+        record = dict(key=key({**config, **extra}), config=config, quick=quick, metrics=metrics)
+        append_record(records_path, record)
+        records[record["key"]] = record
+        done += 1
+        elapsed = time.time() - started
+        eta = elapsed / done * (len(todo) - i)
+        print(f"[{i}/{len(todo)}] done in {time.time() - run_start:.0f}s; elapsed {clock(elapsed)}, "
+              f"ETA {clock(eta)}", flush=True)
+    import report
+    report.write_all(out, records, seeds, quick)
+
+
+def describe(config):
+    return " ".join(f"{k}={v}" for k, v in config.items())
+
+
+def name(config):
+    return "_".join(f"{k}-{v}" for k, v in config.items()).replace("points_per_class", "ppc")
+
+
+def clock(seconds):
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m" if seconds >= 3600 else \
+           f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")
+    parser.add_argument("command", choices=["all", "density", "strategy", "final", "baselines"])
+    parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--out", help=f"results folder (default {OUT}, or {QUICK_OUT} with --quick)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 epoch: a smoke test")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    try:
+        pick_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    run_all(args.command, args.seeds, Path(args.out or (QUICK_OUT if args.quick else OUT)), args.device, args.quick)
+
+
+if __name__ == "__main__":
+    main()
