@@ -1,0 +1,170 @@
+"""tiles.py, predict.py and `train.py --data`: your own tiles in, trained model and PNGs out."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import predict
+import tiles
+from data import make_split, sample_split_points
+from train import load_data, train
+
+FAST = dict(epochs=1, batch_size=2, image_size=64, weights="none")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export") / "scenes"
+    tiles.export(root, seed=0, sizes=(4, 2, 2), image_size=64)
+    return root
+
+
+def write_tile(folder, stem, image, mask=None, clicks=None):
+    for sub in ("images", "masks", "points"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    np.save(folder / "images" / f"{stem}.npy", image)
+    if mask is not None:
+        Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / f"{stem}.png")
+    if clicks is not None:
+        (folder / "points" / f"{stem}.csv").write_text("x,y,class\n" + "".join(f"{x},{y},{c}\n" for x, y, c in clicks))
+
+
+def own_folder(root, bands=3, shape=(50, 90), hwc=False, with_val=True):
+    """Two classes, 'dark' left and 'bright' right; train tiles carry hand-written clicks only."""
+    rng = np.random.default_rng(0)
+    (root).mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("dark\nbright\n")
+    mask = np.zeros(shape, np.uint8)
+    mask[:, shape[1] // 2:] = 1
+    image = (mask[None] * 100 + rng.normal(50, 5, (bands,) + shape)).astype(np.float32)
+    image = image.transpose(1, 2, 0) if hwc else image
+    for i in range(2):
+        write_tile(root / "train", f"t{i}", image, clicks=[(3, 4, "dark"), (80, 40, "bright"), (10, 30, 0), (70, 2, 1)])
+    for split in (("val", "test") if with_val else ("test",)):
+        write_tile(root / split, "a", image, mask=mask)
+    return root
+
+
+def test_export_reads_back_as_the_generator_made_it(exported):
+    data = tiles.load_folder(exported, 0, dict(points_per_image=30))
+    images, masks = make_split("train", 4, seed=0, image_size=64)
+    assert data["classes"] == ("Urban", "Vegetation", "Water", "Bare Soil", "Road") and data["bands"] == 3
+    assert np.array_equal(np.stack(data["train"][0]), np.round(images * 255))      # 8-bit, lossless
+    assert np.array_equal(np.stack(data["train"][2]), masks)
+    # same seed, same clicks as the built-in route
+    for ours, builtin in zip(data["train"][1], sample_split_points(masks, 0, points_per_image=30)):
+        assert np.array_equal(ours, builtin)
+    assert len(data["val"][0]) == 2 and len(data["test"][0]) == 2
+    assert np.allclose(data["mean"], np.stack(data["train"][0]).mean(axis=(0, 2, 3)), rtol=1e-4)
+
+
+def test_export_refuses_a_non_empty_folder(exported):
+    with pytest.raises(ValueError, match="exists and is not empty"):
+        tiles.export(exported)
+
+
+def test_data_py_export_command(tmp_path):
+    result = subprocess.run([sys.executable, "data.py", "export", str(tmp_path / "x"), "--train-size", "2",
+                             "--val-size", "1", "--test-size", "1", "--image-size", "32"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "x" / "train" / "images").glob("*.png"))) == 2
+
+
+def test_train_from_exported_folder(exported, tmp_path):
+    metrics = train(dict(FAST, data=str(exported), points=100, out=str(tmp_path)))
+    assert metrics["classes"][4] == "Road" and 0 <= metrics["test"]["miou"] <= 1
+    assert (tmp_path / "model.pt").exists()
+
+
+def test_clicks_train_predict_round_trip_at_exact_sizes(tmp_path, capsys):
+    root = own_folder(tmp_path / "own")
+    data = load_data(dict(data=str(root), points=5, dense=False, seed=0))
+    clicks = data["train"][1][0]
+    assert (clicks >= 0).sum() == 4 and clicks[4, 3] == 0 and clicks[40, 80] == 1 and clicks[2, 70] == 1
+    metrics = train(dict(FAST, data=str(root), points=5, out=str(tmp_path / "run")))
+    assert metrics["classes"] == ["dark", "bright"]
+    extra = tmp_path / "new"
+    extra.mkdir()
+    np.save(extra / "odd.npy", np.random.default_rng(1).normal(100, 30, (3, 37, 101)).astype(np.float32))
+    predict.main([str(tmp_path / "run" / "model.pt"), str(root / "test" / "images"), str(extra / "odd.npy"),
+                  "--out", str(tmp_path / "pred")])
+    assert Image.open(tmp_path / "pred" / "a_classes.png").size == (90, 50)
+    assert Image.open(tmp_path / "pred" / "odd_classes.png").size == (101, 37)
+    assert Image.open(tmp_path / "pred" / "odd_preview.png").mode == "RGB"
+    assert "[2/2]" in capsys.readouterr().out
+
+
+def test_four_band_npy_tiles_train(tmp_path):
+    root = own_folder(tmp_path / "nir", bands=4, hwc=True, with_val=False)
+    metrics = train(dict(FAST, data=str(root), points=5, out=str(tmp_path / "run")))
+    checkpoint = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert checkpoint["bands"] == 4 and checkpoint["state_dict"]["mean"].shape == (1, 4, 1, 1)
+    assert metrics["best_epoch"] == 1
+    with pytest.raises(SystemExit):       # a 4-band model cannot read a 3-band tile
+        np.save(tmp_path / "rgb.npy", np.zeros((3, 32, 32), np.float32))
+        predict.main([str(tmp_path / "run" / "model.pt"), str(tmp_path / "rgb.npy"), "--out", str(tmp_path / "p")])
+    assert not (tmp_path / "p").exists()
+
+
+def break_folder(root, how):
+    mask = np.zeros((50, 90), np.uint8)
+    if how == "missing split":
+        import shutil
+        shutil.rmtree(root / "test")
+    elif how == "empty split":
+        for p in (root / "test" / "images").iterdir():
+            p.unlink()
+    elif how == "no mask":
+        (root / "val" / "masks" / "a.png").unlink()
+    elif how == "size mismatch":
+        Image.fromarray(np.zeros((50, 80), np.uint8)).save(root / "val" / "masks" / "a.png")
+    elif how == "bad mask value":
+        mask[0, 0] = 7
+        Image.fromarray(mask).save(root / "val" / "masks" / "a.png")
+    elif how == "click outside":
+        (root / "train" / "points" / "t0.csv").write_text("x,y,class\n90,10,dark\n")
+    elif how == "unknown class":
+        (root / "train" / "points" / "t0.csv").write_text("x,y,class\n5,10,water\n")
+    elif how == "unreadable":
+        (root / "train" / "images" / "t1.npy").write_text("not an image")
+    elif how == "no classes":
+        (root / "classes.txt").unlink()
+
+
+@pytest.mark.parametrize("how, message", [
+    ("missing split", r"test/images: missing or holds no images"),
+    ("empty split", r"test/images: missing or holds no images"),
+    ("no mask", r"val/images/a.npy: no mask; a val image needs a mask"),
+    ("size mismatch", r"val/masks/a.png: mask is \(50, 80\), its image is \(50, 90\)"),
+    ("bad mask value", r"val/masks/a.png: mask values \[7\] are not class indices 0..1 or 255"),
+    ("click outside", r"t0.csv:2: click \(90, 10\) is outside the 90x50 image"),
+    ("unknown class", r"t0.csv:2: unknown class 'water'"),
+    ("unreadable", r"t1.npy: cannot read image"),
+    ("no classes", r"classes.txt: missing"),
+])
+def test_bad_folders_get_one_clear_error_and_write_nothing(tmp_path, how, message, capsys):
+    import train as train_module
+    root = own_folder(tmp_path / "own")
+    break_folder(root, how)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--data", str(root), "--points", "5", "--weights", "none", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert __import__("re").search(message, err), err
+    assert not out.exists()
+
+
+def test_predict_rejects_bad_checkpoints(tmp_path, capsys):
+    torch.save({"something": 1}, tmp_path / "junk.pt")
+    model = predict.UNet(3, weights=None)
+    torch.save(dict(state_dict=model.state_dict(), classes=["a", "b"], bands=3, image_size=64), tmp_path / "wrong.pt")
+    np.save(tmp_path / "x.npy", np.zeros((3, 32, 32), np.float32))
+    for checkpoint, message in (("junk.pt", "not a train.py checkpoint"), ("nope.pt", "checkpoint not found"),
+                                ("wrong.pt", "weights are for 3 classes and 3 bands, but it declares 2 classes")):
+        with pytest.raises(SystemExit):
+            predict.main([str(tmp_path / checkpoint), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p")])
+        assert message in capsys.readouterr().err
