@@ -15,15 +15,12 @@ noise" when it is smaller than twice its standard error (paired by seed).
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
-from data import CLASSES
 from train import DEFAULTS, pick_device, train
 
 SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"

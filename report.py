@@ -6,7 +6,6 @@ Every cell is mean ± std over the seeds that finished (sample std, n - 1). Diff
 two settings are paired by seed (same scenes, same test set) and called "within noise" when
 |mean| <= 2 standard errors of the paired differences; a single seed cannot say, and says so.
 """
-import json
 import math
 import sys
 from pathlib import Path
@@ -15,8 +14,9 @@ import numpy as np
 
 import experiments as ex
 from data import CLASSES
+from tiles import PALETTE
 
-COLOURS = ["#d62728", "#2ca02c", "#1f77b4", "#c8a064", "#7f7f7f"]   # Urban, Vegetation, Water, Bare Soil, Road
+COLOURS = PALETTE[:len(CLASSES)]       # Urban red, Vegetation green, Water blue, Bare Soil tan, Road grey
 
 
 def mean_std(values):

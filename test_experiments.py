@@ -1,5 +1,4 @@
 """experiments.py / report.py: the quick end-to-end run, resuming, formatting and crash safety."""
-import json
 
 import pytest
 

@@ -3,11 +3,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
-import train as train_module
 from train import confusion_matrix, main, predict_tile, scores, train
 from unet import UNet
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torchvision
 
-import unet
 from unet import IMAGENET_MEAN, UNet, adapt_first_conv
 
 SMP_UNET_RESNET34_PARAMS = 24_436_369     # segmentation_models_pytorch Unet("resnet34", classes=5)

@@ -15,7 +15,6 @@ are written atomically, so an interrupted run never leaves a half-written file.
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from data import CLASSES, IGNORE, PointDataset, make_split, sample_split_points
+import tiles
 from pce import partial_cross_entropy
 from unet import DIVISOR, UNet
 
@@ -101,7 +101,6 @@ def load_data(config):
     """{'train'|'val'|'test': (images, point_labels, dense_masks), 'classes', 'bands', 'mean', 'std'}."""
     how = label_options(config)
     if config["data"]:
-        import tiles
         return tiles.load_folder(config["data"], config["seed"], how)
     data = dict(classes=CLASSES, bands=3, mean=None, std=None)   # None: ImageNet statistics (unet.py)
     for split in ("train", "val", "test"):
