@@ -84,8 +84,8 @@ def test_clicks_train_predict_round_trip_at_exact_sizes(tmp_path, capsys):
     data = load_data(dict(data=str(root), points=5, dense=False, seed=0))
     clicks = data["train"][1][0]
     assert (clicks >= 0).sum() == 4 and clicks[4, 3] == 0 and clicks[40, 80] == 1 and clicks[2, 70] == 1
-    metrics = train(dict(FAST, data=str(root), points=5, out=str(tmp_path / "run")))
-    assert metrics["classes"] == ["dark", "bright"]
+    metrics = train(dict(FAST, data=str(root), out=str(tmp_path / "run")))    # the CSVs are all the labels
+    assert metrics["classes"] == ["dark", "bright"] and metrics["labeled_fraction"] == 8 / (2 * 50 * 90)
     extra = tmp_path / "new"
     extra.mkdir()
     np.save(extra / "odd.npy", np.random.default_rng(1).normal(100, 30, (3, 37, 101)).astype(np.float32))
@@ -132,6 +132,13 @@ def break_folder(root, how):
         (root / "train" / "images" / "t1.npy").write_text("not an image")
     elif how == "no classes":
         (root / "classes.txt").unlink()
+
+
+def test_tiles_without_clicks_need_a_sampling_flag(exported, capsys):
+    import train as train_module
+    with pytest.raises(SystemExit):
+        train_module.main(["--data", str(exported), "--weights", "none"])
+    assert "scene_0000.png: no points/scene_0000.csv; give --points N" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("how, message", [

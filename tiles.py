@@ -91,12 +91,12 @@ def stems(folder, suffixes):
 
 
 def read_split(root, split, classes):
-    """images, masks (None where a training tile has clicks and no mask), click files."""
+    """image paths, images, masks (None where a training tile has clicks and no mask), click files."""
     images = stems(root / split / "images", IMAGE_SUFFIXES)
     if not images:
         raise ValueError(f"{root / split / 'images'}: missing or holds no images ({', '.join(IMAGE_SUFFIXES)})")
     masks, clicks = stems(root / split / "masks", MASK_SUFFIXES), stems(root / split / "points", (".csv",))
-    out = ([], [], [])
+    out = ([], [], [], [])
     for stem, path in images.items():
         image = read_image(path)
         if stem not in masks and not (split == "train" and stem in clicks):
@@ -104,13 +104,14 @@ def read_split(root, split, classes):
                     "a mask (masks/<stem>.png or .npy): val and test tiles are scored"
             raise ValueError(f"{path}: no mask; a {split} image needs {needs}")
         mask = read_mask(masks[stem], len(classes), image.shape[1:]) if stem in masks else None
-        out[0].append(image), out[1].append(mask), out[2].append(clicks.get(stem))
+        out[0].append(path), out[1].append(image), out[2].append(mask), out[3].append(clicks.get(stem))
     return out
 
 
 def load_folder(root, seed, how):
     """The `data` dict train.py expects, from a folder of tiles (format in the module docstring).
-    how: sample_points arguments for tiles without clicks; None = train on the full masks."""
+    how: for training tiles without a clicks file, "dense" (their full mask) or sample_points
+    arguments (clicks sampled from the mask); None means every training tile must bring clicks."""
     root = Path(root)
     if not (root / "classes.txt").is_file():
         raise ValueError(f"{root / 'classes.txt'}: missing (one class name per line)")
@@ -123,12 +124,10 @@ def load_folder(root, seed, how):
         if split == "val" and not (root / "val").exists():
             data["val"] = ([], None, [])
             continue
-        images, masks, clicks = read_split(root, split, classes)
+        paths, images, masks, clicks = read_split(root, split, classes)
         point_labels = None
         if split == "train":
-            point_labels = [read_clicks(c, i.shape[1:], classes) if c else
-                            np.where(m == IGNORE, -1, m).astype(np.int64) if how is None else
-                            sample_points(m, rng, **how) for i, m, c in zip(images, masks, clicks)]
+            point_labels = [training_labels(*tile, classes, how, rng) for tile in zip(paths, images, masks, clicks)]
             masks = [np.full(i.shape[1:], IGNORE, np.uint8) if m is None else m for i, m in zip(images, masks)]
         data[split] = (images, point_labels, masks)
     band_counts = {i.shape[0] for split in ("train", "val", "test") for i in data[split][0]}
@@ -137,6 +136,17 @@ def load_folder(root, seed, how):
     pixels = np.concatenate([i.reshape(i.shape[0], -1) for i in data["train"][0]], axis=1)
     data.update(bands=band_counts.pop(), mean=pixels.mean(1).tolist(), std=np.maximum(pixels.std(1), 1e-6).tolist())
     return data
+
+
+def training_labels(path, image, mask, click_file, classes, how, rng):
+    if click_file:
+        return read_clicks(click_file, image.shape[1:], classes)
+    if how is None:
+        raise ValueError(f"{path}: no points/{path.stem}.csv; give --points N or --points-per-class K "
+                         f"to sample its clicks from its mask, or --dense")
+    if how == "dense":
+        return np.where(mask == IGNORE, -1, mask).astype(np.int64)
+    return sample_points(mask, rng, **how)
 
 
 def save_png(array, path):

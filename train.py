@@ -106,8 +106,8 @@ def load_data(config):
     for split in ("train", "val", "test"):
         images, dense_masks = make_split(split, config[f"{split}_size"], config["seed"], config["image_size"])
         if split == "train":
-            point_labels = sample_split_points(dense_masks, config["seed"], **how) if how else \
-                           [np.where(m == IGNORE, -1, m).astype(np.int64) for m in dense_masks]
+            point_labels = [np.where(m == IGNORE, -1, m).astype(np.int64) for m in dense_masks] \
+                           if how == "dense" else sample_split_points(dense_masks, config["seed"], **how)
         else:
             point_labels = None
         data[split] = (images, point_labels, dense_masks)
@@ -115,12 +115,15 @@ def load_data(config):
 
 
 def label_options(config):
-    """sample_points keyword arguments, or None for dense training."""
+    """How the training labels are made: "dense" (the full masks), sample_points keyword arguments,
+    or None (a tile folder whose training tiles all bring their own clicks)."""
     if config["dense"]:
-        return None
+        return "dense"
     if config["points"] is not None:
         return dict(points_per_image=config["points"])
-    return dict(points_per_class=config["points_per_class"], strategy=config["strategy"])
+    if config["points_per_class"] is not None:
+        return dict(points_per_class=config["points_per_class"], strategy=config["strategy"])
+    return None
 
 
 @torch.no_grad()
@@ -185,22 +188,19 @@ def print_table(test, classes):
         print(f"{c:<12} {fmt(s['iou']):>7} {fmt(s['precision']):>10} {fmt(s['recall']):>7}")
 
 
-def describe_labels(config):
+def describe_labels(config, short=False):
     if config["dense"]:
-        return "dense masks"
+        return "dense" if short else "dense masks"
     if config["points"] is not None:
-        return f"{config['points']} random points/image"
-    return f"{config['points_per_class']} {config['strategy']} points/class"
+        return f"points{config['points']}" if short else f"{config['points']} random points/image"
+    if config["points_per_class"] is not None:
+        return f"{config['points_per_class']}perclass-{config['strategy']}" if short else \
+               f"{config['points_per_class']} {config['strategy']} points/class"
+    return "clicks" if short else "clicks from points/*.csv"
 
 
 def run_name(config):
-    if config["dense"]:
-        labels = "dense"
-    elif config["points"] is not None:
-        labels = f"points{config['points']}"
-    else:
-        labels = f"{config['points_per_class']}perclass-{config['strategy']}"
-    return f"{labels}-seed{config['seed']}"
+    return f"{describe_labels(config, short=True)}-seed{config['seed']}"
 
 
 def save_atomic(write, path):
@@ -226,7 +226,7 @@ def check_config(config):
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     given = [k for k in ("points", "points_per_class") if config[k] is not None] + (["dense"] if config["dense"] else [])
-    if len(given) != 1:
+    if len(given) > 1 or not (given or config["data"]):
         raise ValueError(f"choose exactly one of --points N, --points-per-class K, --dense (got {given or 'none'})")
     for key in ("points", "points_per_class", "epochs", "batch_size", "image_size", "train_size", "test_size"):
         if config[key] is not None and (not isinstance(config[key], int) or config[key] < 1):
