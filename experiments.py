@@ -13,7 +13,6 @@ once, so an interrupted `all` resumes where it stopped. Tables (<out>/tables.md)
 rendered from those records and show mean ± std over the seeds; a difference is called "within
 noise" when it is smaller than twice its standard error (paired by seed).
 """
-import argparse
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 
-from train import DEFAULTS, pick_device, train
+from train import DEFAULTS, OneLineParser, pick_device, train
 
 SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"
 DENSITY_POINTS = (50, 200, 500, 1000)
@@ -132,8 +131,7 @@ def clock(seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["all", "density", "strategy", "final", "baselines"])
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--out", help=f"results folder (default {OUT}, or {QUICK_OUT} with --quick)")

@@ -8,14 +8,13 @@ whole tiles are covered by overlapping windows (train.predict_tile), never resiz
 names, band count and normalisation come from the checkpoint. All inputs are checked before the
 first file is written, and every file is written atomically.
 """
-import argparse
 import time
 from pathlib import Path
 
 import torch
 
 from tiles import IMAGE_SUFFIXES, colourise, read_image, save_png
-from train import pick_device, predict_tile
+from train import OneLineParser, pick_device, predict_tile
 from unet import UNet
 
 
@@ -55,8 +54,7 @@ def expand(inputs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("inputs", nargs="+", help="image files or folders of images")
     parser.add_argument("--out", required=True, help="folder for the predicted PNGs")

@@ -89,6 +89,7 @@ def test_dense_training_uses_every_pixel(tmp_path):
     ([], "choose exactly one"),
     (["--points", "10", "--strategy", "stratified"], "applies to --points-per-class only"),
     (["--points", "ten"], "invalid int value: 'ten'"),
+    (["--points", "10", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
     (["--pionts", "10"], "unrecognized arguments: --pionts"),
     (["--points", "5000", "--image-size", "64", "--train-size", "1", "--val-size", "0", "--test-size", "1"],
      "5000 points per image asked, but the image has only 4096"),

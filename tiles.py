@@ -12,7 +12,6 @@ of bands (all tiles the same count). Pixel values are used as stored; each band 
 with the mean and std of the training tiles, which the checkpoint keeps for prediction.
 `python data.py export DIR` writes the synthetic splits in this format.
 """
-import argparse
 import csv
 import os
 import tempfile
@@ -164,6 +163,9 @@ def colourise(class_map):
 def export(root, seed=0, sizes=(200, 60, 60), image_size=128):
     """Write the synthetic splits as a tile folder; built aside and renamed, so never half-written."""
     root = Path(root)
+    if seed < 0 or min(sizes) < 0 or image_size < 1:
+        raise ValueError(f"seed and split sizes must be >= 0 and the image size >= 1, got seed {seed}, "
+                         f"sizes {tuple(sizes)}, image size {image_size}")
     if root.exists() and any(root.iterdir()):
         raise ValueError(f"{root}: exists and is not empty; export into a new folder")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -183,8 +185,8 @@ def export(root, seed=0, sizes=(200, 60, 60), image_size=128):
 
 
 def export_main(argv=None):
-    parser = argparse.ArgumentParser(prog="data.py", description="python data.py export DIR: the synthetic splits as a tile folder")
-    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")
+    from train import OneLineParser          # train.py imports this module; import it only here
+    parser = OneLineParser(prog="data.py", description="python data.py export DIR: the synthetic splits as a tile folder")
     parser.add_argument("command", choices=["export"])
     parser.add_argument("folder")
     parser.add_argument("--seed", type=int, default=0)

@@ -231,8 +231,9 @@ def check_config(config):
     for key in ("points", "points_per_class", "epochs", "batch_size", "image_size", "train_size", "test_size"):
         if config[key] is not None and (not isinstance(config[key], int) or config[key] < 1):
             raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}")
-    if not isinstance(config["val_size"], int) or config["val_size"] < 0:
-        raise ValueError(f"--val-size must be a non-negative integer, got {config['val_size']}")
+    for key in ("val_size", "seed"):
+        if not isinstance(config[key], int) or config[key] < 0:
+            raise ValueError(f"--{key.replace('_', '-')} must be a non-negative integer, got {config[key]}")
     if config["strategy"] not in ("random", "stratified"):
         raise ValueError(f"unknown strategy {config['strategy']!r}: use random or stratified")
     if config["strategy"] != "random" and config["points_per_class"] is None:
@@ -248,6 +249,8 @@ def check_config(config):
 
 
 class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag costs one line (no usage block) and exit code 2."""
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
