@@ -154,6 +154,11 @@ def spread_choice(rng, pixels, k, width):
     return pixels[np.argsort(round_number * grid * grid + cell_turn, kind="stable")[:k]]
 
 
+def every_pixel(dense_mask):
+    """Dense supervision written as point labels: every known pixel is a click."""
+    return np.where(dense_mask == IGNORE, -1, dense_mask).astype(np.int64)
+
+
 def sample_split_points(dense_masks, seed, **how):
     """Clicks for every image of a split, drawn once from one seeded generator."""
     rng = np.random.default_rng([seed, 1000])

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data import CLASSES, IGNORE, make_split, sample_points
+from data import CLASSES, IGNORE, every_pixel, make_split, sample_points
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 MASK_SUFFIXES = (".png", ".npy")
@@ -144,7 +144,7 @@ def training_labels(path, image, mask, click_file, classes, how, rng):
         raise ValueError(f"{path}: no points/{path.stem}.csv; give --points N or --points-per-class K "
                          f"to sample its clicks from its mask, or --dense")
     if how == "dense":
-        return np.where(mask == IGNORE, -1, mask).astype(np.int64)
+        return every_pixel(mask)
     return sample_points(mask, rng, **how)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import CLASSES, IGNORE, PointDataset, make_split, sample_split_points
+from data import CLASSES, PointDataset, every_pixel, make_split, sample_split_points
 import tiles
 from pce import partial_cross_entropy
 from unet import DIVISOR, UNet
@@ -106,8 +106,8 @@ def load_data(config):
     for split in ("train", "val", "test"):
         images, dense_masks = make_split(split, config[f"{split}_size"], config["seed"], config["image_size"])
         if split == "train":
-            point_labels = [np.where(m == IGNORE, -1, m).astype(np.int64) for m in dense_masks] \
-                           if how == "dense" else sample_split_points(dense_masks, config["seed"], **how)
+            point_labels = [every_pixel(m) for m in dense_masks] if how == "dense" else \
+                           sample_split_points(dense_masks, config["seed"], **how)
         else:
             point_labels = None
         data[split] = (images, point_labels, dense_masks)
