@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from train import DEFAULTS, OneLineParser, pick_device, train
 
 SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"
