@@ -23,12 +23,13 @@ def mean_std(values):
     values = list(values.values()) if isinstance(values, dict) else values
     if not values:
         return "not run yet"
-    values = [v for v in values if v is not None]    # None: a ratio with nothing to count
-    if not values:
+    defined = [v for v in values if v is not None]    # None: a ratio with nothing to count
+    if not defined:
         return "undefined"
-    if len(values) == 1:
-        return f"{values[0]:.4f} (1 seed)"
-    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+    note = f" ({len(defined)} of {len(values)} seeds defined)" if len(defined) < len(values) else ""
+    if len(defined) == 1:
+        return f"{defined[0]:.4f} ({note[2:-1] or '1 seed'})"
+    return f"{np.mean(defined):.4f} ± {np.std(defined, ddof=1):.4f}{note}"
 
 
 def paired(a, b):
@@ -187,7 +188,7 @@ def prediction_panel(r, out, plt):
             ax.set_title(title if row == 0 else "")
         axes[row][2].scatter(xs, ys, c=[COLOURS[c] for c in clicks[ys, xs]], s=12, edgecolors="white", linewidths=0.5)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS]
-    fig.legend(handles, CLASSES, loc="lower center", ncol=len(CLASSES))
+    fig.legend(handles, CLASSES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(CLASSES))
     save(fig, out / "fig4_predictions.png")
 
 
@@ -201,6 +202,7 @@ def std(values):
 
 def save(fig, path):
     tmp = path.with_name(path.stem + ".tmp.png")
+    fig.tight_layout()
     fig.savefig(tmp, dpi=100, bbox_inches="tight")
     tmp.replace(path)
     import matplotlib.pyplot as plt

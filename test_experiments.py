@@ -59,6 +59,8 @@ def test_resume_trains_only_what_is_missing(tmp_path, capsys):
     ([0.91234], "0.9123 (1 seed)"),
     ([], "not run yet"),
     ([None], "undefined"),
+    ([None, 0.5], "0.5000 (1 of 2 seeds defined)"),
+    ([0.9, None, 0.7], "0.8000 ± 0.1414 (2 of 3 seeds defined)"),
 ])
 def test_mean_std_formatting(values, expected):
     assert report.mean_std(values) == expected
