@@ -4,7 +4,8 @@ A scene is a 3-band image and its dense class mask, built the way land cover loo
 large smooth fields of vegetation and bare soil, water as lakes or a meandering river, compact
 urban districts of rectangular buildings, and thin (1-4 px) roads crossing the whole scene. Each
 class has a spectral signature; every scene jitters it (illumination, season), adds within-class
-texture and Gaussian sensor noise, and quantises to 8 bits like a real sensor. Pixels alone are
+texture and Gaussian sensor noise, and quantises to 8-bit digital numbers (0-255) like a real
+sensor. Pixels alone are
 ambiguous (roads vs. urban vs. bare soil), so the network has to use spatial context.
 
 Dense masks are for evaluation only. Training sees `point_labels`: -1 everywhere except at the
@@ -56,7 +57,7 @@ def band(rng, shape, width, through=None):
 
 
 def make_scene(rng, shape=(128, 128)):
-    """One scene: image (3, H, W) float32 in [0, 1] (8-bit levels), dense_mask (H, W) uint8."""
+    """One scene: image (3, H, W) uint8, dense_mask (H, W) uint8."""
     h, w = shape
     size = max(h, w)
     dense_mask = np.where(smooth_field(rng, shape, size / 7) > rng.uniform(-0.6, 0.6), VEGETATION, BARE_SOIL)
@@ -86,18 +87,26 @@ def render(rng, dense_mask):
         texture = smooth_field(rng, dense_mask.shape, GRAIN[c]) * TEXTURE[c]
         image = image + np.where(dense_mask == c, texture, 0)
     image = image * rng.uniform(0.85, 1.15) + rng.normal(0, NOISE_SIGMA, image.shape)
-    return (np.round(np.clip(image, 0, 1) * 255) / 255).astype(np.float32)
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
 def make_split(split, size, seed=0, image_size=128):
-    """`size` scenes of a split: images (n, 3, S, S) float32, dense masks (n, S, S) uint8.
+    """`size` scenes of a split: images (n, 3, S, S) uint8, dense masks (n, S, S) uint8.
     Scene i of a split depends only on (seed, split, i), so growing the train split leaves
     val and test unchanged."""
     scenes = [make_scene(np.random.default_rng([seed, SPLITS[split], i]), (image_size, image_size))
               for i in range(size)]
-    images = np.stack([s[0] for s in scenes]) if scenes else np.zeros((0, 3, image_size, image_size), np.float32)
+    images = np.stack([s[0] for s in scenes]) if scenes else np.zeros((0, 3, image_size, image_size), np.uint8)
     masks = np.stack([s[1] for s in scenes]) if scenes else np.zeros((0, image_size, image_size), np.uint8)
     return images, masks
+
+
+def band_statistics(images):
+    """Per-band mean and std over every pixel of the training images, the normalisation the model
+    applies (unet.py). Synthetic scenes and tile folders both go through here, so a folder
+    exported from the generator trains to exactly the built-in numbers."""
+    pixels = np.concatenate([np.asarray(i, np.float32).reshape(len(i), -1) for i in images], axis=1)
+    return pixels.mean(1, dtype=np.float64).tolist(), np.maximum(pixels.std(1, dtype=np.float64), 1e-6).tolist()
 
 
 def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None, strategy="random"):

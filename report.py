@@ -181,7 +181,7 @@ def prediction_panel(r, out, plt):
         prediction = predict_tile(model, image, size).argmax(0).numpy()
         ys, xs = np.nonzero(clicks >= 0)
         panels = [("image", image.transpose(1, 2, 0), None), ("dense ground truth", mask, cmap),
-                  ("clicks (10/class)", image.transpose(1, 2, 0) * 0.5, None), ("prediction", prediction, cmap)]
+                  ("clicks (10/class)", image.transpose(1, 2, 0) / 255 * 0.5, None), ("prediction", prediction, cmap)]
         for ax, (title, picture, colours) in zip(axes[row], panels):
             ax.imshow(picture, cmap=colours, vmin=0, vmax=len(CLASSES) - 1, interpolation="nearest")
             ax.set_axis_off()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data import CLASSES, IGNORE, every_pixel, make_split, sample_points
+from data import CLASSES, IGNORE, band_statistics, every_pixel, make_split, sample_points
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 MASK_SUFFIXES = (".png", ".npy")
@@ -132,8 +132,8 @@ def load_folder(root, seed, how):
     band_counts = {i.shape[0] for split in ("train", "val", "test") for i in data[split][0]}
     if len(band_counts) > 1:
         raise ValueError(f"{root}: all tiles need the same number of bands, found {sorted(band_counts)}")
-    pixels = np.concatenate([i.reshape(i.shape[0], -1) for i in data["train"][0]], axis=1)
-    data.update(bands=band_counts.pop(), mean=pixels.mean(1).tolist(), std=np.maximum(pixels.std(1), 1e-6).tolist())
+    data["mean"], data["std"] = band_statistics(data["train"][0])
+    data["bands"] = band_counts.pop()
     return data
 
 
@@ -176,7 +176,7 @@ def export(root, seed=0, sizes=(200, 60, 60), image_size=128):
         for folder in ("images", "masks"):
             (staging / split / folder).mkdir(parents=True)
         for i, (image, mask) in enumerate(zip(images, masks)):
-            Image.fromarray(np.round(image.transpose(1, 2, 0) * 255).astype(np.uint8)).save(staging / split / "images" / f"scene_{i:04d}.png")
+            Image.fromarray(image.transpose(1, 2, 0)).save(staging / split / "images" / f"scene_{i:04d}.png")
             Image.fromarray(mask).save(staging / split / "masks" / f"scene_{i:04d}.png")
     if root.exists():
         root.rmdir()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import CLASSES, PointDataset, every_pixel, make_split, sample_split_points
+from data import CLASSES, PointDataset, band_statistics, every_pixel, make_split, sample_split_points
 import tiles
 from pce import partial_cross_entropy
 from unet import DIVISOR, UNet
@@ -102,7 +102,7 @@ def load_data(config):
     how = label_options(config)
     if config["data"]:
         return tiles.load_folder(config["data"], config["seed"], how)
-    data = dict(classes=CLASSES, bands=3, mean=None, std=None)   # None: ImageNet statistics (unet.py)
+    data = dict(classes=CLASSES, bands=3)
     for split in ("train", "val", "test"):
         images, dense_masks = make_split(split, config[f"{split}_size"], config["seed"], config["image_size"])
         if split == "train":
@@ -111,6 +111,7 @@ def load_data(config):
         else:
             point_labels = None
         data[split] = (images, point_labels, dense_masks)
+    data["mean"], data["std"] = band_statistics(data["train"][0])     # as for a tile folder
     return data
 
 

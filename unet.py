@@ -9,7 +9,8 @@ activation: the loss (pce.py) takes raw logits. ~24.4 M parameters, like smp's U
 Input normalisation happens in exactly one place, the first line of `UNet.forward`:
 (x - mean) / std per band, with mean/std kept as buffers so they travel inside every checkpoint.
 The default is ImageNet's RGB mean/std, the statistics the pretrained encoder was trained with,
-for images scaled to [0, 1]; data with other bands or scales passes its own per-band statistics.
+for images scaled to [0, 1]. train.py passes the per-band mean/std of the training images instead
+(data.band_statistics), one rule for the synthetic scenes and for tiles of any bands and scale.
 """
 import contextlib
 import io
