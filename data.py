@@ -5,8 +5,8 @@ large smooth fields of vegetation and bare soil, water as lakes or a meandering 
 urban districts of rectangular buildings, and thin (1-4 px) roads crossing the whole scene. Each
 class has a spectral signature; every scene jitters it (illumination, season), adds within-class
 texture and Gaussian sensor noise, and quantises to 8-bit digital numbers (0-255) like a real
-sensor. Pixels alone are
-ambiguous (roads vs. urban vs. bare soil), so the network has to use spatial context.
+sensor. Pixels alone are ambiguous (roads vs. urban vs. bare soil), so the network has to use
+spatial context.
 
 Dense masks are for evaluation only. Training sees `point_labels`: -1 everywhere except at the
 clicked pixels, sampled once per training image and then kept fixed, as an annotator clicks once.
