@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from tiles import IMAGE_SUFFIXES, colourise, read_image, save_png
-from train import OneLineParser, pick_device, predict_tile
+from tiles import IMAGE_SUFFIXES, colourise, read_image
+from train import OneLineParser, pick_device, predict_tile, save_atomic
 from unet import UNet
 
 
@@ -77,8 +78,8 @@ def main(argv=None):
         start = time.time()
         image = read_image(path)
         class_map = predict_tile(model, image, checkpoint["image_size"]).argmax(0).numpy().astype("uint8")
-        save_png(class_map, out / f"{path.stem}_classes.png")
-        save_png(colourise(class_map), out / f"{path.stem}_preview.png")
+        for picture, suffix in ((class_map, "classes"), (colourise(class_map), "preview")):
+            save_atomic(lambda f: Image.fromarray(picture).save(f, format="PNG"), out / f"{path.stem}_{suffix}.png")
         print(f"[{i}/{len(files)}] {path} -> {out / path.stem}_classes.png, _preview.png "
               f"({image.shape[2]}x{image.shape[1]}, {time.time() - start:.1f}s)", flush=True)
 

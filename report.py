@@ -15,6 +15,7 @@ import numpy as np
 import experiments as ex
 from data import CLASSES
 from tiles import PALETTE
+from train import save_atomic
 
 COLOURS = PALETTE[:len(CLASSES)]       # Urban red, Vegetation green, Water blue, Bare Soil tan, Road grey
 
@@ -201,10 +202,8 @@ def std(values):
 
 
 def save(fig, path):
-    tmp = path.with_name(path.stem + ".tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    tmp.replace(path)
+    save_atomic(lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), path)
     import matplotlib.pyplot as plt
     plt.close(fig)
 
@@ -212,9 +211,7 @@ def save(fig, path):
 def write_all(out, records, seeds, quick):
     r = Results(records, seeds, quick)
     text = tables(r)
-    tmp = out / "tables.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "tables.md")
+    save_atomic(lambda f: f.write(text.encode()), out / "tables.md")
     figures(r, out)
     print(f"tables: {out / 'tables.md'}; figures: {', '.join(sorted(p.name for p in out.glob('fig*.png')))}")
 

@@ -13,7 +13,6 @@ with the mean and std of the training tiles, which the checkpoint keeps for pred
 `python data.py export DIR` writes the synthetic splits in this format.
 """
 import csv
-import os
 import tempfile
 from pathlib import Path
 
@@ -146,13 +145,6 @@ def training_labels(path, image, mask, click_file, classes, how, rng):
     if how == "dense":
         return every_pixel(mask)
     return sample_points(mask, rng, **how)
-
-
-def save_png(array, path):
-    """Atomic PNG write: a temporary file beside `path`, then a rename."""
-    tmp = path.with_name(path.stem + ".tmp.png")
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
 
 
 def colourise(class_map):
