@@ -10,10 +10,9 @@ spatial context.
 
 Dense masks are for evaluation only. Training sees `point_labels`: -1 everywhere except at the
 clicked pixels, sampled once per training image and then kept fixed, as an annotator clicks once.
-
-    python data.py export DIR      writes these splits as a folder of PNG tiles (see tiles.py)
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -91,26 +90,50 @@ def render(rng, dense_mask):
 
 
 def make_split(split, size, seed=0, image_size=128):
-    """`size` scenes of a split: images (n, 3, S, S) uint8, dense masks (n, S, S) uint8.
-    Scene i of a split depends only on (seed, split, i), so growing the train split leaves
-    val and test unchanged."""
-    scenes = [make_scene(np.random.default_rng([seed, SPLITS[split], i]), (image_size, image_size))
-              for i in range(size)]
+    """`size` scenes of a split: images (n, 3, S, S) uint8, dense masks (n, S, S) uint8."""
+    scenes = [split_scene(split, i, seed, image_size) for i in range(size)]
     images = np.stack([s[0] for s in scenes]) if scenes else np.zeros((0, 3, image_size, image_size), np.uint8)
     masks = np.stack([s[1] for s in scenes]) if scenes else np.zeros((0, image_size, image_size), np.uint8)
     return images, masks
 
 
+def split_scene(split, index, seed=0, image_size=128):
+    """Scene `index` of a split. It depends only on (seed, split, index), so growing the train
+    split leaves val and test unchanged."""
+    return make_scene(np.random.default_rng([seed, SPLITS[split], index]), (image_size, image_size))
+
+
 def band_statistics(images):
     """Per-band mean and std over every pixel of the training images, the normalisation the model
     applies (unet.py). Synthetic scenes and tile folders both go through here, so a folder
-    exported from the generator trains to exactly the built-in numbers."""
-    pixels = np.concatenate([np.asarray(i, np.float32).reshape(len(i), -1) for i in images], axis=1)
-    return pixels.mean(1, dtype=np.float64).tolist(), np.maximum(pixels.std(1, dtype=np.float64), 1e-6).tolist()
+    exported from the generator trains to exactly the built-in numbers. Two passes over the
+    tiles, one band of one tile at a time in float64: no copy of the whole split is ever made."""
+    images = [np.asarray(image) for image in images]
+    count = sum(image[0].size for image in images)
+    mean = sum(np.array([band.sum(dtype=np.float64) for band in image]) for image in images) / count
+    squares = sum(np.array([np.square(band - m, dtype=np.float64).sum() for band, m in zip(image, mean)])
+                  for image in images)
+    return mean.tolist(), np.maximum(np.sqrt(squares / count), 1e-6).tolist()
+
+
+class Clicks(NamedTuple):
+    """The clicks on one image as coordinate lists: row, column and class of each clicked pixel.
+    A few hundred numbers, where an (H, W) label plane of a large tile would take megabytes."""
+    rows: np.ndarray
+    cols: np.ndarray
+    classes: np.ndarray
+
+    def point_labels(self, shape, top=0, left=0):
+        """The (h, w) int64 label plane of the window at (top, left): -1 everywhere except at the
+        clicks inside it, which carry their class."""
+        point_labels = np.full(shape, -1, dtype=np.int64)
+        inside = (self.rows >= top) & (self.rows < top + shape[0]) & (self.cols >= left) & (self.cols < left + shape[1])
+        point_labels[self.rows[inside] - top, self.cols[inside] - left] = self.classes[inside]
+        return point_labels
 
 
 def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None, strategy="random"):
-    """Clicks on one image: (H, W) int64, the class at each clicked pixel and -1 elsewhere.
+    """Clicks on one image, drawn from its dense mask.
 
     points_per_image=N: N pixels uniformly at random. points_per_class=K: K pixels of every class
     present (all of them if a class has fewer), chosen at random or, with strategy="stratified",
@@ -125,7 +148,6 @@ def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None,
     if int(count) != count or count < 1:
         raise ValueError(f"number of points must be a positive integer, got {count}")
     flat = dense_mask.reshape(-1)
-    point_labels = np.full(flat.shape, -1, dtype=np.int64)
     if points_per_image is not None:
         candidates = np.flatnonzero(flat != IGNORE)
         if points_per_image > len(candidates):
@@ -142,9 +164,9 @@ def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None,
                 chosen.append(rng.choice(pixels, size=points_per_class, replace=False))
             else:
                 chosen.append(spread_choice(rng, pixels, points_per_class, dense_mask.shape[1]))
-    chosen = np.concatenate(chosen)
-    point_labels[chosen] = flat[chosen]
-    return point_labels.reshape(dense_mask.shape)
+    chosen = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+    rows, cols = np.divmod(chosen, dense_mask.shape[1])
+    return Clicks(rows, cols, flat[chosen].astype(np.int64))
 
 
 def spread_choice(rng, pixels, k, width):
@@ -164,8 +186,14 @@ def spread_choice(rng, pixels, k, width):
 
 
 def every_pixel(dense_mask):
-    """Dense supervision written as point labels: every known pixel is a click."""
-    return np.where(dense_mask == IGNORE, -1, dense_mask).astype(np.int64)
+    """Dense supervision written as point labels: every known pixel is a click, IGNORE becomes -1.
+    (Cast before the -1 goes in: in a uint8 mask it would wrap round to 255.)"""
+    return np.where(dense_mask == IGNORE, -1, dense_mask.astype(np.int64))
+
+
+def count_labels(labels):
+    """Labeled pixels of one training tile: its clicks, or the known pixels of its dense mask."""
+    return labels.rows.size if isinstance(labels, Clicks) else int((np.asarray(labels) != IGNORE).sum())
 
 
 def sample_split_points(dense_masks, seed, **how):
@@ -175,43 +203,86 @@ def sample_split_points(dense_masks, seed, **how):
 
 
 class PointDataset(torch.utils.data.Dataset):
-    """Yields (image, point_labels, dense_mask) as float32 (B, S, S), int64 (S, S), int64 (S, S).
+    """Training crops. An item is asked for by its place, (tile, top, left, flip) from CropSampler,
+    and is (image float32 (B, S, S), point_labels int64 (S, S)).
 
-    With `crop_size` every item is a random S x S crop of its tile (tiles smaller than S are padded
-    with unlabeled pixels); with `flip` it is mirrored left-right half of the time. Both apply to
-    the three arrays together, so the clicks stay on the pixels they label.
+    Tiles stay as stored (uint8, uint16, a memory-mapped .npy) and only the crop is converted to
+    float. A tile's labels are its `Clicks`, or for dense supervision its dense mask (every known
+    pixel a label). The part of a crop that overhangs its tile (tiles smaller than S) is zero
+    image and unlabeled (-1) pixels. The flip mirrors image and labels together, so the clicks
+    stay on the pixels they label. The dense mask of evaluation is never served here.
     """
 
-    def __init__(self, images, point_labels, dense_masks, crop_size=None, flip=False):
-        self.images, self.point_labels, self.dense_masks = images, point_labels, dense_masks
-        self.crop_size, self.flip = crop_size, flip
+    def __init__(self, images, point_labels, crop_size):
+        self.images, self.point_labels, self.crop_size = images, point_labels, crop_size
 
     def __len__(self):
         return len(self.images)
 
-    def __getitem__(self, i):
-        image = torch.as_tensor(np.asarray(self.images[i], dtype=np.float32))
-        point_labels = torch.as_tensor(np.asarray(self.point_labels[i], dtype=np.int64))
-        dense_mask = torch.as_tensor(np.asarray(self.dense_masks[i], dtype=np.int64))
-        if self.crop_size is not None:
-            image, point_labels, dense_mask = random_crop(self.crop_size, image, point_labels, dense_mask)
-        if self.flip and torch.rand(()) < 0.5:
-            image, point_labels, dense_mask = image.flip(-1), point_labels.flip(-1), dense_mask.flip(-1)
-        return image, point_labels, dense_mask
+    def __getitem__(self, place):
+        tile, top, left, flip = place
+        size, stored, labels = self.crop_size, self.images[tile], self.point_labels[tile]
+        h, w = min(size, stored.shape[-2] - top), min(size, stored.shape[-1] - left)    # inside the tile
+        image = np.zeros((stored.shape[0], size, size), np.float32)
+        image[:, :h, :w] = stored[:, top:top + h, left:left + w]
+        if isinstance(labels, Clicks):
+            point_labels = labels.point_labels((size, size), top, left)
+        else:
+            point_labels = np.full((size, size), -1, np.int64)
+            point_labels[:h, :w] = every_pixel(labels[top:top + h, left:left + w])
+        if flip:
+            image, point_labels = image[..., ::-1], point_labels[..., ::-1]
+        return torch.from_numpy(image.copy()), torch.from_numpy(point_labels.copy())
 
 
-def random_crop(size, image, point_labels, dense_mask):
-    h, w = dense_mask.shape
-    pad_h, pad_w = max(size - h, 0), max(size - w, 0)
-    if pad_h or pad_w:
-        image = torch.nn.functional.pad(image, (0, pad_w, 0, pad_h))
-        point_labels = torch.nn.functional.pad(point_labels, (0, pad_w, 0, pad_h), value=-1)
-        dense_mask = torch.nn.functional.pad(dense_mask, (0, pad_w, 0, pad_h), value=IGNORE)
-    y = int(torch.randint(0, dense_mask.shape[0] - size + 1, ()))
-    x = int(torch.randint(0, dense_mask.shape[1] - size + 1, ()))
-    return image[..., y:y + size, x:x + size], point_labels[y:y + size, x:x + size], dense_mask[y:y + size, x:x + size]
+class CropSampler(torch.utils.data.Sampler):
+    """Which crops an epoch trains on: yields (tile, top, left, flip) for PointDataset.
+
+    Tiles that each fit in one crop (the synthetic scenes) give one crop per tile per epoch, in
+    random order, like any dataset. Larger tiles give `crops_per_epoch` crops, by default enough
+    to cover the training area once: ceil(Σ tile area / S²), a tile smaller than a crop counting
+    as one crop. Each such crop is placed around a label, so that no batch is label-free:
+      - clicks: one of the split's clicks at random, then a random crop position that contains
+        it, so every click is trained on equally often, whatever the size of its tile;
+      - a dense mask: a tile drawn in proportion to its area, then any position in it.
+    (Where a split mixes the two, each kind gets crops in proportion to its tiles' area.)
+    Tiles with no label at all are never cropped. The order comes from `generator`; positions and
+    flips from torch's global generator, which train.py seeds.
+    """
+
+    def __init__(self, point_labels, shapes, crop_size, crops_per_epoch=None, generator=None):
+        self.size, self.generator = crop_size, generator
+        self.padded = [(max(h, crop_size), max(w, crop_size)) for h, w in shapes]
+        area = sum(h * w for h, w in self.padded)
+        self.crops = crops_per_epoch or math.ceil(area / crop_size ** 2)
+        self.one_pass = self.crops == len(shapes) and all(p == (crop_size, crop_size) for p in self.padded)
+        clicked = [i for i, labels in enumerate(point_labels) if isinstance(labels, Clicks)]
+        dense = [i for i, labels in enumerate(point_labels) if not isinstance(labels, Clicks) and count_labels(labels)]
+        clicks = sum(point_labels[i].rows.size for i in clicked)
+        click_area = sum(self.padded[i][0] * self.padded[i][1] for i in clicked)
+        # one anchor per click (weight: its share of the clicked tiles' area), one per dense tile
+        self.anchors = [(i, r, c) for i in clicked for r, c in zip(point_labels[i].rows.tolist(), point_labels[i].cols.tolist())]
+        self.anchors += [(i, -1, -1) for i in dense]
+        self.weights = torch.tensor([click_area / max(clicks, 1)] * clicks +
+                                    [self.padded[i][0] * self.padded[i][1] for i in dense], dtype=torch.float64)
+
+    def __len__(self):
+        return self.crops
+
+    def __iter__(self):
+        if self.one_pass:
+            tiles = ((i, -1, -1) for i in torch.utils.data.RandomSampler(self.padded, generator=self.generator))
+        else:
+            picks = torch.multinomial(self.weights, self.crops, replacement=True, generator=self.generator)
+            tiles = [self.anchors[a] for a in picks.tolist()]
+        for tile, row, col in tiles:
+            (h, w) = self.padded[tile]
+            top, left = window_start(h, self.size, row), window_start(w, self.size, col)
+            yield tile, top, left, bool(torch.rand(()) < 0.5)
 
 
-if __name__ == "__main__":
-    import tiles
-    tiles.export_main()
+def window_start(length, size, anchor):
+    """A random start for a window of `size` along an axis of `length`: anywhere when anchor < 0,
+    else such that the window covers pixel `anchor`."""
+    low, high = (0, length - size) if anchor < 0 else (max(0, anchor - size + 1), min(anchor, length - size))
+    return int(torch.randint(low, high + 1, ()))

@@ -13,21 +13,15 @@ once, so an interrupted `all` resumes where it stopped. Tables (<out>/tables.md)
 rendered from those records and show mean ± std over the seeds; a difference is called "within
 noise" when it is smaller than twice its standard error (paired by seed).
 """
-import json
-import os
-import sys
 import time
 from pathlib import Path
 
-from train import DEFAULTS, OneLineParser, pick_device, train
+from report import (DENSITY_POINTS, FINAL, OUT, QUICK, STRATEGY_POINTS, append_record, key, load_records, name,
+                    same_as_done, write_all)
+from tiles import OneLineParser
+from train import pick_device, train
 
-SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"
-DENSITY_POINTS = (50, 200, 500, 1000)
-STRATEGY_POINTS = (5, 10, 20)
-FINAL = dict(points_per_class=10, strategy="random")
-QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
-REPORT_DENSITY_MIOU = {50: 0.8151, 200: 0.9157, 500: 0.9248, 1000: 0.9417}
-REPORT_FINAL = dict(miou=0.9290, pixel_accuracy=0.9716)
+SEEDS, QUICK_OUT = 3, "results-quick"
 
 
 def planned(command, seeds):
@@ -46,46 +40,6 @@ def planned(command, seeds):
     for run in runs:
         unique.setdefault(key(run), run)
     return list(unique.values())
-
-
-def key(config):
-    """What identifies a run: its training settings, not where it writes or which device it used."""
-    full = {**DEFAULTS, **config}
-    return json.dumps({k: v for k, v in sorted(full.items()) if k not in ("out", "device")})
-
-
-def load_records(path):
-    """Finished runs by key. A line cut short by a crash is skipped, not fatal."""
-    records = {}
-    if path.exists():
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            try:
-                record = json.loads(line)
-                records[record["key"]] = record
-            except (json.JSONDecodeError, KeyError, TypeError):
-                print(f"{path}:{number}: skipping an unreadable record (interrupted write?)", file=sys.stderr)
-    return records
-
-
-def append_record(path, record):
-    with open(path, "a+b") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell():                                   # finish a line a crash left cut short
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write((json.dumps(record) + "\n").encode())
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def same_as_done(config, records):
-    """A random-init run needs no training when the ImageNet run of the same config fell back to
-    random init: that run already is it, number for number."""
-    if config.get("weights") != "none":
-        return None
-    twin = records.get(key({**config, "weights": DEFAULTS["weights"]}))
-    return twin if twin and twin["metrics"]["encoder_init"] == "random" else None
 
 
 def run_all(command, seeds, out, device, quick):
@@ -112,16 +66,11 @@ def run_all(command, seeds, out, device, quick):
         eta = elapsed / done * (len(todo) - i)
         print(f"[{i}/{len(todo)}] done in {time.time() - run_start:.0f}s; elapsed {clock(elapsed)}, "
               f"ETA {clock(eta)}", flush=True)
-    import report
-    report.write_all(out, records, seeds, quick)
+    write_all(out, records, seeds, quick)
 
 
 def describe(config):
     return " ".join(f"{k}={v}" for k, v in config.items())
-
-
-def name(config):
-    return "_".join(f"{k}-{v}" for k, v in config.items()).replace("points_per_class", "ppc")
 
 
 def clock(seconds):

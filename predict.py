@@ -3,8 +3,9 @@
     python predict.py runs/points200-seed0/model.pt tile.png more_tiles/ --out predictions/
 
 For every input image (files, or the images inside folders) it writes <stem>_classes.png (one
-class index per pixel) and <stem>_preview.png (the class colours), both at the input's own size:
-whole tiles are covered by overlapping windows (train.predict_tile), never resized. The class
+class index per pixel) and <stem>_preview.png (the class colours: the legend's from classes.txt
+when it gives them), both at the input's own size: whole tiles are covered by overlapping
+windows (train.predict_tile), never resized. The class
 names, band count and normalisation come from the checkpoint. All inputs are checked before the
 first file is written, and every file is written atomically.
 """
@@ -14,8 +15,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tiles import IMAGE_SUFFIXES, colourise, read_image
-from train import OneLineParser, pick_device, predict_tile, save_atomic
+from tiles import IMAGE_SUFFIXES, OneLineParser, colourise, read_image
+from train import pick_device, predict_tile, save_atomic
 from unet import UNet
 
 
@@ -78,7 +79,7 @@ def main(argv=None):
         start = time.time()
         image = read_image(path)
         class_map = predict_tile(model, image, checkpoint["image_size"]).argmax(0).numpy().astype("uint8")
-        for picture, suffix in ((class_map, "classes"), (colourise(class_map), "preview")):
+        for picture, suffix in ((class_map, "classes"), (colourise(class_map, checkpoint.get("colours")), "preview")):
             save_atomic(lambda f: Image.fromarray(picture).save(f, format="PNG"), out / f"{path.stem}_{suffix}.png")
         print(f"[{i}/{len(files)}] {path} -> {out / path.stem}_classes.png, _preview.png "
               f"({image.shape[2]}x{image.shape[1]}, {time.time() - start:.1f}s)", flush=True)

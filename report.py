@@ -1,4 +1,6 @@
-"""Tables and figures from experiments.py's records (<out>/runs.jsonl); no training happens here.
+"""The report's experiments on paper: which settings its tables compare, the records of finished
+runs (<out>/runs.jsonl), and the tables and figures made from them. No training happens here:
+experiments.py trains what these tables need, then calls write_all.
 
     python report.py results        re-render results/tables.md and the figures
 
@@ -6,18 +8,74 @@ Every cell is mean ± std over the seeds that finished (sample std, n - 1). Diff
 two settings are paired by seed (same scenes, same test set) and called "within noise" when
 |mean| <= 2 standard errors of the paired differences; a single seed cannot say, and says so.
 """
+import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-import experiments as ex
 from data import CLASSES
 from tiles import PALETTE
-from train import save_atomic
+from train import DEFAULTS, save_atomic
+
+# what experiments.py runs: the report's settings, and the numbers the report printed for them
+OUT = "results"
+DENSITY_POINTS = (50, 200, 500, 1000)
+STRATEGY_POINTS = (5, 10, 20)
+FINAL = dict(points_per_class=10, strategy="random")
+QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
+REPORT_DENSITY_MIOU = {50: 0.8151, 200: 0.9157, 500: 0.9248, 1000: 0.9417}
+REPORT_FINAL = dict(miou=0.9290, pixel_accuracy=0.9716)
 
 COLOURS = PALETTE[:len(CLASSES)]       # Urban red, Vegetation green, Water blue, Bare Soil tan, Road grey
+
+
+# The records: one JSON line per finished run in <out>/runs.jsonl, found again by `key`.
+
+def key(config):
+    """What identifies a run: its training settings, not where it writes or which device it used."""
+    full = {**DEFAULTS, **config}
+    return json.dumps({k: v for k, v in sorted(full.items()) if k not in ("out", "device")})
+
+
+def load_records(path):
+    """Finished runs by key. A line cut short by a crash is skipped, not fatal."""
+    records = {}
+    if path.exists():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            try:
+                record = json.loads(line)
+                records[record["key"]] = record
+            except (json.JSONDecodeError, KeyError, TypeError):
+                print(f"{path}:{number}: skipping an unreadable record (interrupted write?)", file=sys.stderr)
+    return records
+
+
+def append_record(path, record):
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():                                   # finish a line a crash left cut short
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write((json.dumps(record) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def same_as_done(config, records):
+    """A random-init run needs no training when the ImageNet run of the same config fell back to
+    random init: that run already is it, number for number."""
+    if config.get("weights") != "none":
+        return None
+    twin = records.get(key({**config, "weights": DEFAULTS["weights"]}))
+    return twin if twin and twin["metrics"]["encoder_init"] == "random" else None
+
+
+def name(config):
+    return "_".join(f"{k}-{v}" for k, v in config.items()).replace("points_per_class", "ppc")
 
 
 def mean_std(values):
@@ -45,14 +103,14 @@ def paired(a, b):
 
 class Results:
     def __init__(self, records, seeds, quick):
-        self.records, self.seeds, self.extra = records, seeds, ex.QUICK if quick else {}
+        self.records, self.seeds, self.extra = records, seeds, QUICK if quick else {}
 
     def values(self, config, *path):
         """{seed: metrics[path[0]][path[1]]...} over the finished seeds of a configuration."""
         found = {}
         for seed in range(self.seeds):
             full = {**config, **self.extra, "seed": seed}
-            record = self.records.get(ex.key(full)) or ex.same_as_done(full, self.records)
+            record = self.records.get(key(full)) or same_as_done(full, self.records)
             if record:
                 value = record["metrics"]
                 for step in path:
@@ -67,17 +125,17 @@ def tables(r):
               "| points/image | labeled fraction | test mIoU | pixel accuracy | mIoU gain over previous row | report mIoU (1 run) |",
               "|---|---|---|---|---|---|"]
     previous = None
-    for p in ex.DENSITY_POINTS:
+    for p in DENSITY_POINTS:
         c = dict(points=p)
         miou = r.values(c, "test", "miou")
         gain = paired(miou, previous) if previous is not None else "—"
         lines.append(f"| {p} | {mean_std(r.values(c, 'labeled_fraction'))} | {mean_std(miou)} | "
-                     f"{mean_std(r.values(c, 'test', 'pixel_accuracy'))} | {gain} | {ex.REPORT_DENSITY_MIOU[p]:.4f} |")
+                     f"{mean_std(r.values(c, 'test', 'pixel_accuracy'))} | {gain} | {REPORT_DENSITY_MIOU[p]:.4f} |")
         previous = miou
     lines += ["", "## Table 2 — sampling strategy (points per class)", "",
               "| points/class | random mIoU | stratified mIoU | random pixel acc. | stratified pixel acc. | stratified − random mIoU |",
               "|---|---|---|---|---|---|"]
-    for k in ex.STRATEGY_POINTS:
+    for k in STRATEGY_POINTS:
         rnd, strat = dict(points_per_class=k, strategy="random"), dict(points_per_class=k, strategy="stratified")
         lines.append(f"| {k} | {mean_std(r.values(rnd, 'test', 'miou'))} | {mean_std(r.values(strat, 'test', 'miou'))} | "
                      f"{mean_std(r.values(rnd, 'test', 'pixel_accuracy'))} | "
@@ -86,20 +144,20 @@ def tables(r):
     lines += ["", "## Table 3 — final model (10 random points per class)", "",
               "| class | IoU | precision | recall |", "|---|---|---|---|"]
     for c in CLASSES:
-        lines.append(f"| {c} | " + " | ".join(mean_std(r.values(ex.FINAL, "test", "per_class", c, m))
+        lines.append(f"| {c} | " + " | ".join(mean_std(r.values(FINAL, "test", "per_class", c, m))
                                                for m in ("iou", "precision", "recall")) + " |")
-    lines += ["", f"mIoU {mean_std(r.values(ex.FINAL, 'test', 'miou'))}, pixel accuracy "
-              f"{mean_std(r.values(ex.FINAL, 'test', 'pixel_accuracy'))} "
-              f"(report, 1 run: mIoU {ex.REPORT_FINAL['miou']:.4f}, pixel accuracy {ex.REPORT_FINAL['pixel_accuracy']:.4f})."]
+    lines += ["", f"mIoU {mean_std(r.values(FINAL, 'test', 'miou'))}, pixel accuracy "
+              f"{mean_std(r.values(FINAL, 'test', 'pixel_accuracy'))} "
+              f"(report, 1 run: mIoU {REPORT_FINAL['miou']:.4f}, pixel accuracy {REPORT_FINAL['pixel_accuracy']:.4f})."]
     lines += ["", "## Baselines (not in the report)", "",
               "| supervision | encoder init used | test mIoU | pixel accuracy | share of dense mIoU |", "|---|---|---|---|---|"]
     dense_miou = r.values(dict(dense=True), "test", "miou")
-    rows = [("full masks (dense CE)", dict(dense=True)), ("10 pts/class, ImageNet weights asked", ex.FINAL),
-            ("10 pts/class, random init", dict(ex.FINAL, weights="none"))]
+    rows = [("full masks (dense CE)", dict(dense=True)), ("10 pts/class, ImageNet weights asked", FINAL),
+            ("10 pts/class, random init", dict(FINAL, weights="none"))]
     for label, c in rows:
         inits = sorted(set(r.values(c, "encoder_init").values()))
         miou = r.values(c, "test", "miou")
-        if c is ex.FINAL and inits and inits != ["imagenet"]:
+        if c is FINAL and inits and inits != ["imagenet"]:
             lines.append(f"| {label} | {', '.join(inits)} | ImageNet weights unavailable on this machine: "
                          f"not measured (these runs fell back to random init) | — | — |")
             continue
@@ -118,37 +176,37 @@ def figures(r, out):
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, label in zip(axes, ("miou", "pixel_accuracy"), ("test mIoU", "pixel accuracy")):
-        points = [p for p in ex.DENSITY_POINTS if r.values(dict(points=p), "test", metric)]
+        points = [p for p in DENSITY_POINTS if r.values(dict(points=p), "test", metric)]
         values = [list(r.values(dict(points=p), "test", metric).values()) for p in points]
         ax.errorbar(points, [np.mean(v) for v in values], yerr=[std(v) for v in values], marker="o", capsize=4, label="ours")
         if metric == "miou":
-            ax.plot(list(ex.REPORT_DENSITY_MIOU), list(ex.REPORT_DENSITY_MIOU.values()), "k--", marker="x", label="report")
+            ax.plot(list(REPORT_DENSITY_MIOU), list(REPORT_DENSITY_MIOU.values()), "k--", marker="x", label="report")
         ax.set(xscale="log", xlabel="random points per image", ylabel=label, title=f"Figure 1: {label} vs point density")
         ax.legend()
     save(fig, out / "fig1_density.png")
 
     fig, (bars, diff) = plt.subplots(1, 2, figsize=(10, 4))
-    x = np.arange(len(ex.STRATEGY_POINTS))
+    x = np.arange(len(STRATEGY_POINTS))
     for offset, strategy in ((-0.2, "random"), (0.2, "stratified")):
         v = [list(r.values(dict(points_per_class=k, strategy=strategy), "test", "miou").values())
-             for k in ex.STRATEGY_POINTS]
+             for k in STRATEGY_POINTS]
         bars.bar(x + offset, [np.mean(a) if a else 0 for a in v], 0.4, yerr=[std(a) for a in v], capsize=4, label=strategy)
     d = [differences(r.values(dict(points_per_class=k, strategy="stratified"), "test", "miou"),
-                     r.values(dict(points_per_class=k, strategy="random"), "test", "miou")) for k in ex.STRATEGY_POINTS]
+                     r.values(dict(points_per_class=k, strategy="random"), "test", "miou")) for k in STRATEGY_POINTS]
     diff.bar(x, [np.mean(a) if len(a) else 0 for a in d], 0.5, yerr=[std(a) for a in d], capsize=4, color="grey")
     diff.axhline(0, color="k", lw=0.8)
-    bars.set(xticks=x, xticklabels=ex.STRATEGY_POINTS, xlabel="points per class", ylabel="test mIoU",
+    bars.set(xticks=x, xticklabels=STRATEGY_POINTS, xlabel="points per class", ylabel="test mIoU",
              title="Figure 2: random vs stratified")
     bars.legend()
-    diff.set(xticks=x, xticklabels=ex.STRATEGY_POINTS, xlabel="points per class", ylabel="stratified − random mIoU",
+    diff.set(xticks=x, xticklabels=STRATEGY_POINTS, xlabel="points per class", ylabel="stratified − random mIoU",
              title="difference (paired by seed)")
     save(fig, out / "fig2_strategy.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    iou = [list(r.values(ex.FINAL, "test", "per_class", c, "iou").values()) for c in CLASSES]
+    iou = [list(r.values(FINAL, "test", "per_class", c, "iou").values()) for c in CLASSES]
     ax.bar(CLASSES, [np.mean([v for v in a if v is not None]) if a else 0 for a in iou],
            yerr=[std([v for v in a if v is not None]) for a in iou], capsize=4, color=COLOURS)
-    miou = list(r.values(ex.FINAL, "test", "miou").values())
+    miou = list(r.values(FINAL, "test", "miou").values())
     if miou:
         ax.axhline(np.mean(miou), color="k", ls="--", label=f"mIoU {np.mean(miou):.3f}")
         ax.legend()
@@ -165,7 +223,7 @@ def prediction_panel(r, out, plt):
     from train import predict_tile
     from unet import UNet
 
-    checkpoint_path = out / "runs" / ex.name(dict(ex.FINAL, seed=0)) / "model.pt"
+    checkpoint_path = out / "runs" / name(dict(FINAL, seed=0)) / "model.pt"
     if not checkpoint_path.exists():
         print(f"no {checkpoint_path}: prediction panel skipped (train `final` seed 0 to draw it)")
         return
@@ -178,16 +236,16 @@ def prediction_panel(r, out, plt):
     cmap = ListedColormap(COLOURS)
     fig, axes = plt.subplots(len(images), 4, figsize=(10, 2.6 * len(images)))
     for row, (image, mask) in enumerate(zip(images, masks)):
-        clicks = sample_points(mask, np.random.default_rng(row), **ex.FINAL)
+        clicks = sample_points(mask, np.random.default_rng(row), **FINAL)
         prediction = predict_tile(model, image, size).argmax(0).numpy()
-        ys, xs = np.nonzero(clicks >= 0)
+        ys, xs = clicks.rows, clicks.cols
         panels = [("image", image.transpose(1, 2, 0), None), ("dense ground truth", mask, cmap),
                   ("clicks (10/class)", image.transpose(1, 2, 0) / 255 * 0.5, None), ("prediction", prediction, cmap)]
         for ax, (title, picture, colours) in zip(axes[row], panels):
             ax.imshow(picture, cmap=colours, vmin=0, vmax=len(CLASSES) - 1, interpolation="nearest")
             ax.set_axis_off()
             ax.set_title(title if row == 0 else "")
-        axes[row][2].scatter(xs, ys, c=[COLOURS[c] for c in clicks[ys, xs]], s=12, edgecolors="white", linewidths=0.5)
+        axes[row][2].scatter(xs, ys, c=[COLOURS[c] for c in clicks.classes], s=12, edgecolors="white", linewidths=0.5)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS]
     fig.legend(handles, CLASSES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(CLASSES))
     save(fig, out / "fig4_predictions.png")
@@ -217,7 +275,7 @@ def write_all(out, records, seeds, quick):
 
 
 if __name__ == "__main__":
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else ex.OUT)
-    records = ex.load_records(folder / "runs.jsonl")
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else OUT)
+    records = load_records(folder / "runs.jsonl")
     quick = any(rec.get("quick") for rec in records.values())
     write_all(folder, records, max([rec["config"]["seed"] + 1 for rec in records.values()] or [1]), quick)

@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from data import (CLASSES, IGNORE, ROAD, PointDataset, make_split, sample_points, sample_split_points)
+from data import (CLASSES, IGNORE, ROAD, Clicks, CropSampler, PointDataset, band_statistics, every_pixel,
+                  make_split, sample_points, sample_split_points)
+
+
+def plane(mask, **how):
+    """sample_points as an (H, W) label plane: -1 unlabeled, else the class."""
+    return sample_points(mask, how.pop("rng", np.random.default_rng(0)), **how).point_labels(mask.shape)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,7 @@ def test_points_per_image_exact_count_and_labels_match_mask(train_split):
     _, masks = train_split
     rng = np.random.default_rng(0)
     for n in (1, 50, 1000):
-        labels = sample_points(masks[0], rng, points_per_image=n)
+        labels = plane(masks[0], rng=rng, points_per_image=n)
         assert (labels >= 0).sum() == n
         assert np.array_equal(labels[labels >= 0], masks[0][labels >= 0])
         assert labels.dtype == np.int64 and set(np.unique(labels)) <= set(range(-1, len(CLASSES)))
@@ -53,7 +59,7 @@ def test_points_per_class_exact_counts(train_split, strategy):
     _, masks = train_split
     rng = np.random.default_rng(1)
     for mask in masks[:8]:
-        labels = sample_points(mask, rng, points_per_class=10, strategy=strategy)
+        labels = plane(mask, rng=rng, points_per_class=10, strategy=strategy)
         for c in range(len(CLASSES)):
             assert (labels == c).sum() == min(10, (mask == c).sum())
         assert np.array_equal(labels[labels >= 0], mask[labels >= 0])
@@ -62,14 +68,14 @@ def test_points_per_class_exact_counts(train_split, strategy):
 def test_small_class_gives_all_its_pixels():
     mask = np.zeros((32, 32), np.uint8)
     mask[3, 4] = mask[10, 10] = 2
-    labels = sample_points(mask, np.random.default_rng(0), points_per_class=5, strategy="stratified")
+    labels = plane(mask, points_per_class=5, strategy="stratified")
     assert (labels == 2).sum() == 2 and (labels == 0).sum() == 5
 
 
 def test_ignored_pixels_are_never_clicked():
     mask = np.full((16, 16), IGNORE, np.uint8)
     mask[:4] = 1
-    labels = sample_points(mask, np.random.default_rng(0), points_per_image=64)
+    labels = plane(mask, points_per_image=64)
     assert (labels[:4] == 1).all() and (labels[4:] == -1).all()
     with pytest.raises(ValueError, match="65 points per image asked, but the image has only 64"):
         sample_points(mask, np.random.default_rng(0), points_per_image=65)
@@ -87,7 +93,7 @@ def test_stratified_points_are_more_spread_out_than_random(train_split):
     for strategy in spread:
         rng = np.random.default_rng(7)
         for mask in masks:
-            labels = sample_points(mask, rng, points_per_class=10, strategy=strategy)
+            labels = plane(mask, rng=rng, points_per_class=10, strategy=strategy)
             for c in range(len(CLASSES)):
                 if (mask == c).sum() > 10:
                     spread[strategy].append(mean_nearest_neighbour_distance(np.argwhere(labels == c)))
@@ -112,39 +118,89 @@ def test_split_points_are_drawn_once_and_reproducibly(train_split):
     _, masks = train_split
     a = sample_split_points(masks[:4], 0, points_per_image=30)
     b = sample_split_points(masks[:4], 0, points_per_image=30)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not np.array_equal(a[0], a[1])        # each image its own clicks
+    assert all(np.array_equal(x.point_labels((128, 128)), y.point_labels((128, 128))) for x, y in zip(a, b))
+    assert not np.array_equal(a[0].point_labels((128, 128)), a[1].point_labels((128, 128)))  # each its own clicks
 
 
-def test_dataset_flips_image_points_and_mask_together(train_split):
+def test_dataset_flips_image_and_clicks_together(train_split):
     images, masks = train_split
-    points = sample_split_points(masks[:2], 0, points_per_image=200)
-    dataset = PointDataset(images[:2], points, masks[:2], crop_size=128, flip=True)
-    torch.manual_seed(0)
-    flipped = 0
-    for _ in range(20):
-        image, point_labels, dense_mask = dataset[0]
-        assert image.shape == (3, 128, 128) and point_labels.dtype == dense_mask.dtype == torch.int64
+    points = sample_split_points(masks[:1], 0, points_per_image=200)
+    dataset = PointDataset(images[:1], points, crop_size=128)
+    for flip in (False, True):
+        image, point_labels = dataset[0, 0, 0, flip]
+        assert image.shape == (3, 128, 128) and image.dtype == torch.float32 and point_labels.dtype == torch.int64
+        expected_image, expected_mask = torch.from_numpy(images[0]).float(), torch.from_numpy(masks[0].astype(np.int64))
+        if flip:
+            expected_image, expected_mask = expected_image.flip(-1), expected_mask.flip(-1)
+        assert torch.equal(image, expected_image)
         labeled = point_labels >= 0
-        assert (point_labels[labeled] == dense_mask[labeled]).all() and labeled.sum() == 200
-        is_flipped = torch.equal(image, torch.from_numpy(images[0]).flip(-1))
-        assert is_flipped or torch.equal(image, torch.from_numpy(images[0]))
-        assert torch.equal(dense_mask, torch.from_numpy(masks[0].astype(np.int64)).flip(-1) if is_flipped
-                           else torch.from_numpy(masks[0].astype(np.int64)))
-        flipped += is_flipped
-    assert 0 < flipped < 20
+        assert labeled.sum() == 200 and torch.equal(point_labels[labeled], expected_mask[labeled])
 
 
-def test_random_crop_keeps_clicks_on_their_pixels_and_pads_small_tiles():
+def test_crops_keep_clicks_on_their_pixels_and_pad_small_tiles():
     rng = np.random.default_rng(0)
-    image = rng.random((3, 40, 90)).astype(np.float32)
+    image = rng.integers(0, 255, (3, 40, 90)).astype(np.uint8)         # stored as uint8, served as float
     mask = rng.integers(0, 5, (40, 90)).astype(np.uint8)
-    points = sample_points(mask, rng, points_per_image=300)
-    dataset = PointDataset([image], [points], [mask], crop_size=64)
+    dataset = PointDataset([image], [sample_points(mask, rng, points_per_image=300)], crop_size=64)
+    sampler = CropSampler(dataset.point_labels, [mask.shape], 64)
+    assert sampler.padded == [(64, 90)] and len(sampler) == 2         # ceil(64 * 90 / 64²) crops
     torch.manual_seed(0)
-    for _ in range(5):
-        crop, point_labels, dense_mask = dataset[0]
-        assert crop.shape == (3, 64, 64)
-        assert (dense_mask[40:] == IGNORE).all() and (point_labels[40:] == -1).all()  # padding is unlabeled
+    for place in list(sampler) * 3:
+        tile, top, left, flip = place
+        crop, point_labels = dataset[place]
+        assert crop.shape == (3, 64, 64) and top == 0 and 0 <= left <= 90 - 64
+        truth = torch.from_numpy(np.pad(mask, ((0, 24), (0, 0)), constant_values=IGNORE)[:, left:left + 64].astype(np.int64))
+        truth = truth.flip(-1) if flip else truth
+        assert (point_labels[truth == IGNORE] == -1).all()                # padding is unlabeled
         labeled = point_labels >= 0
-        assert (point_labels[labeled] == dense_mask[labeled]).all()
+        assert labeled.any() and torch.equal(point_labels[labeled], truth[labeled])
+
+
+def test_dense_labels_turn_unknown_pixels_into_minus_one():
+    mask = np.array([[0, 255], [4, 255]], np.uint8)
+    assert every_pixel(mask).tolist() == [[0, -1], [4, -1]]                # not 255: the uint8 trap
+    image = np.zeros((3, 2, 2), np.uint8)
+    _, point_labels = PointDataset([image], [mask], crop_size=32)[0, 0, 0, False]
+    assert point_labels[:2, :2].tolist() == [[0, -1], [4, -1]] and (point_labels[2:] == -1).all()
+
+
+def test_big_tiles_every_crop_holds_a_click_and_an_epoch_covers_the_area():
+    shapes = [(1000, 700), (300, 260), (64, 64)]
+    clicks = [Clicks(np.array([5, 990]), np.array([690, 3]), np.array([1, 2])),
+              Clicks(np.array([150]), np.array([100]), np.array([0])),
+              Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))]    # no label: never cropped
+    sampler = CropSampler(clicks, shapes, 64, generator=torch.Generator().manual_seed(0))
+    assert len(sampler) == -(-(1000 * 700 + 300 * 260 + 64 * 64) // 64 ** 2) == 191
+    torch.manual_seed(0)
+    places = list(sampler)
+    assert len(places) == 191
+    counts = np.zeros(3)
+    for tile, top, left, _ in places:
+        c = clicks[tile]
+        inside = (c.rows >= top) & (c.rows < top + 64) & (c.cols >= left) & (c.cols < left + 64)
+        assert inside.any() and 0 <= top <= shapes[tile][0] - 64 and 0 <= left <= shapes[tile][1] - 64
+        counts[tile] += 1
+    assert counts[2] == 0 and 30 < counts[1] < 100         # every click equally often: 1/3 of the crops
+    assert len(CropSampler(clicks, shapes, 64, crops_per_epoch=10)) == 10
+
+
+def test_dense_tiles_are_cropped_in_proportion_to_their_area():
+    masks = [np.zeros((640, 640), np.uint8), np.zeros((64, 640), np.uint8), np.full((640, 64), IGNORE, np.uint8)]
+    sampler = CropSampler(masks, [m.shape for m in masks], 64, crops_per_epoch=2000,
+                          generator=torch.Generator().manual_seed(0))
+    tiles = np.bincount([place[0] for place in sampler], minlength=3)
+    assert tiles[2] == 0 and 1700 < tiles[0] < 1930          # 10:1 by area; all-unknown tiles never
+
+
+def test_tiles_that_fit_one_crop_are_each_seen_once_per_epoch():
+    sampler = CropSampler([None] * 5, [(32, 32)] * 5, 32, generator=torch.Generator().manual_seed(0))
+    assert sampler.one_pass and sorted(place[0] for place in sampler) == [0, 1, 2, 3, 4]
+
+
+def test_band_statistics_tile_by_tile_equal_the_whole_split():
+    rng = np.random.default_rng(0)
+    tiles = [rng.integers(0, 4000, (4, h, w)).astype(np.uint16) for h, w in ((30, 70), (128, 9), (5, 5))]
+    every_pixel_of_the_split = np.concatenate([t.reshape(4, -1) for t in tiles], axis=1).astype(np.float64)
+    mean, std = band_statistics(tiles)
+    assert np.allclose(mean, every_pixel_of_the_split.mean(1), rtol=1e-12)
+    assert np.allclose(std, every_pixel_of_the_split.std(1), rtol=1e-12)

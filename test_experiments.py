@@ -20,7 +20,7 @@ def test_quick_all_writes_every_table_and_figure(quick_run):
     assert "not run yet" not in tables
     for figure in ("fig1_density.png", "fig2_strategy.png", "fig3_per_class.png", "fig4_predictions.png"):
         assert (quick_run / figure).stat().st_size > 1000
-    records = ex.load_records(quick_run / "runs.jsonl")
+    records = report.load_records(quick_run / "runs.jsonl")
     # 4 density + 6 strategy (final is the random-10 run) + dense; the random-init row reuses the
     # ImageNet-asked run when that one fell back to random init (as it does offline)
     trained = {r["key"] for r in records.values()}
@@ -37,21 +37,21 @@ def test_rerun_skips_finished_runs(quick_run, capsys):
 
 def test_truncated_last_record_loses_nothing_before_it(tmp_path, capsys):
     path = tmp_path / "runs.jsonl"
-    ex.append_record(path, dict(key="a", metrics={}))
-    ex.append_record(path, dict(key="b", metrics={}))
+    report.append_record(path, dict(key="a", metrics={}))
+    report.append_record(path, dict(key="b", metrics={}))
     with open(path, "a") as f:
         f.write('{"key": "c", "metr')                     # the crash happened mid-write
-    assert set(ex.load_records(path)) == {"a", "b"}
+    assert set(report.load_records(path)) == {"a", "b"}
     assert "skipping an unreadable record" in capsys.readouterr().err
-    ex.append_record(path, dict(key="d", metrics={}))       # the next run starts on a fresh line
-    assert set(ex.load_records(path)) == {"a", "b", "d"}
+    report.append_record(path, dict(key="d", metrics={}))       # the next run starts on a fresh line
+    assert set(report.load_records(path)) == {"a", "b", "d"}
 
 
 def test_resume_trains_only_what_is_missing(tmp_path, capsys):
     ex.main(["final", "--quick", "--seeds", "1", "--out", str(tmp_path), "--device", "cpu"])
     ex.main(["final", "--quick", "--seeds", "2", "--out", str(tmp_path), "--device", "cpu"])
     assert "1 still to train" in capsys.readouterr().out
-    assert len(ex.load_records(tmp_path / "runs.jsonl")) == 2
+    assert len(report.load_records(tmp_path / "runs.jsonl")) == 2
 
 
 @pytest.mark.parametrize("values, expected", [

@@ -1,38 +1,87 @@
 """Your own imagery: read a folder of tiles, masks and clicks into what train.py trains on.
 
-    DIR/classes.txt                 one class name per line; line order = class index
+    DIR/classes.txt                 one class per line, line order = class index: `Building`, or
+                                    with its mask colour `Building #3C1098`; `ignore #9B9B9B`
+                                    lines name colours that mean "unknown"
     DIR/{train,val,test}/images/    <stem>.png | .tif | .tiff | .jpg | .npy  (npy: C,H,W or H,W,C)
-    DIR/{train,val,test}/masks/     <stem>.png | .npy   dense class indices; 255 = unknown
+    DIR/{train,val,test}/masks/     <stem>.png | .npy   class indices (255 = unknown), or the
+                                    classes' colours (RGB, RGBA or palette PNG) when classes.txt has them
     DIR/train/points/               <stem>.csv  optional clicks: header x,y,class (name or index)
 
 A training tile with a points CSV learns from those clicks only (it needs no mask); any other
 training tile gets clicks sampled once from its mask, as for the synthetic scenes. val and test
 need masks, since they are scored; val may be left out. Tiles may have any size and any number
-of bands (all tiles the same count). Pixel values are used as stored; each band is standardised
-with the mean and std of the training tiles, which the checkpoint keeps for prediction.
-`python data.py export DIR` writes the synthetic splits in this format.
+of bands (all tiles the same count). Tiles are kept as stored (uint8 stays uint8, .npy files are
+memory-mapped) and clicks as coordinate lists, so memory follows the size of the data; each band
+is standardised with the mean and std of the training tiles, which the checkpoint keeps.
+
+    python tiles.py export DIR      writes the synthetic splits in this format
 """
+import argparse
 import csv
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from data import CLASSES, IGNORE, band_statistics, every_pixel, make_split, sample_points
+from data import CLASSES, IGNORE, Clicks, band_statistics, count_labels, sample_points, split_scene
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 MASK_SUFFIXES = (".png", ".npy")
 PALETTE = ["#d62728", "#2ca02c", "#1f77b4", "#c8a064", "#7f7f7f", "#9467bd",
            "#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#8c564b", "#000000"]
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag costs one line (no usage block) and exit code 2. Every command
+    of the project (train, predict, experiments, export) uses it."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def read_legend(root):
+    """classes.txt -> class names (line order = index), their colours (None unless every class
+    has one) and the colours marked `ignore`."""
+    path = Path(root) / "classes.txt"
+    if not path.is_file():
+        raise ValueError(f"{path}: missing (one class name per line, optionally followed by its mask colour #RRGGBB)")
+    names, colours, ignored = [], [], []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        last = line.split()[-1]
+        colour = last.upper() if HEX_COLOUR.fullmatch(last) else None
+        name = line.strip()[:-len(last)].strip() if colour else line.strip()
+        if name.lower() == "ignore":
+            if colour is None:
+                raise ValueError(f"{path}:{number}: an ignore line needs the colour it stands for, e.g. 'ignore #9B9B9B'")
+            ignored.append(colour)
+        else:
+            names.append(name)
+            colours.append(colour)
+    if len(names) < 2:
+        raise ValueError(f"{path}: needs at least two class names, found {names}")
+    if len(set(names)) < len(names):
+        raise ValueError(f"{path}: class names must differ, got {names}")
+    if any(colours) and not all(colours) or ignored and not all(colours):
+        bare = [n for n, c in zip(names, colours) if c is None]
+        raise ValueError(f"{path}: give every class a mask colour or none; {bare} have none")
+    if len(set(colours + ignored)) < len(colours + ignored) and all(colours):
+        raise ValueError(f"{path}: each colour may stand for one class only, got {colours + ignored}")
+    return tuple(names), (colours if all(colours) else None), ignored
 
 
 def read_image(path):
-    """(bands, H, W) float32, values as stored."""
+    """(bands, H, W) in the stored dtype: a view of the decoded pixels, never a float copy; a
+    .npy file is memory-mapped, so only the crops that are read come into memory."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".npy":
-            array = np.load(path)
+            array = np.load(path, mmap_mode="r")
         else:
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB") if image.mode == "P" else image)
@@ -44,30 +93,60 @@ def read_image(path):
         array = array.transpose(2, 0, 1)
     if array.ndim != 3 or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{path}: expected an image of shape (C, H, W) or (H, W, C), got {array.shape} {array.dtype}")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return array
 
 
-def read_mask(path, num_classes, shape):
-    """(H, W) uint8 class indices; 255 = unknown."""
+def read_mask(path, num_classes, shape, colours=None, ignored=()):
+    """(H, W) uint8 class indices, 255 = unknown, from an index mask or, when the classes have
+    colours, a colour mask."""
     try:
-        mask = np.load(path) if path.suffix.lower() == ".npy" else np.asarray(Image.open(path))
+        if path.suffix.lower() == ".npy":
+            mask = np.load(path)
+        else:
+            with Image.open(path) as image:
+                colour = colours and image.mode in ("P", "RGB", "RGBA", "LA", "PA")
+                mask = np.asarray(image.convert("RGB") if colour else image)
     except Exception as error:
         raise ValueError(f"{path}: cannot read mask ({type(error).__name__}: {error})") from None
-    if mask.shape != shape:
-        raise ValueError(f"{path}: mask is {mask.shape}, its image is {shape}; they must match pixel for pixel")
+    if mask.shape[:2] != tuple(shape):
+        raise ValueError(f"{path}: mask is {mask.shape[:2]}, its image is {tuple(shape)}; they must match pixel for pixel")
+    if mask.ndim == 3:
+        if not colours:
+            raise ValueError(f"{path}: a colour mask, but classes.txt gives no colours; write each class's "
+                             f"mask colour after its name, e.g. 'Building #3C1098'")
+        return colours_to_classes(path, mask[..., :3], colours, ignored)
     bad = np.setdiff1d(np.unique(mask), list(range(num_classes)) + [IGNORE])
     if len(bad):
         raise ValueError(f"{path}: mask values {bad[:5].tolist()} are not class indices 0..{num_classes - 1} or 255")
     return mask.astype(np.uint8)
 
 
+def colours_to_classes(path, rgb, colours, ignored):
+    """Colour mask (H, W, 3) -> class indices, 255 where the colour is an `ignore` one. A colour
+    that classes.txt does not list stops the run: it would otherwise be silently mislabeled."""
+    code = lambda hex_colour: int(hex_colour[1:], 16)
+    legend = sorted([(code(c), k) for k, c in enumerate(colours)] + [(code(c), IGNORE) for c in ignored])
+    known, values = np.array([c for c, _ in legend]), np.array([v for _, v in legend], np.uint8)
+    rgb = rgb.astype(np.int64)
+    pixels = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+    at = np.searchsorted(known, pixels).clip(max=len(known) - 1)
+    listed = known[at] == pixels
+    if not listed.all():
+        unknown, counts = np.unique(pixels[~listed], return_counts=True)
+        first = np.argsort(-counts, kind="stable")[:5]
+        named = ", ".join(f"#{unknown[i]:06X} ({counts[i]} px)" for i in first)
+        raise ValueError(f"{path}: {len(unknown)} colour(s) not in classes.txt: {named}{', ...' if len(unknown) > 5 else ''}; "
+                         f"add each as a class or an 'ignore #RRGGBB' line (a mask saved as JPEG shows many: use PNG)")
+    return values[at]
+
+
 def read_clicks(path, shape, classes):
-    """point_labels (H, W) int64 from a CSV with header x,y,class (class = name or index)."""
-    point_labels = np.full(shape, -1, dtype=np.int64)
+    """Clicks from a CSV with header x,y,class (class = name or index)."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if not rows or [c.strip().lower() for c in rows[0]] != ["x", "y", "class"]:
         raise ValueError(f"{path}: the first line must be the header x,y,class")
+    ys, xs, labels = [], [], []
     for number, row in enumerate(rows[1:], 2):
         if not row:
             continue
@@ -80,15 +159,15 @@ def read_clicks(path, shape, classes):
         index = classes.index(name) if name in classes else int(name) if name.isdigit() else -1
         if not 0 <= index < len(classes):
             raise ValueError(f"{path}:{number}: unknown class {name!r}; classes.txt has {list(classes)} (or 0..{len(classes) - 1})")
-        point_labels[y, x] = index
-    return point_labels
+        ys.append(y), xs.append(x), labels.append(index)
+    return Clicks(np.array(ys, np.int64), np.array(xs, np.int64), np.array(labels, np.int64))
 
 
 def stems(folder, suffixes):
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes} if folder.is_dir() else {}
 
 
-def read_split(root, split, classes):
+def read_split(root, split, classes, colours, ignored):
     """image paths, images, masks (None where a training tile has clicks and no mask), click files."""
     images = stems(root / split / "images", IMAGE_SUFFIXES)
     if not images:
@@ -101,7 +180,7 @@ def read_split(root, split, classes):
             needs = "a mask (masks/<stem>.png or .npy) or clicks (points/<stem>.csv)" if split == "train" else \
                     "a mask (masks/<stem>.png or .npy): val and test tiles are scored"
             raise ValueError(f"{path}: no mask; a {split} image needs {needs}")
-        mask = read_mask(masks[stem], len(classes), image.shape[1:]) if stem in masks else None
+        mask = read_mask(masks[stem], len(classes), image.shape[1:], colours, ignored) if stem in masks else None
         out[0].append(path), out[1].append(image), out[2].append(mask), out[3].append(clicks.get(stem))
     return out
 
@@ -111,23 +190,22 @@ def load_folder(root, seed, how):
     how: for training tiles without a clicks file, "dense" (their full mask) or sample_points
     arguments (clicks sampled from the mask); None means every training tile must bring clicks."""
     root = Path(root)
-    if not (root / "classes.txt").is_file():
-        raise ValueError(f"{root / 'classes.txt'}: missing (one class name per line)")
-    classes = tuple(line.strip() for line in (root / "classes.txt").read_text().splitlines() if line.strip())
-    if len(classes) < 2:
-        raise ValueError(f"{root / 'classes.txt'}: needs at least two class names, found {list(classes)}")
-    data = dict(classes=classes)
+    classes, colours, ignored = read_legend(root)
+    data = dict(classes=classes, colours=colours)
     rng = np.random.default_rng([seed, 1000])                  # as data.sample_split_points
     for split in ("train", "val", "test"):
         if split == "val" and not (root / "val").exists():
-            data["val"] = ([], None, [])
+            data["val"] = ([], [])
             continue
-        paths, images, masks, clicks = read_split(root, split, classes)
-        point_labels = None
+        paths, images, masks, clicks = read_split(root, split, classes, colours, ignored)
         if split == "train":
             point_labels = [training_labels(*tile, classes, how, rng) for tile in zip(paths, images, masks, clicks)]
-            masks = [np.full(i.shape[1:], IGNORE, np.uint8) if m is None else m for i, m in zip(images, masks)]
-        data[split] = (images, point_labels, masks)
+            if not sum(count_labels(labels) for labels in point_labels):
+                raise ValueError(f"{root / 'train'}: no training tile has any label (no clicks, and no mask "
+                                 f"pixel other than unknown); nothing to train on")
+            data[split] = (images, point_labels)
+        else:
+            data[split] = (images, masks)
     band_counts = {i.shape[0] for split in ("train", "val", "test") for i in data[split][0]}
     if len(band_counts) > 1:
         raise ValueError(f"{root}: all tiles need the same number of bands, found {sorted(band_counts)}")
@@ -143,13 +221,18 @@ def training_labels(path, image, mask, click_file, classes, how, rng):
         raise ValueError(f"{path}: no points/{path.stem}.csv; give --points N or --points-per-class K "
                          f"to sample its clicks from its mask, or --dense")
     if how == "dense":
-        return every_pixel(mask)
-    return sample_points(mask, rng, **how)
+        return mask                               # every known pixel is a label
+    try:
+        return sample_points(mask, rng, **how)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
-def colourise(class_map):
-    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in PALETTE], dtype=np.uint8)
-    return rgb[class_map % len(PALETTE)]
+def colourise(class_map, colours=None):
+    """(H, W) class indices -> (H, W, 3) uint8 preview in the legend's colours, or PALETTE's."""
+    colours = colours or PALETTE
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], dtype=np.uint8)
+    return rgb[class_map % len(colours)]
 
 
 def export(root, seed=0, sizes=(200, 60, 60), image_size=128):
@@ -164,10 +247,10 @@ def export(root, seed=0, sizes=(200, 60, 60), image_size=128):
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root.parent))
     (staging / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     for split, size in zip(("train", "val", "test"), sizes):
-        images, masks = make_split(split, size, seed, image_size)
         for folder in ("images", "masks"):
             (staging / split / folder).mkdir(parents=True)
-        for i, (image, mask) in enumerate(zip(images, masks)):
+        for i in range(size):                          # one scene at a time: big scenes fit in memory
+            image, mask = split_scene(split, i, seed, image_size)
             Image.fromarray(image.transpose(1, 2, 0)).save(staging / split / "images" / f"scene_{i:04d}.png")
             Image.fromarray(mask).save(staging / split / "masks" / f"scene_{i:04d}.png")
     if root.exists():
@@ -176,9 +259,8 @@ def export(root, seed=0, sizes=(200, 60, 60), image_size=128):
     print(f"wrote {sum(sizes)} synthetic tiles ({image_size}x{image_size}, seed {seed}) to {root}")
 
 
-def export_main(argv=None):
-    from train import OneLineParser          # train.py imports this module; import it only here
-    parser = OneLineParser(prog="data.py", description="python data.py export DIR: the synthetic splits as a tile folder")
+def main(argv=None):
+    parser = OneLineParser(prog="tiles.py", description="python tiles.py export DIR: the synthetic splits as a tile folder")
     parser.add_argument("command", choices=["export"])
     parser.add_argument("folder")
     parser.add_argument("--seed", type=int, default=0)
@@ -190,3 +272,7 @@ def export_main(argv=None):
         export(args.folder, args.seed, (args.train_size, args.val_size, args.test_size), args.image_size)
     except ValueError as error:
         parser.error(str(error))
+
+
+if __name__ == "__main__":
+    main()

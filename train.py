@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import CLASSES, PointDataset, band_statistics, every_pixel, make_split, sample_split_points
+from data import CLASSES, CropSampler, PointDataset, band_statistics, count_labels, make_split, sample_split_points
 import tiles
 from pce import partial_cross_entropy
+from tiles import OneLineParser
 from unet import DIVISOR, UNet
 
 DEFAULTS = dict(
@@ -33,6 +34,7 @@ DEFAULTS = dict(
     dense=False,              # train on the full masks instead (the upper bound)
     epochs=5, batch_size=8, lr=1e-3, weight_decay=1e-4,
     image_size=128,           # synthetic scenes are this size; folder tiles are cropped to it
+    crops_per_epoch=None,     # default: cover the training area once (one crop per synthetic scene)
     seed=0,                   # one seed picks the scenes, the clicks, the init and the batches
     device="auto", weights="imagenet",
     train_size=200, val_size=60, test_size=60,
@@ -47,28 +49,35 @@ def train(config):
     torch.manual_seed(config["seed"])
     device = pick_device(config["device"])
     data = load_data(config)
-    train_images, train_points, train_masks = data["train"]
-    labeled_fraction = sum(int((p >= 0).sum()) for p in train_points) / sum(p.size for p in train_points)
+    train_images, train_points = data["train"]
+    labeled_fraction = sum(map(count_labels, train_points)) / sum(i.shape[-2] * i.shape[-1] for i in train_images)
     model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"]).to(device)
+    # an epoch: one crop per synthetic scene, or enough crops around the labels to cover big tiles once
+    generator = torch.Generator().manual_seed(config["seed"])
+    sampler = CropSampler(train_points, [i.shape[-2:] for i in train_images], config["image_size"],
+                          config["crops_per_epoch"], generator)
+    loader = torch.utils.data.DataLoader(PointDataset(train_images, train_points, config["image_size"]),
+                                         batch_size=config["batch_size"], sampler=sampler, generator=generator)
     print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; "
           f"{describe_labels(config)} ({labeled_fraction:.4%} of training pixels labeled); "
+          f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch; "
           f"encoder init: {model.encoder_init}; device: {device}", flush=True)
-
-    loader = torch.utils.data.DataLoader(
-        PointDataset(train_images, train_points, train_masks, crop_size=config["image_size"], flip=True),
-        batch_size=config["batch_size"], shuffle=True, generator=torch.Generator().manual_seed(config["seed"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
     history, best = [], None      # best = (val mIoU, epoch, weights)
     for epoch in range(1, config["epochs"] + 1):
-        epoch_start, losses = time.time(), []
+        epoch_start, losses, said = time.time(), [], time.time()
         model.train()
-        for image, point_labels, _ in loader:     # the dense mask is never shown to the loss
+        for image, point_labels in loader:        # clicks only: the dense masks are for scoring
             loss = partial_cross_entropy(model(image.to(device)), point_labels.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            if time.time() - said > 60:            # long epochs (big tiles) say where they are
+                print(f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss {np.mean(losses):.4f}, "
+                      f"{time.time() - epoch_start:.0f}s", flush=True)
+                said = time.time()
         scheduler.step()
         val_miou = evaluate(model, data["val"], data["classes"], config)["miou"] if len(data["val"][0]) else None
         history.append(dict(epoch=epoch, train_loss=float(np.mean(losses)), val_miou=val_miou,
@@ -85,20 +94,23 @@ def train(config):
 
     out = Path(config["out"] or Path("runs") / run_name(config))
     metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
-                   encoder_init=model.encoder_init, device=str(device), best_epoch=best[1],
-                   history=history, test=test, wall_time_s=round(time.time() - started, 1))
+                   crops_per_epoch=sampler.crops, encoder_init=model.encoder_init, device=str(device),
+                   best_epoch=best[1], history=history, test=test, wall_time_s=round(time.time() - started, 1))
     out.mkdir(parents=True, exist_ok=True)
     save_atomic(lambda f: torch.save(dict(state_dict=model.state_dict(), classes=list(data["classes"]),
-                                          bands=data["bands"], image_size=config["image_size"],
-                                          encoder_init=model.encoder_init), f), out / "model.pt")
+                                          colours=data.get("colours"), bands=data["bands"],
+                                          image_size=config["image_size"], encoder_init=model.encoder_init), f),
+                out / "model.pt")
     save_atomic(lambda f: f.write(json.dumps(metrics, indent=2).encode()), out / "metrics.json")
-    print(f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f}  "
-          f"wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json", flush=True)
+    print(f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the commonest "
+          f"class: {test['commonest_class_accuracy']:.4f})  wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
+          flush=True)
     return metrics
 
 
 def load_data(config):
-    """{'train'|'val'|'test': (images, point_labels, dense_masks), 'classes', 'bands', 'mean', 'std'}."""
+    """{'train': (images, point_labels), 'val'|'test': (images, dense_masks), 'classes', 'bands',
+    'mean', 'std'}. A tile's point_labels are its Clicks, or for --dense its dense mask."""
     how = label_options(config)
     if config["data"]:
         return tiles.load_folder(config["data"], config["seed"], how)
@@ -106,11 +118,10 @@ def load_data(config):
     for split in ("train", "val", "test"):
         images, dense_masks = make_split(split, config[f"{split}_size"], config["seed"], config["image_size"])
         if split == "train":
-            point_labels = [every_pixel(m) for m in dense_masks] if how == "dense" else \
-                           sample_split_points(dense_masks, config["seed"], **how)
+            data[split] = (images, list(dense_masks) if how == "dense" else
+                           sample_split_points(dense_masks, config["seed"], **how))
         else:
-            point_labels = None
-        data[split] = (images, point_labels, dense_masks)
+            data[split] = (images, dense_masks)
     data["mean"], data["std"] = band_statistics(data["train"][0])     # as for a tile folder
     return data
 
@@ -130,18 +141,20 @@ def label_options(config):
 @torch.no_grad()
 def predict_tile(model, image, window, batch_size=8):
     """Logits (C, H, W) for a whole tile of any size: overlapping window x window crops of the
-    edge-padded tile, their logits averaged where they overlap, the padding cut off again."""
-    image = torch.as_tensor(image, dtype=torch.float32)
+    edge-padded tile, their logits averaged where they overlap, the padding cut off again. The
+    tile stays in its stored dtype; only the windows in flight are float."""
+    image = np.asarray(image)
     h, w = image.shape[-2:]
     ph, pw = max(window, -(-h // DIVISOR) * DIVISOR), max(window, -(-w // DIVISOR) * DIVISOR)
-    padded = torch.nn.functional.pad(image[None], (0, pw - w, 0, ph - h), mode="replicate")
+    padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
     starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
     corners = [(y, x) for y in starts(ph) for x in starts(pw)]
     device = next(model.parameters()).device
     logits, counts = None, torch.zeros(1, ph, pw)
     for i in range(0, len(corners), batch_size):
         chunk = corners[i:i + batch_size]
-        out = model(torch.cat([padded[..., y:y + window, x:x + window] for y, x in chunk]).to(device)).cpu()
+        windows = np.stack([padded[:, y:y + window, x:x + window] for y, x in chunk]).astype(np.float32)
+        out = model(torch.from_numpy(windows).to(device)).cpu()
         logits = torch.zeros(out.shape[1], ph, pw) if logits is None else logits
         for (y, x), o in zip(chunk, out):
             logits[:, y:y + window, x:x + window] += o
@@ -151,7 +164,7 @@ def predict_tile(model, image, window, batch_size=8):
 
 def evaluate(model, split, classes, config):
     """Scores over a whole split from one confusion matrix (pixels marked IGNORE are skipped)."""
-    images, _, dense_masks = split
+    images, dense_masks = split
     model.eval()
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
     for image, dense_mask in zip(images, dense_masks):
@@ -169,7 +182,8 @@ def confusion_matrix(prediction, target, num_classes):
 
 def scores(matrix, classes):
     """mIoU (mean over classes that occur in truth or prediction), pixel accuracy, per-class
-    IoU / precision / recall. A ratio with nothing to count is None."""
+    IoU / precision / recall. A ratio with nothing to count is None. The pixel accuracy of always
+    answering the commonest true class is the floor any useful model must clear."""
     m = matrix.double()
     tp, truth, predicted = m.diag(), m.sum(1), m.sum(0)
     ratio = lambda a, b: [None if d == 0 else float(n / d) for n, d in zip(a, b)]
@@ -177,6 +191,7 @@ def scores(matrix, classes):
     present = [v for v in iou if v is not None]
     return dict(miou=float(np.mean(present)) if present else 0.0,
                 pixel_accuracy=float(tp.sum() / m.sum()) if m.sum() else 0.0,
+                commonest_class_accuracy=float(truth.max() / m.sum()) if m.sum() else 0.0,
                 per_class={c: dict(iou=iou[k], precision=precision[k], recall=recall[k]) for k, c in enumerate(classes)},
                 confusion_matrix=matrix.tolist())
 
@@ -229,7 +244,8 @@ def check_config(config):
     given = [k for k in ("points", "points_per_class") if config[k] is not None] + (["dense"] if config["dense"] else [])
     if len(given) > 1 or not (given or config["data"]):
         raise ValueError(f"choose exactly one of --points N, --points-per-class K, --dense (got {given or 'none'})")
-    for key in ("points", "points_per_class", "epochs", "batch_size", "image_size", "train_size", "test_size"):
+    for key in ("points", "points_per_class", "epochs", "batch_size", "image_size", "train_size", "test_size",
+                "crops_per_epoch"):
         if config[key] is not None and (not isinstance(config[key], int) or config[key] < 1):
             raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}")
     for key in ("val_size", "seed"):
@@ -249,13 +265,6 @@ def check_config(config):
     return config
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag costs one line (no usage block) and exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, help="random clicks per training image")
@@ -264,6 +273,8 @@ def main(argv=None):
     parser.add_argument("--dense", action="store_true", help="train on the full masks (upper bound)")
     for key in ("epochs", "batch_size", "image_size", "seed", "train_size", "val_size", "test_size"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    parser.add_argument("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the "
+                        "training area once, ceil(total tile area / image-size^2))")
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     parser.add_argument("--device", default=DEFAULTS["device"], help="auto, cpu, cuda, cuda:N")
