@@ -11,6 +11,7 @@ spatial context.
 Dense masks are for evaluation only. Training sees `point_labels`: -1 everywhere except at the
 clicked pixels, sampled once per training image and then kept fixed, as an annotator clicks once.
 """
+import functools
 import math
 from typing import NamedTuple
 
@@ -89,11 +90,14 @@ def render(rng, dense_mask):
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=3)
 def make_split(split, size, seed=0, image_size=128):
-    """`size` scenes of a split: images (n, 3, S, S) uint8, dense masks (n, S, S) uint8."""
+    """`size` scenes of a split: images (n, 3, S, S) uint8, dense masks (n, S, S) uint8. Made once
+    per process (experiments.py trains a dozen configurations on the same scenes), so read-only."""
     scenes = [split_scene(split, i, seed, image_size) for i in range(size)]
     images = np.stack([s[0] for s in scenes]) if scenes else np.zeros((0, 3, image_size, image_size), np.uint8)
     masks = np.stack([s[1] for s in scenes]) if scenes else np.zeros((0, image_size, image_size), np.uint8)
+    images.flags.writeable = masks.flags.writeable = False
     return images, masks
 
 

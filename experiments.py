@@ -5,7 +5,8 @@
     python experiments.py strategy     Table 2: random vs stratified, 5 / 10 / 20 points per class
     python experiments.py final        Table 3: 10 points per class, random, per-class scores
     python experiments.py baselines    dense (full-mask) upper bound; ImageNet vs random init
-options: --seeds 3  --out results  --device auto  --quick (tiny smoke run, written to results-quick/)
+    python experiments.py precision    Table 4: the final model trained in fp32 and in bf16
+options: --seeds 3  --out results  --device auto  --precision auto  --quick (tiny smoke run, to results-quick/)
 
 Each configuration is trained from scratch once per seed; the seed changes the scenes, the
 clicks and the initial weights together. Every finished run is appended to <out>/runs.jsonl at
@@ -16,10 +17,11 @@ noise" when it is smaller than twice its standard error (paired by seed).
 import time
 from pathlib import Path
 
-from report import (DENSITY_POINTS, FINAL, OUT, QUICK, STRATEGY_POINTS, append_record, key, load_records, name,
+from device import pick_device, pick_precision
+from report import (DENSITY_POINTS, FINAL, OUT, QUICK, STRATEGY_POINTS, append_record, key, load_records,
                     same_as_done, write_all)
 from tiles import OneLineParser
-from train import pick_device, train
+from train import train
 
 SEEDS, QUICK_OUT = 3, "results-quick"
 
@@ -36,18 +38,20 @@ def planned(command, seeds):
             runs += [dict(FINAL, seed=seed)]
         if command in ("baselines", "all"):
             runs += [dict(dense=True, seed=seed), dict(FINAL, weights="none", seed=seed)]
+        if command in ("precision", "all"):
+            runs += [dict(FINAL, precision=p, seed=seed) for p in ("fp32", "bf16")]
     unique = {}
     for run in runs:
         unique.setdefault(key(run), run)
     return list(unique.values())
 
 
-def run_all(command, seeds, out, device, quick):
+def run_all(command, seeds, out, device, quick, precision="auto"):
     out.mkdir(parents=True, exist_ok=True)
     records_path = out / "runs.jsonl"
     records = load_records(records_path)
     extra = QUICK if quick else {}
-    plan = planned(command, seeds)
+    plan = [{"precision": precision, **c} for c in planned(command, seeds)]    # Table 4 sets its own
     todo = [c for c in plan if key({**c, **extra}) not in records]
     print(f"{command}: {len(plan)} runs planned, {len(todo)} still to train -> {out}", flush=True)
     started, done = time.time(), 0
@@ -66,11 +70,15 @@ def run_all(command, seeds, out, device, quick):
         eta = elapsed / done * (len(todo) - i)
         print(f"[{i}/{len(todo)}] done in {time.time() - run_start:.0f}s; elapsed {clock(elapsed)}, "
               f"ETA {clock(eta)}", flush=True)
-    write_all(out, records, seeds, quick)
+    write_all(out, records, seeds, quick, precision)
 
 
 def describe(config):
     return " ".join(f"{k}={v}" for k, v in config.items())
+
+
+def name(config):
+    return "_".join(f"{k}-{v}" for k, v in config.items()).replace("points_per_class", "ppc")
 
 
 def clock(seconds):
@@ -80,19 +88,22 @@ def clock(seconds):
 
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["all", "density", "strategy", "final", "baselines"])
+    parser.add_argument("command", choices=["all", "density", "strategy", "final", "baselines", "precision"])
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--out", help=f"results folder (default {OUT}, or {QUICK_OUT} with --quick)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 where the device computes it natively, else fp32")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 epoch: a smoke test")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     try:
-        pick_device(args.device)
+        print(f"precision: {' '.join(pick_precision(args.precision, pick_device(args.device)))}", flush=True)
     except ValueError as error:
         parser.error(str(error))
-    run_all(args.command, args.seeds, Path(args.out or (QUICK_OUT if args.quick else OUT)), args.device, args.quick)
+    run_all(args.command, args.seeds, Path(args.out or (QUICK_OUT if args.quick else OUT)), args.device, args.quick,
+            args.precision)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from tiles import IMAGE_SUFFIXES, OneLineParser, colourise, read_image
-from train import pick_device, predict_tile, save_atomic
+from device import pick_device, pick_precision
+from train import predict_tile, save_atomic
 from unet import UNet
 
 
@@ -61,6 +62,8 @@ def main(argv=None):
     parser.add_argument("inputs", nargs="+", help="image files or folders of images")
     parser.add_argument("--out", required=True, help="folder for the predicted PNGs")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 where the device computes it natively, else fp32")
     args = parser.parse_args(argv)
     try:
         model, checkpoint = load_checkpoint(args.checkpoint)
@@ -70,15 +73,18 @@ def main(argv=None):
             if bands != checkpoint["bands"]:
                 raise ValueError(f"{path}: has {bands} bands, the checkpoint was trained on {checkpoint['bands']}")
         device = pick_device(args.device)
+        precision, why = pick_precision(args.precision, device)
     except ValueError as error:
         parser.error(str(error))
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)
+    print(f"{len(files)} image(s); device {device}; precision {precision} ({why})", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(files, 1):
         start = time.time()
         image = read_image(path)
-        class_map = predict_tile(model, image, checkpoint["image_size"]).argmax(0).numpy().astype("uint8")
+        class_map = predict_tile(model, image, checkpoint["image_size"], precision=precision).argmax(0)
+        class_map = class_map.numpy().astype("uint8")
         for picture, suffix in ((class_map, "classes"), (colourise(class_map, checkpoint.get("colours")), "preview")):
             save_atomic(lambda f: Image.fromarray(picture).save(f, format="PNG"), out / f"{path.stem}_{suffix}.png")
         print(f"[{i}/{len(files)}] {path} -> {out / path.stem}_classes.png, _preview.png "

@@ -65,17 +65,20 @@ def append_record(path, record):
         os.fsync(f.fileno())
 
 
+# a setting asked for explicitly -> (what the run records, the value recorded when it got just that)
+RESOLVED = {"weights": ("encoder_init", {"none": "random"}), "precision": ("precision", {"fp32": "fp32", "bf16": "bf16"})}
+
+
 def same_as_done(config, records):
-    """A random-init run needs no training when the ImageNet run of the same config fell back to
-    random init: that run already is it, number for number."""
-    if config.get("weights") != "none":
-        return None
-    twin = records.get(key({**config, "weights": DEFAULTS["weights"]}))
-    return twin if twin and twin["metrics"]["encoder_init"] == "random" else None
-
-
-def name(config):
-    return "_".join(f"{k}-{v}" for k, v in config.items()).replace("points_per_class", "ppc")
+    """A run that asks for a setting explicitly needs no training when the run with that setting's
+    default already got exactly it (ImageNet weights asked, unreachable, random init used; precision
+    auto, bf16 chosen): that run already is it, number for number."""
+    for setting, (recorded, got) in RESOLVED.items():
+        if config.get(setting) in got:
+            twin = records.get(key({**config, setting: DEFAULTS[setting]}))
+            if twin and twin["metrics"].get(recorded) == got[config[setting]]:
+                return twin
+    return None
 
 
 def mean_std(values):
@@ -102,14 +105,15 @@ def paired(a, b):
 
 
 class Results:
-    def __init__(self, records, seeds, quick):
+    def __init__(self, records, seeds, quick, precision="auto"):
         self.records, self.seeds, self.extra = records, seeds, QUICK if quick else {}
+        self.precision = precision          # as experiments.py was asked: the runs' keys hold it
 
     def values(self, config, *path):
         """{seed: metrics[path[0]][path[1]]...} over the finished seeds of a configuration."""
         found = {}
         for seed in range(self.seeds):
-            full = {**config, **self.extra, "seed": seed}
+            full = {"precision": self.precision, **config, **self.extra, "seed": seed}
             record = self.records.get(key(full)) or same_as_done(full, self.records)
             if record:
                 value = record["metrics"]
@@ -164,6 +168,15 @@ def tables(r):
         share = {s: miou[s] / dense_miou[s] for s in miou if dense_miou.get(s)}
         lines.append(f"| {label} | {', '.join(inits) or '—'} | {mean_std(miou)} | "
                      f"{mean_std(r.values(c, 'test', 'pixel_accuracy'))} | {mean_std(share)} |")
+    lines += ["", "## Table 4 — arithmetic precision (final model, 10 random points per class)", "",
+              "| precision | test mIoU | pixel accuracy | wall time per run |", "|---|---|---|---|"]
+    runs = {p: dict(FINAL, precision=p) for p in ("fp32", "bf16")}
+    for p, c in runs.items():
+        wall = list(r.values(c, "wall_time_s").values())
+        lines.append(f"| {p} | {mean_std(r.values(c, 'test', 'miou'))} | {mean_std(r.values(c, 'test', 'pixel_accuracy'))} "
+                     f"| {f'{np.mean(wall):.0f} s' if wall else 'not run yet'} |")
+    lines += ["", "bf16 − fp32: mIoU " + paired(*(r.values(runs[p], "test", "miou") for p in ("bf16", "fp32"))) +
+              ", pixel accuracy " + paired(*(r.values(runs[p], "test", "pixel_accuracy") for p in ("bf16", "fp32"))) + "."]
     seconds = [rec["metrics"]["wall_time_s"] for rec in r.records.values()]
     lines += ["", f"{len(seconds)} runs recorded, {sum(seconds) / 60:.1f} min of training in total.", ""]
     return "\n".join(lines)
@@ -223,7 +236,8 @@ def prediction_panel(r, out, plt):
     from train import predict_tile
     from unet import UNet
 
-    checkpoint_path = out / "runs" / name(dict(FINAL, seed=0)) / "model.pt"
+    run = r.values(FINAL, "config", "out").get(0)           # where the seed-0 final run was written
+    checkpoint_path = Path(run or out / "runs" / "missing") / "model.pt"
     if not checkpoint_path.exists():
         print(f"no {checkpoint_path}: prediction panel skipped (train `final` seed 0 to draw it)")
         return
@@ -266,8 +280,8 @@ def save(fig, path):
     plt.close(fig)
 
 
-def write_all(out, records, seeds, quick):
-    r = Results(records, seeds, quick)
+def write_all(out, records, seeds, quick, precision="auto"):
+    r = Results(records, seeds, quick, precision)
     text = tables(r)
     save_atomic(lambda f: f.write(text.encode()), out / "tables.md")
     figures(r, out)
@@ -278,4 +292,6 @@ if __name__ == "__main__":
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else OUT)
     records = load_records(folder / "runs.jsonl")
     quick = any(rec.get("quick") for rec in records.values())
-    write_all(folder, records, max([rec["config"]["seed"] + 1 for rec in records.values()] or [1]), quick)
+    asked = [rec["config"].get("precision", "auto") for rec in records.values()]
+    write_all(folder, records, max([rec["config"]["seed"] + 1 for rec in records.values()] or [1]), quick,
+              max(set(asked), key=asked.count) if asked else "auto")

@@ -129,7 +129,7 @@ def test_dataset_flips_image_and_clicks_together(train_split):
     for flip in (False, True):
         image, point_labels = dataset[0, 0, 0, flip]
         assert image.shape == (3, 128, 128) and image.dtype == torch.float32 and point_labels.dtype == torch.int64
-        expected_image, expected_mask = torch.from_numpy(images[0]).float(), torch.from_numpy(masks[0].astype(np.int64))
+        expected_image, expected_mask = torch.tensor(images[0]).float(), torch.tensor(masks[0].astype(np.int64))
         if flip:
             expected_image, expected_mask = expected_image.flip(-1), expected_mask.flip(-1)
         assert torch.equal(image, expected_image)

@@ -15,16 +15,18 @@ def quick_run(tmp_path_factory):
 
 def test_quick_all_writes_every_table_and_figure(quick_run):
     tables = (quick_run / "tables.md").read_text()
-    for title in ("Table 1", "Table 2", "Table 3", "Baselines"):
+    for title in ("Table 1", "Table 2", "Table 3", "Baselines", "Table 4"):
         assert title in tables
     assert "not run yet" not in tables
     for figure in ("fig1_density.png", "fig2_strategy.png", "fig3_per_class.png", "fig4_predictions.png"):
         assert (quick_run / figure).stat().st_size > 1000
     records = report.load_records(quick_run / "runs.jsonl")
-    # 4 density + 6 strategy (final is the random-10 run) + dense; the random-init row reuses the
-    # ImageNet-asked run when that one fell back to random init (as it does offline)
+    # 4 density + 6 strategy (final is the random-10 run) + dense + Table 4's other precision; the
+    # random-init row reuses the ImageNet-asked run when that one fell back to random init (as it
+    # does offline), and Table 4's row of the precision auto chose reuses the final run
     trained = {r["key"] for r in records.values()}
-    assert len(trained) in (11, 12)
+    assert len(trained) in (12, 13)
+    assert {r["metrics"]["precision"] for r in records.values()} == {"fp32", "bf16"}
     assert all(r["quick"] and r["metrics"]["config"]["epochs"] == 1 for r in records.values())
 
 

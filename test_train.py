@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 
+import device
 from train import confusion_matrix, main, predict_tile, scores, train
 from unet import UNet
 
@@ -91,6 +92,7 @@ def test_dense_training_uses_every_pixel(tmp_path):
     (["--points", "ten"], "invalid int value: 'ten'"),
     (["--points", "10", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
     (["--pionts", "10"], "unrecognized arguments: --pionts"),
+    (["--points", "10", "--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
     (["--points", "5000", "--image-size", "64", "--train-size", "1", "--val-size", "0", "--test-size", "1"],
      "5000 points per image asked, but the image has only 4096"),
 ])
@@ -107,3 +109,28 @@ def test_command_line_error_has_no_traceback():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == "train.py: error: --image-size must be a multiple of 32, got 100"
+
+
+def test_bf16_runs_are_recorded_as_such_and_just_as_deterministic(tmp_path):
+    runs = [train(dict(TINY, points=100, epochs=1, precision="bf16", out=str(tmp_path / str(i)))) for i in range(2)]
+    assert runs[0]["precision"] == "bf16" and runs[0]["torch"] == torch.__version__ and runs[0]["machine"]
+    assert runs[0]["test"] == runs[1]["test"] and runs[0]["history"][0]["train_loss"] == runs[1]["history"][0]["train_loss"]
+
+
+@pytest.mark.parametrize("flags, asked, expected", [
+    ("fpu sse avx512_bf16 avx512f", "auto", ("bf16", "CPU has AVX512-BF16")),
+    ("fpu amx_bf16 amx_tile", "auto", ("bf16", "CPU has AMX")),
+    ("fpu sse avx2", "auto", ("fp32", "CPU has neither AMX nor AVX512-BF16, so bf16 would be slower")),
+    ("fpu sse avx2", "bf16", ("bf16", "asked for; CPU has neither AMX nor AVX512-BF16: bf16 is emulated, slower than fp32")),
+    ("fpu avx512_bf16", "fp32", ("fp32", "asked for; CPU has AVX512-BF16")),
+])
+def test_auto_precision_follows_the_cpu_and_says_why(monkeypatch, flags, asked, expected):
+    monkeypatch.setattr(device, "cpu_info", lambda field: flags if field == "flags" else "")
+    assert device.pick_precision(asked, torch.device("cpu")) == expected
+
+
+def test_bf16_evaluation_agrees_with_fp32():
+    model = UNet(weights=None).eval().to(memory_format=torch.channels_last)
+    image = torch.randint(0, 255, (3, 96, 160), dtype=torch.uint8).numpy()
+    fp32, bf16 = (predict_tile(model, image, 64, precision=p) for p in ("fp32", "bf16"))
+    assert bf16.dtype == torch.float32 and (fp32.argmax(0) == bf16.argmax(0)).float().mean() > 0.9

@@ -23,6 +23,7 @@ import torch
 
 from data import CLASSES, CropSampler, PointDataset, band_statistics, count_labels, make_split, sample_split_points
 import tiles
+from device import autocast, machine, pick_device, pick_precision
 from pce import partial_cross_entropy
 from tiles import OneLineParser
 from unet import DIVISOR, UNet
@@ -37,6 +38,7 @@ DEFAULTS = dict(
     crops_per_epoch=None,     # default: cover the training area once (one crop per synthetic scene)
     seed=0,                   # one seed picks the scenes, the clicks, the init and the batches
     device="auto", weights="imagenet",
+    precision="auto",         # bf16 autocast where the device computes bf16 natively, else fp32
     train_size=200, val_size=60, test_size=60,
     data=None,                # a folder of your own tiles instead of synthetic scenes
     out=None,                 # default runs/<name>
@@ -48,10 +50,12 @@ def train(config):
     started = time.time()
     torch.manual_seed(config["seed"])
     device = pick_device(config["device"])
+    precision, why = pick_precision(config["precision"], device)
     data = load_data(config)
     train_images, train_points = data["train"]
     labeled_fraction = sum(map(count_labels, train_points)) / sum(i.shape[-2] * i.shape[-1] for i in train_images)
-    model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"]).to(device)
+    model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"])
+    model = model.to(device, memory_format=torch.channels_last)   # the layout fast CPU and GPU convolutions want
     # an epoch: one crop per synthetic scene, or enough crops around the labels to cover big tiles once
     generator = torch.Generator().manual_seed(config["seed"])
     sampler = CropSampler(train_points, [i.shape[-2:] for i in train_images], config["image_size"],
@@ -61,7 +65,8 @@ def train(config):
     print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; "
           f"{describe_labels(config)} ({labeled_fraction:.4%} of training pixels labeled); "
           f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch; "
-          f"encoder init: {model.encoder_init}; device: {device}", flush=True)
+          f"encoder init: {model.encoder_init}; device: {device} ({machine(device)}); precision {precision} ({why})",
+          flush=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
     history, best = [], None      # best = (val mIoU, epoch, weights)
@@ -69,7 +74,9 @@ def train(config):
         epoch_start, losses, said = time.time(), [], time.time()
         model.train()
         for image, point_labels in loader:        # clicks only: the dense masks are for scoring
-            loss = partial_cross_entropy(model(image.to(device)), point_labels.to(device))
+            with autocast(device, precision):
+                logits = model(image.to(device, memory_format=torch.channels_last))
+            loss = partial_cross_entropy(logits.float(), point_labels.to(device))   # the loss in fp32
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -79,7 +86,7 @@ def train(config):
                       f"{time.time() - epoch_start:.0f}s", flush=True)
                 said = time.time()
         scheduler.step()
-        val_miou = evaluate(model, data["val"], data["classes"], config)["miou"] if len(data["val"][0]) else None
+        val_miou = evaluate(model, data["val"], data["classes"], config, precision)["miou"] if len(data["val"][0]) else None
         history.append(dict(epoch=epoch, train_loss=float(np.mean(losses)), val_miou=val_miou,
                             seconds=round(time.time() - epoch_start, 2)))
         print(f"epoch {epoch}/{config['epochs']}  train loss {history[-1]['train_loss']:.4f}  val mIoU "
@@ -89,12 +96,13 @@ def train(config):
     if not len(data["val"][0]):
         print("no val split: no best-epoch selection, the last epoch's weights are tested", flush=True)
     model.load_state_dict(best[2])
-    test = evaluate(model, data["test"], data["classes"], config)
+    test = evaluate(model, data["test"], data["classes"], config, precision)
     print_table(test, data["classes"])
 
     out = Path(config["out"] or Path("runs") / run_name(config))
     metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
                    crops_per_epoch=sampler.crops, encoder_init=model.encoder_init, device=str(device),
+                   machine=machine(device), torch=torch.__version__, precision=precision,
                    best_epoch=best[1], history=history, test=test, wall_time_s=round(time.time() - started, 1))
     out.mkdir(parents=True, exist_ok=True)
     save_atomic(lambda f: torch.save(dict(state_dict=model.state_dict(), classes=list(data["classes"]),
@@ -139,7 +147,7 @@ def label_options(config):
 
 
 @torch.no_grad()
-def predict_tile(model, image, window, batch_size=8):
+def predict_tile(model, image, window, batch_size=8, precision="fp32"):
     """Logits (C, H, W) for a whole tile of any size: overlapping window x window crops of the
     edge-padded tile, their logits averaged where they overlap, the padding cut off again. The
     tile stays in its stored dtype; only the windows in flight are float."""
@@ -150,11 +158,14 @@ def predict_tile(model, image, window, batch_size=8):
     starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
     corners = [(y, x) for y in starts(ph) for x in starts(pw)]
     device = next(model.parameters()).device
+    layout = torch.channels_last if model.stem[0].weight.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format                                # batches follow the model's layout
     logits, counts = None, torch.zeros(1, ph, pw)
     for i in range(0, len(corners), batch_size):
         chunk = corners[i:i + batch_size]
         windows = np.stack([padded[:, y:y + window, x:x + window] for y, x in chunk]).astype(np.float32)
-        out = model(torch.from_numpy(windows).to(device)).cpu()
+        with autocast(device, precision):
+            out = model(torch.from_numpy(windows).to(device, memory_format=layout)).float().cpu()
         logits = torch.zeros(out.shape[1], ph, pw) if logits is None else logits
         for (y, x), o in zip(chunk, out):
             logits[:, y:y + window, x:x + window] += o
@@ -162,13 +173,13 @@ def predict_tile(model, image, window, batch_size=8):
     return (logits / counts)[:, :h, :w]
 
 
-def evaluate(model, split, classes, config):
+def evaluate(model, split, classes, config, precision="fp32"):
     """Scores over a whole split from one confusion matrix (pixels marked IGNORE are skipped)."""
     images, dense_masks = split
     model.eval()
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
     for image, dense_mask in zip(images, dense_masks):
-        prediction = predict_tile(model, image, config["image_size"], config["batch_size"]).argmax(0)
+        prediction = predict_tile(model, image, config["image_size"], config["batch_size"], precision).argmax(0)
         matrix += confusion_matrix(prediction, torch.as_tensor(np.asarray(dense_mask, np.int64)), len(classes))
     return scores(matrix, classes)
 
@@ -227,16 +238,6 @@ def save_atomic(write, path):
     os.replace(tmp, path)
 
 
-def pick_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.split(":")[0] not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here: use --device cpu or auto")
-    return torch.device(name)
-
-
 def check_config(config):
     unknown = set(config) - set(DEFAULTS)
     if unknown:
@@ -278,6 +279,8 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     parser.add_argument("--device", default=DEFAULTS["device"], help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--precision", default=DEFAULTS["precision"], choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 where the device computes it natively, else fp32")
     parser.add_argument("--weights", default=DEFAULTS["weights"], help="imagenet, none or a resnet34 state dict file")
     parser.add_argument("--data", help="folder of your own tiles (format in README)")
     parser.add_argument("--out", help="output folder (default runs/<name>)")
