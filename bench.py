@@ -9,8 +9,10 @@ batch 8, 128 x 128 crops, 3 bands):
   train  images per second over whole training steps: forward, pCE in fp32, backward, Adam step
   eval   megapixels per second of train.predict_tile over a 1024 x 1024 tile (overlapping
          128-pixel windows, batches of 8), as validation, testing and predict.py use it
-Each figure is the median of --steps timed repetitions after --warmup untimed ones; the last
-column is the ratio to fp32. Figures are for this machine: the first line names it.
+The modes take turns, step by step (training: --steps timed rounds after --warmup untimed ones;
+evaluation: a quarter as many, after one), so a machine that drifts in speed during the run
+touches every mode alike; each figure is a median, and the ratio columns are to fp32. Figures
+are for this machine: the first line names it.
 """
 import statistics
 import time
@@ -33,19 +35,8 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def timed(step, device, steps, warmup):
-    """Median seconds of `step` over `steps` runs, after `warmup` runs."""
-    seconds = []
-    for i in range(warmup + steps):
-        synchronize(device)
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds[warmup:])
-
-
-def train_images_per_second(device, precision, channels_last, steps, warmup):
+def train_step(device, precision, channels_last):
+    """One whole training step of the report's setting, as a function to time."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
     model = UNet(weights=None, mean=[127.0] * 3, std=[64.0] * 3).to(device, memory_format=layout).train()
@@ -61,16 +52,31 @@ def train_images_per_second(device, precision, channels_last, steps, warmup):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return BATCH / timed(step, device, steps, warmup)
+    return step
 
 
-def eval_megapixels_per_second(device, precision, channels_last, steps, warmup):
+def tile_prediction(device, precision, channels_last):
+    """predict_tile over one TILE x TILE tile, as a function to time."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
     model = UNet(weights=None, mean=[127.0] * 3, std=[64.0] * 3).to(device, memory_format=layout).eval()
     tile = np.random.default_rng(0).integers(0, 256, (3, TILE, TILE), dtype=np.uint8)
-    seconds = timed(lambda: predict_tile(model, tile, SIZE, BATCH, precision), device, max(steps // 4, 1), min(warmup, 1))
-    return TILE * TILE / 1e6 / seconds
+    return lambda: predict_tile(model, tile, SIZE, BATCH, precision)
+
+
+def interleaved(functions, device, rounds, warmup):
+    """Median seconds of each function, timed in turns (A B C D A B C D ...) so that a machine
+    that speeds up or slows down during the run affects every mode alike."""
+    seconds = {name: [] for name in functions}
+    for round_number in range(warmup + rounds):
+        for name, function in functions.items():
+            synchronize(device)
+            start = time.perf_counter()
+            function()
+            synchronize(device)
+            if round_number >= warmup:
+                seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in seconds.items()}
 
 
 def main(argv=None):
@@ -88,14 +94,13 @@ def main(argv=None):
     print(f"{machine(device)}; torch {torch.__version__}; batch {BATCH} x {SIZE}x{SIZE}; "
           f"eval tile {TILE}x{TILE}", flush=True)
     print(f"{'mode':<30} {'train img/s':>11} {'vs fp32':>8} {'eval MP/s':>10} {'vs fp32':>8}", flush=True)
-    baseline = None
+    train = interleaved({m: train_step(device, *m) for m in MODES}, device, args.steps, args.warmup)
+    evaluation = interleaved({m: tile_prediction(device, *m) for m in MODES}, device, max(args.steps // 4, 1), 1)
     for precision, channels_last in MODES:
-        figures = (train_images_per_second(device, precision, channels_last, args.steps, args.warmup),
-                   eval_megapixels_per_second(device, precision, channels_last, args.steps, args.warmup))
-        baseline = baseline or figures
         mode = precision + (" autocast" if precision == "bf16" else "") + (" + channels_last" if channels_last else "")
-        print(f"{mode:<30} {figures[0]:>11.1f} {figures[0] / baseline[0]:>7.2f}x "
-              f"{figures[1]:>10.3f} {figures[1] / baseline[1]:>7.2f}x", flush=True)
+        images, megapixels = BATCH / train[precision, channels_last], TILE * TILE / 1e6 / evaluation[precision, channels_last]
+        print(f"{mode:<30} {images:>11.1f} {train[MODES[0]] / train[precision, channels_last]:>7.2f}x "
+              f"{megapixels:>10.3f} {evaluation[MODES[0]] / evaluation[precision, channels_last]:>7.2f}x", flush=True)
 
 
 if __name__ == "__main__":
