@@ -8,12 +8,15 @@ and written with rasterio (GDAL underneath, as torchgeo does): it reads any band
 compression (deflate, LZW, ...), and reads and writes windows of a file, so a scene larger than
 memory is segmented block by block. Pillow handles every other format (tiles.py).
 """
+import itertools
 import warnings
 
 import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+
+from data import split_scene
 
 SUFFIXES = (".tif", ".tiff")
 BLOCK = 2048          # predict_scene works on BLOCK x BLOCK pieces of a scene, plus a margin of context
@@ -86,3 +89,16 @@ def write_classes(path, like, blocks, colours=None):
                 out.write_colormap(1, {k: tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) + (255,)
                                        for k, c in enumerate(colours)})
     return class_map
+
+
+def synthetic_scene(path, size, bands=4, seed=0, block=1000):
+    """A size x size synthetic scene as a uint16 GeoTIFF, made and written block by block, so it
+    can be far larger than memory: each block x block piece is one synthetic scene of the test
+    split (values as the generator makes them, 0-255, in a 16-bit raster)."""
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype="uint16",
+                       crs=EXAMPLE_CRS, transform=from_origin(500_000, 5_000_000, EXAMPLE_PIXEL, EXAMPLE_PIXEL),
+                       compress="deflate", tiled=True, blockxsize=256, blockysize=256) as out:
+        for k, (row, col) in enumerate(itertools.product(range(0, size, block), repeat=2)):
+            image, _ = split_scene("test", k, seed, block, bands)
+            h, w = min(block, size - row), min(block, size - col)
+            out.write(image[:, :h, :w].astype(np.uint16), window=Window(col, row, w, h))

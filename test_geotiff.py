@@ -128,3 +128,13 @@ def test_export_writes_four_band_geotiffs_on_a_made_up_map(tmp_path):
     assert data["bands"] == 4 and data["train"][0][0].shape == (4, 32, 32)
     with pytest.raises(ValueError, match="export writes --format png \\(3 bands\\) or tif"):
         tiles.export(tmp_path / "h", format="png", bands=4)
+
+
+def test_scene_command_writes_a_big_uint16_geotiff_block_by_block(tmp_path, capsys):
+    tiles.main(["scene", str(tmp_path / "s.tif"), "--size", "300"])
+    with rasterio.open(tmp_path / "s.tif") as scene:
+        assert scene.shape == (300, 300) and scene.count == 4 and scene.dtypes[0] == "uint16"
+        assert scene.crs.to_string() == geotiff.EXAMPLE_CRS and scene.read().max() > 100
+    with pytest.raises(SystemExit):
+        tiles.main(["scene", str(tmp_path / "s.tif")])               # never overwrites
+    assert "scene needs a new file" in capsys.readouterr().err

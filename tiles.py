@@ -15,7 +15,8 @@ of bands (all tiles the same count). Tiles are kept as stored (uint8 stays uint8
 memory-mapped) and clicks as coordinate lists, so memory follows the size of the data; each band
 is standardised with the mean and std of the training tiles, which the checkpoint keeps.
 
-    python tiles.py export DIR      writes the synthetic splits in this format
+    python tiles.py export DIR [--format tif --bands 4]    the synthetic splits in this format
+    python tiles.py scene FILE.tif --size 10000            one big synthetic GeoTIFF scene
 """
 import argparse
 import csv
@@ -302,19 +303,27 @@ def export(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png", band
 
 
 def main(argv=None):
-    parser = OneLineParser(prog="tiles.py", description="python tiles.py export DIR: the synthetic splits as a tile folder")
-    parser.add_argument("command", choices=["export"])
-    parser.add_argument("folder")
+    parser = OneLineParser(prog="tiles.py", description="python tiles.py export DIR: the synthetic splits as a tile "
+                           "folder; python tiles.py scene FILE.tif: one big synthetic GeoTIFF scene")
+    parser.add_argument("command", choices=["export", "scene"])
+    parser.add_argument("path", help="export: a new folder; scene: the GeoTIFF to write")
     parser.add_argument("--seed", type=int, default=0)
     for split, size in (("train", 200), ("val", 60), ("test", 60)):
         parser.add_argument(f"--{split}-size", type=int, default=size)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=128, help="export: the tiles' size")
     parser.add_argument("--format", default="png", choices=["png", "tif"], help="tif: GeoTIFFs, placed on a made-up map")
     parser.add_argument("--bands", type=int, default=3, choices=[3, 4], help="4: RGB + near infrared (tif only)")
+    parser.add_argument("--size", type=int, default=10_000, help="scene: its width and height in pixels")
     args = parser.parse_args(argv)
     try:
-        export(args.folder, args.seed, (args.train_size, args.val_size, args.test_size), args.image_size,
-               args.format, args.bands)
+        if args.command == "scene":
+            if args.size < 1 or Path(args.path).exists():
+                raise ValueError(f"scene needs a new file and a size >= 1, got {args.path} and {args.size}")
+            geotiff.synthetic_scene(args.path, args.size, args.bands, args.seed)
+            print(f"wrote a {args.size}x{args.size}, {args.bands}-band uint16 scene to {args.path}")
+        else:
+            export(args.path, args.seed, (args.train_size, args.val_size, args.test_size), args.image_size,
+                   args.format, args.bands)
     except ValueError as error:
         parser.error(str(error))
 
