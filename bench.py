@@ -9,6 +9,8 @@ batch 8, 128 x 128 crops, 3 bands):
   train  images per second over whole training steps: forward, pCE in fp32, backward, Adam step
   eval   megapixels per second of train.predict_tile over a 1024 x 1024 tile (overlapping
          128-pixel windows, batches of 8), as validation, testing and predict.py use it
+and a last line: training in the last mode with the loss pCE + CRF (crf.py), and its step time
+against pCE alone.
 The modes take turns, step by step (training: --steps timed rounds after --warmup untimed ones;
 evaluation: a quarter as many, after one), so a machine that drifts in speed during the run
 touches every mode alike; each figure is a median, and the ratio columns are to fp32. Figures
@@ -20,10 +22,11 @@ import time
 import numpy as np
 import torch
 
+from crf import crf_energy
 from device import autocast, machine, pick_device
 from pce import partial_cross_entropy
 from tiles import OneLineParser
-from train import predict_tile
+from train import CRF_SIGMA_BAND, CRF_SIGMA_XY, CRF_WEIGHT, predict_tile
 from unet import UNet
 
 MODES = (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True))
@@ -35,8 +38,9 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def train_step(device, precision, channels_last):
-    """One whole training step of the report's setting, as a function to time."""
+def train_step(device, precision, channels_last, crf=False):
+    """One whole training step of the report's setting, as a function to time; crf=True adds
+    the regularised loss's R term (crf.py) with train.py's default settings."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
     model = UNet(weights=None, mean=[127.0] * 3, std=[64.0] * 3).to(device, memory_format=layout).train()
@@ -49,6 +53,8 @@ def train_step(device, precision, channels_last):
         with autocast(device, precision):
             logits = model(images)
         loss = partial_cross_entropy(logits.float(), point_labels)
+        if crf:
+            loss = loss + CRF_WEIGHT * crf_energy(logits, (images - model.mean) / model.std, CRF_SIGMA_XY, CRF_SIGMA_BAND)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -94,13 +100,16 @@ def main(argv=None):
     print(f"{machine(device)}; torch {torch.__version__}; batch {BATCH} x {SIZE}x{SIZE}; "
           f"eval tile {TILE}x{TILE}", flush=True)
     print(f"{'mode':<30} {'train img/s':>11} {'vs fp32':>8} {'eval MP/s':>10} {'vs fp32':>8}", flush=True)
-    train = interleaved({m: train_step(device, *m) for m in MODES}, device, args.steps, args.warmup)
+    train = interleaved({**{m: train_step(device, *m) for m in MODES},
+                         "crf": train_step(device, *MODES[-1], crf=True)}, device, args.steps, args.warmup)
     evaluation = interleaved({m: tile_prediction(device, *m) for m in MODES}, device, max(args.steps // 4, 1), 1)
     for precision, channels_last in MODES:
         mode = precision + (" autocast" if precision == "bf16" else "") + (" + channels_last" if channels_last else "")
         images, megapixels = BATCH / train[precision, channels_last], TILE * TILE / 1e6 / evaluation[precision, channels_last]
         print(f"{mode:<30} {images:>11.1f} {train[MODES[0]] / train[precision, channels_last]:>7.2f}x "
               f"{megapixels:>10.3f} {evaluation[MODES[0]] / evaluation[precision, channels_last]:>7.2f}x", flush=True)
+    print(f"{'the last, loss pCE + CRF':<30} {BATCH / train['crf']:>11.1f} {train[MODES[0]] / train['crf']:>7.2f}x"
+          f"   (step time {train['crf'] / train[MODES[-1]]:.2f}x pCE alone)", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ SIGNATURES = np.array([[0.60, 0.49, 0.45],    # Urban: bright, reddish roofs
                        [0.10, 0.18, 0.32],    # Water
                        [0.50, 0.43, 0.32],    # Bare Soil: close to urban in brightness
                        [0.32, 0.32, 0.33]])   # Road: dark grey asphalt
+NEAR_INFRARED = np.array([[0.30], [0.55], [0.04], [0.38], [0.22]])   # vegetation bright, water dark
 TEXTURE = np.array([0.07, 0.06, 0.02, 0.06, 0.03])
 GRAIN = np.array([1.5, 3.0, 6.0, 4.0, 1.0])
 NOISE_SIGMA = 0.05
@@ -80,9 +81,9 @@ def make_scene(rng, shape=(128, 128)):
     return render(rng, dense_mask), dense_mask.astype(np.uint8)
 
 
-def render(rng, dense_mask):
-    signatures = SIGNATURES + rng.normal(0, SIGNATURE_JITTER, SIGNATURES.shape)
-    image = signatures[dense_mask].transpose(2, 0, 1)                  # (3, H, W)
+def render(rng, dense_mask, signatures=SIGNATURES):
+    signatures = signatures + rng.normal(0, SIGNATURE_JITTER, signatures.shape)
+    image = signatures[dense_mask].transpose(2, 0, 1)                  # (bands, H, W)
     for c in range(len(CLASSES)):
         texture = smooth_field(rng, dense_mask.shape, GRAIN[c]) * TEXTURE[c]
         image = image + np.where(dense_mask == c, texture, 0)
@@ -101,10 +102,15 @@ def make_split(split, size, seed=0, image_size=128):
     return images, masks
 
 
-def split_scene(split, index, seed=0, image_size=128):
+def split_scene(split, index, seed=0, image_size=128, bands=3):
     """Scene `index` of a split. It depends only on (seed, split, index), so growing the train
-    split leaves val and test unchanged."""
-    return make_scene(np.random.default_rng([seed, SPLITS[split], index]), (image_size, image_size))
+    split leaves val and test unchanged. bands=4 adds a near-infrared band (RGB+NIR), drawn from
+    a random stream of its own, so the first three bands are the same either way."""
+    image, dense_mask = make_scene(np.random.default_rng([seed, SPLITS[split], index]), (image_size, image_size))
+    if bands == 4:
+        rng = np.random.default_rng([seed, SPLITS[split], index, 4])
+        image = np.concatenate([image, render(rng, dense_mask, NEAR_INFRARED)])
+    return image, dense_mask
 
 
 def band_statistics(images):

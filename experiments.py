@@ -5,7 +5,8 @@
     python experiments.py strategy     Table 2: random vs stratified, 5 / 10 / 20 points per class
     python experiments.py final        Table 3: 10 points per class, random, per-class scores
     python experiments.py baselines    dense (full-mask) upper bound; ImageNet vs random init
-    python experiments.py precision    Table 4: the final model trained in fp32 and in bf16
+    python experiments.py regularised  Table 4: pCE vs pCE + CRF at 5/10/20 points/class and 200/image
+    python experiments.py precision    Table 5: the final model trained in fp32 and in bf16
 options: --seeds 3  --out results  --device auto  --precision auto  --quick (tiny smoke run, to results-quick/)
 
 Each configuration is trained from scratch once per seed; the seed changes the scenes, the
@@ -18,8 +19,8 @@ import time
 from pathlib import Path
 
 from device import pick_device, pick_precision
-from report import (DENSITY_POINTS, FINAL, OUT, QUICK, STRATEGY_POINTS, append_record, key, load_records,
-                    same_as_done, write_all)
+from report import (DENSITY_POINTS, FINAL, OUT, QUICK, REGULARISED, STRATEGY_POINTS, append_record, describe,
+                    key, load_records, same_as_done, write_all)
 from tiles import OneLineParser
 from train import train
 
@@ -38,6 +39,8 @@ def planned(command, seeds):
             runs += [dict(FINAL, seed=seed)]
         if command in ("baselines", "all"):
             runs += [dict(dense=True, seed=seed), dict(FINAL, weights="none", seed=seed)]
+        if command in ("regularised", "all"):
+            runs += [dict(c, loss="pce+crf", seed=seed) for _, c in REGULARISED]
         if command in ("precision", "all"):
             runs += [dict(FINAL, precision=p, seed=seed) for p in ("fp32", "bf16")]
     unique = {}
@@ -51,7 +54,7 @@ def run_all(command, seeds, out, device, quick, precision="auto"):
     records_path = out / "runs.jsonl"
     records = load_records(records_path)
     extra = QUICK if quick else {}
-    plan = [{"precision": precision, **c} for c in planned(command, seeds)]    # Table 4 sets its own
+    plan = [{"precision": precision, **c} for c in planned(command, seeds)]    # Table 5 sets its own
     todo = [c for c in plan if key({**c, **extra}) not in records]
     print(f"{command}: {len(plan)} runs planned, {len(todo)} still to train -> {out}", flush=True)
     started, done = time.time(), 0
@@ -73,10 +76,6 @@ def run_all(command, seeds, out, device, quick, precision="auto"):
     write_all(out, records, seeds, quick, precision)
 
 
-def describe(config):
-    return " ".join(f"{k}={v}" for k, v in config.items())
-
-
 def name(config):
     return "_".join(f"{k}-{v}" for k, v in config.items()).replace("points_per_class", "ppc")
 
@@ -88,7 +87,8 @@ def clock(seconds):
 
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["all", "density", "strategy", "final", "baselines", "precision"])
+    parser.add_argument("command", choices=["all", "density", "strategy", "final", "baselines", "regularised",
+                                            "precision"])
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--out", help=f"results folder (default {OUT}, or {QUICK_OUT} with --quick)")
     parser.add_argument("--device", default="auto")

@@ -25,6 +25,8 @@ OUT = "results"
 DENSITY_POINTS = (50, 200, 500, 1000)
 STRATEGY_POINTS = (5, 10, 20)
 FINAL = dict(points_per_class=10, strategy="random")
+REGULARISED = [(f"{k} pts/class", dict(points_per_class=k, strategy="random")) for k in STRATEGY_POINTS] + \
+              [("200 pts/image", dict(points=200))]
 QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
 REPORT_DENSITY_MIOU = {50: 0.8151, 200: 0.9157, 500: 0.9248, 1000: 0.9417}
 REPORT_FINAL = dict(miou=0.9290, pixel_accuracy=0.9716)
@@ -47,7 +49,9 @@ def load_records(path):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             try:
                 record = json.loads(line)
-                records[record["key"]] = record
+                # a setting added since the run was recorded takes its default, which by convention
+                # is the old behaviour; a default whose value changed is still told apart
+                records[key({**DEFAULTS, **json.loads(record["key"])})] = record
             except (json.JSONDecodeError, KeyError, TypeError):
                 print(f"{path}:{number}: skipping an unreadable record (interrupted write?)", file=sys.stderr)
     return records
@@ -168,7 +172,8 @@ def tables(r):
         share = {s: miou[s] / dense_miou[s] for s in miou if dense_miou.get(s)}
         lines.append(f"| {label} | {', '.join(inits) or '—'} | {mean_std(miou)} | "
                      f"{mean_std(r.values(c, 'test', 'pixel_accuracy'))} | {mean_std(share)} |")
-    lines += ["", "## Table 4 — arithmetic precision (final model, 10 random points per class)", "",
+    lines += regularised_table(r)
+    lines += ["", "## Table 5 — arithmetic precision (final model, 10 random points per class)", "",
               "| precision | test mIoU | pixel accuracy | wall time per run |", "|---|---|---|---|"]
     runs = {p: dict(FINAL, precision=p) for p in ("fp32", "bf16")}
     for p, c in runs.items():
@@ -180,6 +185,28 @@ def tables(r):
     seconds = [rec["metrics"]["wall_time_s"] for rec in r.records.values()]
     lines += ["", f"{len(seconds)} runs recorded, {sum(seconds) / 60:.1f} min of training in total.", ""]
     return "\n".join(lines)
+
+
+def regularised_table(r):
+    crf = lambda c: dict(c, loss="pce+crf")
+    lines = ["", "## Table 4 — pCE vs pCE + CRF (the regularised loss of crf.py)", "",
+             "| labels | pCE mIoU | pCE + CRF mIoU | CRF − pCE mIoU | wall time per run, pCE → pCE + CRF |",
+             "|---|---|---|---|---|"]
+    for label, c in REGULARISED:
+        wall = [np.mean(list(r.values(x, "wall_time_s").values()) or [np.nan]) for x in (c, crf(c))]
+        lines.append(f"| {label} | {mean_std(r.values(c, 'test', 'miou'))} | {mean_std(r.values(crf(c), 'test', 'miou'))} | "
+                     f"{paired(r.values(crf(c), 'test', 'miou'), r.values(c, 'test', 'miou'))} | "
+                     f"{wall[0]:.0f} s → {wall[1]:.0f} s |")
+    lines += ["", "At 10 random points per class, per class (pCE → pCE + CRF):", "",
+              "| class | IoU, pCE | IoU, pCE + CRF | CRF − pCE IoU | precision | recall |", "|---|---|---|---|---|---|"]
+    for k in CLASSES:
+        v = {(m, x): r.values(c, "test", "per_class", k, m) for m in ("iou", "precision", "recall")
+             for x, c in (("pce", FINAL), ("crf", crf(FINAL)))}
+        mean = lambda d: f"{np.mean([x for x in d.values() if x is not None]):.3f}" if d else "—"
+        lines.append(f"| {k} | {mean_std(v['iou', 'pce'])} | {mean_std(v['iou', 'crf'])} | "
+                     f"{paired(v['iou', 'crf'], v['iou', 'pce'])} | {mean(v['precision', 'pce'])} → "
+                     f"{mean(v['precision', 'crf'])} | {mean(v['recall', 'pce'])} → {mean(v['recall', 'crf'])} |")
+    return lines
 
 
 def figures(r, out):
@@ -225,44 +252,54 @@ def figures(r, out):
         ax.legend()
     ax.set(ylabel="test IoU", ylim=(0, 1), title="Figure 3: per-class IoU, 10 random points per class")
     save(fig, out / "fig3_per_class.png")
-    prediction_panel(r, out, plt)
+    prediction_panel(r, out, plt, [("prediction", FINAL)], out / "fig4_predictions.png")
+    prediction_panel(r, out, plt, [("pCE", FINAL), ("pCE + CRF", dict(FINAL, loss="pce+crf"))],
+                     out / "fig5_regularised.png", clicks=False)
 
 
-def prediction_panel(r, out, plt):
-    """image | dense ground truth | clicks (as sampled for training) | prediction, for test scenes."""
+def prediction_panel(r, out, plt, runs, path, clicks=True):
+    """image | dense ground truth | [clicks, as sampled for training] | each run's prediction, for
+    four test scenes; runs = [(title, config)], their seed-0 models."""
     import torch
     from matplotlib.colors import ListedColormap
     from data import make_split, sample_points
     from train import predict_tile
     from unet import UNet
 
-    run = r.values(FINAL, "config", "out").get(0)           # where the seed-0 final run was written
-    checkpoint_path = Path(run or out / "runs" / "missing") / "model.pt"
-    if not checkpoint_path.exists():
-        print(f"no {checkpoint_path}: prediction panel skipped (train `final` seed 0 to draw it)")
-        return
-    checkpoint = torch.load(checkpoint_path, weights_only=True)
+    models = []
+    for title, config in runs:
+        checkpoint_path = Path(r.values(config, "config", "out").get(0) or out / "runs" / "missing") / "model.pt"
+        if not checkpoint_path.exists():
+            print(f"no {checkpoint_path}: {path.name} skipped (train {describe(config)}, seed 0, to draw it)")
+            return
+        checkpoint = torch.load(checkpoint_path, weights_only=True)
+        models.append((title, UNet(len(checkpoint["classes"]), weights=None)))
+        models[-1][1].load_state_dict(checkpoint["state_dict"])
     size = checkpoint["image_size"]
-    model = UNet(len(checkpoint["classes"]), weights=None)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.eval()
     images, masks = make_split("test", 4, seed=0, image_size=size)
     cmap = ListedColormap(COLOURS)
-    fig, axes = plt.subplots(len(images), 4, figsize=(10, 2.6 * len(images)))
+    columns = 2 + clicks + len(models)
+    fig, axes = plt.subplots(len(images), columns, figsize=(2.5 * columns, 2.6 * len(images)))
     for row, (image, mask) in enumerate(zip(images, masks)):
-        clicks = sample_points(mask, np.random.default_rng(row), **FINAL)
-        prediction = predict_tile(model, image, size).argmax(0).numpy()
-        ys, xs = clicks.rows, clicks.cols
-        panels = [("image", image.transpose(1, 2, 0), None), ("dense ground truth", mask, cmap),
-                  ("clicks (10/class)", image.transpose(1, 2, 0) / 255 * 0.5, None), ("prediction", prediction, cmap)]
+        panels = [("image", image.transpose(1, 2, 0), None), ("dense ground truth", mask, cmap)]
+        if clicks:
+            panels.append(("clicks (10/class)", image.transpose(1, 2, 0) / 255 * 0.5, None))
+        panels += [(title, predict_tile(model.eval(), image, size).argmax(0).numpy(), cmap) for title, model in models]
         for ax, (title, picture, colours) in zip(axes[row], panels):
             ax.imshow(picture, cmap=colours, vmin=0, vmax=len(CLASSES) - 1, interpolation="nearest")
             ax.set_axis_off()
             ax.set_title(title if row == 0 else "")
-        axes[row][2].scatter(xs, ys, c=[COLOURS[c] for c in clicks.classes], s=12, edgecolors="white", linewidths=0.5)
+        if clicks:
+            shown = sample_points(mask, np.random.default_rng(row), **FINAL)
+            axes[row][2].scatter(shown.cols, shown.rows, c=[COLOURS[c] for c in shown.classes], s=12,
+                                 edgecolors="white", linewidths=0.5)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS]
     fig.legend(handles, CLASSES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(CLASSES))
-    save(fig, out / "fig4_predictions.png")
+    save(fig, path)
+
+
+def describe(config):
+    return " ".join(f"{k}={v}" for k, v in config.items())
 
 
 def differences(a, b):

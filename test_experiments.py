@@ -15,17 +15,18 @@ def quick_run(tmp_path_factory):
 
 def test_quick_all_writes_every_table_and_figure(quick_run):
     tables = (quick_run / "tables.md").read_text()
-    for title in ("Table 1", "Table 2", "Table 3", "Baselines", "Table 4"):
+    for title in ("Table 1", "Table 2", "Table 3", "Baselines", "Table 4", "Table 5"):
         assert title in tables
     assert "not run yet" not in tables
-    for figure in ("fig1_density.png", "fig2_strategy.png", "fig3_per_class.png", "fig4_predictions.png"):
+    for figure in ("fig1_density.png", "fig2_strategy.png", "fig3_per_class.png", "fig4_predictions.png",
+                   "fig5_regularised.png"):
         assert (quick_run / figure).stat().st_size > 1000
     records = report.load_records(quick_run / "runs.jsonl")
-    # 4 density + 6 strategy (final is the random-10 run) + dense + Table 4's other precision; the
-    # random-init row reuses the ImageNet-asked run when that one fell back to random init (as it
-    # does offline), and Table 4's row of the precision auto chose reuses the final run
+    # 4 density + 6 strategy (final is the random-10 run) + dense + 4 pCE+CRF + Table 5's other
+    # precision; the random-init row reuses the ImageNet-asked run when that one fell back to random
+    # init (as it does offline), and Table 5's row of the precision auto chose reuses the final run
     trained = {r["key"] for r in records.values()}
-    assert len(trained) in (12, 13)
+    assert len(trained) in (16, 17)
     assert {r["metrics"]["precision"] for r in records.values()} == {"fp32", "bf16"}
     assert all(r["quick"] and r["metrics"]["config"]["epochs"] == 1 for r in records.values())
 
@@ -39,14 +40,24 @@ def test_rerun_skips_finished_runs(quick_run, capsys):
 
 def test_truncated_last_record_loses_nothing_before_it(tmp_path, capsys):
     path = tmp_path / "runs.jsonl"
-    report.append_record(path, dict(key="a", metrics={}))
-    report.append_record(path, dict(key="b", metrics={}))
+    a, b, c, d = (report.key(dict(points=p)) for p in (1, 2, 3, 4))
+    report.append_record(path, dict(key=a, metrics={}))
+    report.append_record(path, dict(key=b, metrics={}))
     with open(path, "a") as f:
         f.write('{"key": "c", "metr')                     # the crash happened mid-write
-    assert set(report.load_records(path)) == {"a", "b"}
+    assert set(report.load_records(path)) == {a, b}
     assert "skipping an unreadable record" in capsys.readouterr().err
-    report.append_record(path, dict(key="d", metrics={}))       # the next run starts on a fresh line
-    assert set(report.load_records(path)) == {"a", "b", "d"}
+    report.append_record(path, dict(key=d, metrics={}))       # the next run starts on a fresh line
+    assert set(report.load_records(path)) == {a, b, d}
+
+
+def test_records_survive_a_new_setting_but_not_a_changed_default(tmp_path, monkeypatch):
+    path = tmp_path / "runs.jsonl"
+    report.append_record(path, dict(key=report.key(dict(points=1)), metrics={}))
+    monkeypatch.setitem(report.DEFAULTS, "new_setting", "old behaviour")        # added after the run
+    assert report.key(dict(points=1)) in report.load_records(path)
+    monkeypatch.setitem(report.DEFAULTS, "epochs", 50)                            # a default that changed
+    assert report.key(dict(points=1)) not in report.load_records(path)
 
 
 def test_resume_trains_only_what_is_missing(tmp_path, capsys):

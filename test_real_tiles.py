@@ -61,10 +61,11 @@ def test_a_colour_not_in_the_legend_names_the_file_colours_and_counts(tmp_path):
 
 
 @pytest.mark.parametrize("legend, message", [
-    ("a #000000\nb\n", r"give every class a mask colour or none; \['b'\] have none"),
-    ("a\nb\nignore #FFFFFF\n", r"give every class a mask colour or none"),
-    ("a #000000\nb #000000\n", r"each colour may stand for one class only"),
-    ("a\nb\nignore\n", r"classes.txt:3: an ignore line needs the colour"),
+    ("a #000000\nb\n", r"give every class a mask colour \(or every class a value\) or none; \['b'\] have none"),
+    ("a\nb\nignore #FFFFFF\n", r"give every class a mask colour \(or every class a value\) or none"),
+    ("a #000000\nb 7\n", r"colours and values are mixed"),
+    ("a #000000\nb #000000\n", r"each colour or value may stand for one class only"),
+    ("a\nb\nignore\n", r"classes.txt:3: an ignore line needs the colour or value"),
     ("a\na\n", r"class names must differ"),
 ])
 def test_bad_legends_say_what_is_wrong(tmp_path, legend, message):

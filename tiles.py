@@ -15,21 +15,24 @@ of bands (all tiles the same count). Tiles are kept as stored (uint8 stays uint8
 memory-mapped) and clicks as coordinate lists, so memory follows the size of the data; each band
 is standardised with the mean and std of the training tiles, which the checkpoint keeps.
 
-    python tiles.py export DIR      writes the synthetic splits in this format
+    python tiles.py export DIR [--format tif --bands 4]    the synthetic splits in this format
+    python tiles.py scene FILE.tif --size 10000            one big synthetic GeoTIFF scene
 """
 import argparse
 import csv
 import re
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
+import geotiff
 from data import CLASSES, IGNORE, Clicks, band_statistics, count_labels, sample_points, split_scene
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
-MASK_SUFFIXES = (".png", ".npy")
+MASK_SUFFIXES = (".png", ".npy", ".tif", ".tiff")
 PALETTE = ["#d62728", "#2ca02c", "#1f77b4", "#c8a064", "#7f7f7f", "#9467bd",
            "#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#8c564b", "#000000"]
 HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -43,36 +46,54 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class Legend(NamedTuple):
+    """classes.txt: class names in index order, and how the masks code them. codes[k] is class k's
+    colour ('#RRGGBB') or mask value (an integer); codes is None when masks hold the class indices
+    themselves. `ignored` lists the codes that mean "unknown"."""
+    names: tuple
+    codes: list = None
+    ignored: list = ()
+
+    @property
+    def colours(self):
+        return self.codes if self.codes and isinstance(self.codes[0], str) else None
+
+
 def read_legend(root):
-    """classes.txt -> class names (line order = index), their colours (None unless every class
-    has one) and the colours marked `ignore`."""
+    """Parse classes.txt: one class per line, optionally ending in its mask colour (#RRGGBB) or
+    value (an integer; names may contain spaces), and `ignore <code>` lines."""
     path = Path(root) / "classes.txt"
     if not path.is_file():
-        raise ValueError(f"{path}: missing (one class name per line, optionally followed by its mask colour #RRGGBB)")
-    names, colours, ignored = [], [], []
+        raise ValueError(f"{path}: missing (one class name per line, optionally followed by its mask "
+                         f"colour #RRGGBB or value)")
+    names, codes, ignored = [], [], []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         last = line.split()[-1]
-        colour = last.upper() if HEX_COLOUR.fullmatch(last) else None
-        name = line.strip()[:-len(last)].strip() if colour else line.strip()
+        code = last.upper() if HEX_COLOUR.fullmatch(last) else int(last) if re.fullmatch(r"-?\d+", last) else None
+        name = line.strip()[:-len(last)].strip() if code is not None and len(line.split()) > 1 else line.strip()
+        code = None if name == line.strip() else code
         if name.lower() == "ignore":
-            if colour is None:
-                raise ValueError(f"{path}:{number}: an ignore line needs the colour it stands for, e.g. 'ignore #9B9B9B'")
-            ignored.append(colour)
+            if code is None:
+                raise ValueError(f"{path}:{number}: an ignore line needs the colour or value it stands for, "
+                                 f"e.g. 'ignore #9B9B9B' or 'ignore 0'")
+            ignored.append(code)
         else:
             names.append(name)
-            colours.append(colour)
+            codes.append(code)
     if len(names) < 2:
         raise ValueError(f"{path}: needs at least two class names, found {names}")
     if len(set(names)) < len(names):
         raise ValueError(f"{path}: class names must differ, got {names}")
-    if any(colours) and not all(colours) or ignored and not all(colours):
-        bare = [n for n, c in zip(names, colours) if c is None]
-        raise ValueError(f"{path}: give every class a mask colour or none; {bare} have none")
-    if len(set(colours + ignored)) < len(colours + ignored) and all(colours):
-        raise ValueError(f"{path}: each colour may stand for one class only, got {colours + ignored}")
-    return tuple(names), (colours if all(colours) else None), ignored
+    kinds = {type(c) for c in codes + ignored}
+    if len(kinds) > 1:
+        bare = [n for n, c in zip(names, codes) if c is None]
+        raise ValueError(f"{path}: give every class a mask colour (or every class a value) or none; "
+                         + (f"{bare} have none" if bare else f"colours and values are mixed: {codes + ignored}"))
+    if None not in kinds and len(set(codes + ignored)) < len(codes + ignored):
+        raise ValueError(f"{path}: each colour or value may stand for one class only, got {codes + ignored}")
+    return Legend(tuple(names), None if None in kinds else codes, ignored)
 
 
 def read_image(path):
@@ -82,6 +103,8 @@ def read_image(path):
     try:
         if path.suffix.lower() == ".npy":
             array = np.load(path, mmap_mode="r")
+        elif path.suffix.lower() in geotiff.SUFFIXES:
+            array = geotiff.read(path)
         else:
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB") if image.mode == "P" else image)
@@ -96,47 +119,57 @@ def read_image(path):
     return array
 
 
-def read_mask(path, num_classes, shape, colours=None, ignored=()):
-    """(H, W) uint8 class indices, 255 = unknown, from an index mask or, when the classes have
-    colours, a colour mask."""
+def read_mask(path, legend, shape):
+    """(H, W) uint8 class indices, 255 = unknown: from an index mask, or through the legend from
+    a colour mask (RGB, RGBA or palette) or a value-coded one."""
     try:
         if path.suffix.lower() == ".npy":
             mask = np.load(path)
+        elif path.suffix.lower() in geotiff.SUFFIXES:
+            mask = geotiff.read(path)
+            mask = mask[0] if len(mask) == 1 else mask.transpose(1, 2, 0)
         else:
             with Image.open(path) as image:
-                colour = colours and image.mode in ("P", "RGB", "RGBA", "LA", "PA")
+                colour = legend.colours and image.mode in ("P", "RGB", "RGBA", "LA", "PA")
                 mask = np.asarray(image.convert("RGB") if colour else image)
     except Exception as error:
         raise ValueError(f"{path}: cannot read mask ({type(error).__name__}: {error})") from None
     if mask.shape[:2] != tuple(shape):
         raise ValueError(f"{path}: mask is {mask.shape[:2]}, its image is {tuple(shape)}; they must match pixel for pixel")
     if mask.ndim == 3:
-        if not colours:
+        if not legend.colours:
             raise ValueError(f"{path}: a colour mask, but classes.txt gives no colours; write each class's "
                              f"mask colour after its name, e.g. 'Building #3C1098'")
-        return colours_to_classes(path, mask[..., :3], colours, ignored)
-    bad = np.setdiff1d(np.unique(mask), list(range(num_classes)) + [IGNORE])
+        rgb = mask[..., :3].astype(np.int64)
+        return codes_to_classes(path, rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2], legend)
+    if legend.codes and not legend.colours:
+        return codes_to_classes(path, mask.astype(np.int64), legend)
+    bad = np.setdiff1d(np.unique(mask), list(range(len(legend.names))) + [IGNORE])
     if len(bad):
-        raise ValueError(f"{path}: mask values {bad[:5].tolist()} are not class indices 0..{num_classes - 1} or 255")
+        raise ValueError(f"{path}: mask values {bad[:5].tolist()} are not class indices 0..{len(legend.names) - 1} "
+                         f"or 255" + (" (a value-coded mask? end each line of classes.txt with its value)"
+                                      if legend.codes is None else ""))
     return mask.astype(np.uint8)
 
 
-def colours_to_classes(path, rgb, colours, ignored):
-    """Colour mask (H, W, 3) -> class indices, 255 where the colour is an `ignore` one. A colour
-    that classes.txt does not list stops the run: it would otherwise be silently mislabeled."""
-    code = lambda hex_colour: int(hex_colour[1:], 16)
-    legend = sorted([(code(c), k) for k, c in enumerate(colours)] + [(code(c), IGNORE) for c in ignored])
-    known, values = np.array([c for c, _ in legend]), np.array([v for _, v in legend], np.uint8)
-    rgb = rgb.astype(np.int64)
-    pixels = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+def codes_to_classes(path, pixels, legend):
+    """Mask codes (colours packed as 0xRRGGBB, or values) -> class indices, 255 where the code is
+    an `ignore` one. A code that classes.txt does not list stops the run: it would otherwise be
+    silently mislabeled."""
+    number = lambda code: int(code[1:], 16) if isinstance(code, str) else code
+    table = sorted([(number(c), k) for k, c in enumerate(legend.codes)] + [(number(c), IGNORE) for c in legend.ignored])
+    known, values = np.array([c for c, _ in table]), np.array([v for _, v in table], np.uint8)
     at = np.searchsorted(known, pixels).clip(max=len(known) - 1)
     listed = known[at] == pixels
     if not listed.all():
         unknown, counts = np.unique(pixels[~listed], return_counts=True)
         first = np.argsort(-counts, kind="stable")[:5]
-        named = ", ".join(f"#{unknown[i]:06X} ({counts[i]} px)" for i in first)
-        raise ValueError(f"{path}: {len(unknown)} colour(s) not in classes.txt: {named}{', ...' if len(unknown) > 5 else ''}; "
-                         f"add each as a class or an 'ignore #RRGGBB' line (a mask saved as JPEG shows many: use PNG)")
+        kind, show = ("colour", lambda c: f"#{c:06X}") if legend.colours else ("value", str)
+        named = ", ".join(f"{show(unknown[i])} ({counts[i]} px)" for i in first)
+        example = "#RRGGBB" if legend.colours else "VALUE"
+        raise ValueError(f"{path}: {len(unknown)} {kind}(s) not in classes.txt: {named}{', ...' if len(unknown) > 5 else ''}; "
+                         f"add each as a class or an 'ignore {example}' line"
+                         + (" (a mask saved as JPEG shows many: use PNG)" if legend.colours else ""))
     return values[at]
 
 
@@ -167,7 +200,7 @@ def stems(folder, suffixes):
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes} if folder.is_dir() else {}
 
 
-def read_split(root, split, classes, colours, ignored):
+def read_split(root, split, legend):
     """image paths, images, masks (None where a training tile has clicks and no mask), click files."""
     images = stems(root / split / "images", IMAGE_SUFFIXES)
     if not images:
@@ -180,7 +213,7 @@ def read_split(root, split, classes, colours, ignored):
             needs = "a mask (masks/<stem>.png or .npy) or clicks (points/<stem>.csv)" if split == "train" else \
                     "a mask (masks/<stem>.png or .npy): val and test tiles are scored"
             raise ValueError(f"{path}: no mask; a {split} image needs {needs}")
-        mask = read_mask(masks[stem], len(classes), image.shape[1:], colours, ignored) if stem in masks else None
+        mask = read_mask(masks[stem], legend, image.shape[1:]) if stem in masks else None
         out[0].append(path), out[1].append(image), out[2].append(mask), out[3].append(clicks.get(stem))
     return out
 
@@ -190,14 +223,15 @@ def load_folder(root, seed, how):
     how: for training tiles without a clicks file, "dense" (their full mask) or sample_points
     arguments (clicks sampled from the mask); None means every training tile must bring clicks."""
     root = Path(root)
-    classes, colours, ignored = read_legend(root)
-    data = dict(classes=classes, colours=colours)
+    legend = read_legend(root)
+    classes = legend.names
+    data = dict(classes=classes, colours=legend.colours)
     rng = np.random.default_rng([seed, 1000])                  # as data.sample_split_points
     for split in ("train", "val", "test"):
         if split == "val" and not (root / "val").exists():
             data["val"] = ([], [])
             continue
-        paths, images, masks, clicks = read_split(root, split, classes, colours, ignored)
+        paths, images, masks, clicks = read_split(root, split, legend)
         if split == "train":
             point_labels = [training_labels(*tile, classes, how, rng) for tile in zip(paths, images, masks, clicks)]
             if not sum(count_labels(labels) for labels in point_labels):
@@ -235,41 +269,61 @@ def colourise(class_map, colours=None):
     return rgb[class_map % len(colours)]
 
 
-def export(root, seed=0, sizes=(200, 60, 60), image_size=128):
-    """Write the synthetic splits as a tile folder; built aside and renamed, so never half-written."""
+def export(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png", bands=3):
+    """Write the synthetic splits as a tile folder, as PNGs or as GeoTIFFs (with a made-up place
+    on the map; bands=4 adds near infrared); built aside and renamed, so never half-written."""
     root = Path(root)
     if seed < 0 or min(sizes) < 0 or image_size < 1:
         raise ValueError(f"seed and split sizes must be >= 0 and the image size >= 1, got seed {seed}, "
                          f"sizes {tuple(sizes)}, image size {image_size}")
+    if format not in ("png", "tif") or bands not in (3, 4) or (format, bands) == ("png", 4):
+        raise ValueError(f"export writes --format png (3 bands) or tif (3 or 4 bands), got {format} with {bands} bands")
     if root.exists() and any(root.iterdir()):
         raise ValueError(f"{root}: exists and is not empty; export into a new folder")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root.parent))
     (staging / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    for split, size in zip(("train", "val", "test"), sizes):
+    for s, (split, size) in enumerate(zip(("train", "val", "test"), sizes)):
         for folder in ("images", "masks"):
             (staging / split / folder).mkdir(parents=True)
         for i in range(size):                          # one scene at a time: big scenes fit in memory
-            image, mask = split_scene(split, i, seed, image_size)
-            Image.fromarray(image.transpose(1, 2, 0)).save(staging / split / "images" / f"scene_{i:04d}.png")
-            Image.fromarray(mask).save(staging / split / "masks" / f"scene_{i:04d}.png")
+            image, mask = split_scene(split, i, seed, image_size, bands)
+            name = f"scene_{i:04d}.{format}"
+            if format == "tif":
+                place = geotiff.EXAMPLE_CRS, geotiff.example_transform(s, i, image_size)
+                geotiff.write(staging / split / "images" / name, image, *place)
+                geotiff.write(staging / split / "masks" / name, mask[None], *place)
+            else:
+                Image.fromarray(image.transpose(1, 2, 0)).save(staging / split / "images" / name)
+                Image.fromarray(mask).save(staging / split / "masks" / name)
     if root.exists():
         root.rmdir()
     staging.rename(root)
-    print(f"wrote {sum(sizes)} synthetic tiles ({image_size}x{image_size}, seed {seed}) to {root}")
+    print(f"wrote {sum(sizes)} synthetic tiles ({image_size}x{image_size}, {bands} bands, {format}, seed {seed}) to {root}")
 
 
 def main(argv=None):
-    parser = OneLineParser(prog="tiles.py", description="python tiles.py export DIR: the synthetic splits as a tile folder")
-    parser.add_argument("command", choices=["export"])
-    parser.add_argument("folder")
+    parser = OneLineParser(prog="tiles.py", description="python tiles.py export DIR: the synthetic splits as a tile "
+                           "folder; python tiles.py scene FILE.tif: one big synthetic GeoTIFF scene")
+    parser.add_argument("command", choices=["export", "scene"])
+    parser.add_argument("path", help="export: a new folder; scene: the GeoTIFF to write")
     parser.add_argument("--seed", type=int, default=0)
     for split, size in (("train", 200), ("val", 60), ("test", 60)):
         parser.add_argument(f"--{split}-size", type=int, default=size)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=128, help="export: the tiles' size")
+    parser.add_argument("--format", default="png", choices=["png", "tif"], help="tif: GeoTIFFs, placed on a made-up map")
+    parser.add_argument("--bands", type=int, default=3, choices=[3, 4], help="4: RGB + near infrared (tif only)")
+    parser.add_argument("--size", type=int, default=10_000, help="scene: its width and height in pixels")
     args = parser.parse_args(argv)
     try:
-        export(args.folder, args.seed, (args.train_size, args.val_size, args.test_size), args.image_size)
+        if args.command == "scene":
+            if args.size < 1 or Path(args.path).exists():
+                raise ValueError(f"scene needs a new file and a size >= 1, got {args.path} and {args.size}")
+            geotiff.synthetic_scene(args.path, args.size, args.bands, args.seed)
+            print(f"wrote a {args.size}x{args.size}, {args.bands}-band uint16 scene to {args.path}")
+        else:
+            export(args.path, args.seed, (args.train_size, args.val_size, args.test_size), args.image_size,
+                   args.format, args.bands)
     except ValueError as error:
         parser.error(str(error))
 
