@@ -110,7 +110,7 @@ def test_a_corrupt_tiff_gives_one_line(tmp_path, capsys):
         train_module.main(["--data", str(root), "--dense", "--weights", "none", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "train/images/a.tif: cannot read image" in err
-    torch.save(dict(state_dict=predict.UNet(2, weights=None, in_channels=4).state_dict(), classes=["a", "b"], bands=4,
+    torch.save(dict(state_dict=predict.UNet(2, weights=None, in_channels=4, mean=[0.0] * 4, std=[1.0] * 4).state_dict(), classes=["a", "b"], bands=4,
                     image_size=64), tmp_path / "model.pt")
     with pytest.raises(SystemExit):
         predict.main([str(tmp_path / "model.pt"), str(root / "train" / "images" / "a.tif"), "--out", str(tmp_path / "p")])
@@ -131,7 +131,7 @@ def test_export_writes_four_band_geotiffs_on_a_made_up_map(tmp_path):
 
 
 def test_scene_command_writes_a_big_uint16_geotiff_block_by_block(tmp_path, capsys):
-    tiles.main(["scene", str(tmp_path / "s.tif"), "--size", "300"])
+    tiles.main(["scene", str(tmp_path / "s.tif"), "--size", "300", "--bands", "4"])
     with rasterio.open(tmp_path / "s.tif") as scene:
         assert scene.shape == (300, 300) and scene.count == 4 and scene.dtypes[0] == "uint16"
         assert scene.crs.to_string() == geotiff.EXAMPLE_CRS and scene.read().max() > 100

@@ -91,9 +91,10 @@ def read_legend(root):
         bare = [n for n, c in zip(names, codes) if c is None]
         raise ValueError(f"{path}: give every class a mask colour (or every class a value) or none; "
                          + (f"{bare} have none" if bare else f"colours and values are mixed: {codes + ignored}"))
-    if None not in kinds and len(set(codes + ignored)) < len(codes + ignored):
+    coded = codes[0] is not None                                   # then every class has a code, of one kind
+    if coded and len(set(codes + ignored)) < len(codes + ignored):
         raise ValueError(f"{path}: each colour or value may stand for one class only, got {codes + ignored}")
-    return Legend(tuple(names), None if None in kinds else codes, ignored)
+    return Legend(tuple(names), codes if coded else None, ignored)
 
 
 def read_image(path):
