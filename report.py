@@ -39,7 +39,8 @@ COLOURS = PALETTE[:len(CLASSES)]       # Urban red, Vegetation green, Water blue
 def key(config):
     """What identifies a run: its training settings, not where it writes or which device it used."""
     full = {**DEFAULTS, **config}
-    return json.dumps({k: v for k, v in sorted(full.items()) if k not in ("out", "device")})
+    unused = ("out", "device") + (() if full["loss"] == "pce+crf" else ("crf_weight", "crf_sigma_xy", "crf_sigma_band"))
+    return json.dumps({k: v for k, v in sorted(full.items()) if k not in unused})
 
 
 def load_records(path):

@@ -60,6 +60,16 @@ def test_records_survive_a_new_setting_but_not_a_changed_default(tmp_path, monke
     assert report.key(dict(points=1)) not in report.load_records(path)
 
 
+def test_crf_settings_identify_only_crf_runs(tmp_path, monkeypatch):
+    path = tmp_path / "runs.jsonl"
+    for loss in ("pce", "pce+crf"):
+        report.append_record(path, dict(key=report.key(dict(points=1, loss=loss)), metrics={}))
+    monkeypatch.setitem(report.DEFAULTS, "crf_weight", report.DEFAULTS["crf_weight"] + 1)   # a new CRF default
+    records = report.load_records(path)
+    assert report.key(dict(points=1)) in records                      # pCE runs never used it
+    assert report.key(dict(points=1, loss="pce+crf")) not in records  # CRF runs did: they train again
+
+
 def test_resume_trains_only_what_is_missing(tmp_path, capsys):
     ex.main(["final", "--quick", "--seeds", "1", "--out", str(tmp_path), "--device", "cpu"])
     ex.main(["final", "--quick", "--seeds", "2", "--out", str(tmp_path), "--device", "cpu"])

@@ -30,7 +30,7 @@ from tiles import OneLineParser
 from unet import DIVISOR, UNet
 
 # pCE+CRF's settings, chosen on the validation split (README, "A regularised loss")
-CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND = 8.0, 6.0, 1.0
+CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND = 2.0, 6.0, 2.0
 
 DEFAULTS = dict(
     points=None,              # random clicks per training image ...
