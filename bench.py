@@ -54,7 +54,7 @@ def train_step(device, precision, channels_last, crf=False):
             logits = model(images)
         loss = partial_cross_entropy(logits.float(), point_labels)
         if crf:
-            loss = loss + CRF_WEIGHT * crf_energy(logits, (images - model.mean) / model.std, CRF_SIGMA_XY, CRF_SIGMA_BAND)
+            loss = loss + CRF_WEIGHT * crf_energy(logits, model.standardise(images), CRF_SIGMA_XY, CRF_SIGMA_BAND)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -86,9 +86,8 @@ def train(config):
                 logits = model(image.to(device, memory_format=torch.channels_last))
             loss = partial_cross_entropy(logits.float(), point_labels.to(device))   # the loss in fp32
             if config["loss"] == "pce+crf":                  # the image's edges speak where no click does
-                bands = (image.to(device) - model.mean) / model.std
-                loss = loss + config["crf_weight"] * crf_energy(logits, bands, config["crf_sigma_xy"],
-                                                                config["crf_sigma_band"])
+                loss = loss + config["crf_weight"] * crf_energy(logits, model.standardise(image.to(device)),
+                                                                config["crf_sigma_xy"], config["crf_sigma_band"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

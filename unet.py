@@ -71,14 +71,17 @@ class UNet(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
+    def standardise(self, x):
+        """Per band, (x - mean) / std with the training images' statistics: what the network sees."""
+        return (x - self.mean) / self.std
+
     def forward(self, x):
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
             raise ValueError(f"expected images (N, {self.mean.shape[1]}, H, W), got shape {tuple(x.shape)}")
         if x.shape[-2] % DIVISOR or x.shape[-1] % DIVISOR:
             raise ValueError(f"image height and width must be multiples of {DIVISOR}, got "
                              f"{x.shape[-2]}x{x.shape[-1]}")
-        x = (x - self.mean) / self.std
-        features = [self.stem(x)]
+        features = [self.stem(self.standardise(x))]
         for layer in self.layers:
             features.append(layer(features[-1]))
         x, skips = features[-1], features[-2::-1] + [None]
