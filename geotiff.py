@@ -33,6 +33,10 @@ def example_transform(split_index, scene_index, size):
                        EXAMPLE_PIXEL, EXAMPLE_PIXEL)
 
 
+def is_geotiff(path):
+    return path.suffix.lower() in SUFFIXES
+
+
 def read(path, bands=None):
     """(bands, H, W) as stored, or (H, W) with bands=1 (a mask)."""
     with warnings.catch_warnings():

@@ -73,7 +73,7 @@ def main(argv=None):
         model, checkpoint = load_checkpoint(args.checkpoint)
         files = expand(args.inputs)
         for path in files:                                # check everything before writing anything
-            bands = geotiff.band_count(path) if is_geotiff(path) else read_image(path).shape[0]
+            bands = geotiff.band_count(path) if geotiff.is_geotiff(path) else read_image(path).shape[0]
             if bands != checkpoint["bands"]:
                 raise ValueError(f"{path}: has {bands} bands, the checkpoint was trained on {checkpoint['bands']}")
         device = pick_device(args.device)
@@ -88,7 +88,7 @@ def main(argv=None):
     predict = lambda pixels: predict_tile(model, pixels, window, precision=precision).argmax(0).numpy().astype("uint8")
     for i, path in enumerate(files, 1):
         start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
-        if is_geotiff(path):               # block by block, and a class raster that keeps its place on the map
+        if geotiff.is_geotiff(path):       # block by block, and a class raster that keeps its place on the map
             written.append(f"{path.stem}_classes.tif")
             blocks = announce(geotiff.predict_scene(path, predict, window), f"[{i}/{len(files)}] {path}")
             tmp = out / f".{written[-1]}.tmp{os.getpid()}"
@@ -100,10 +100,6 @@ def main(argv=None):
             save_atomic(lambda f: Image.fromarray(picture).save(f, format="PNG"), out / name)
         print(f"[{i}/{len(files)}] {path} -> {', '.join(str(out / n) for n in written)} "
               f"({class_map.shape[1]}x{class_map.shape[0]}, {time.time() - start:.1f}s)", flush=True)
-
-
-def is_geotiff(path):
-    return path.suffix.lower() in geotiff.SUFFIXES
 
 
 def announce(blocks, name):

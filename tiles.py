@@ -104,7 +104,7 @@ def read_image(path):
     try:
         if path.suffix.lower() == ".npy":
             array = np.load(path, mmap_mode="r")
-        elif path.suffix.lower() in geotiff.SUFFIXES:
+        elif geotiff.is_geotiff(path):
             array = geotiff.read(path)
         else:
             with Image.open(path) as image:
@@ -126,7 +126,7 @@ def read_mask(path, legend, shape):
     try:
         if path.suffix.lower() == ".npy":
             mask = np.load(path)
-        elif path.suffix.lower() in geotiff.SUFFIXES:
+        elif geotiff.is_geotiff(path):
             mask = geotiff.read(path)
             mask = mask[0] if len(mask) == 1 else mask.transpose(1, 2, 0)
         else:
