@@ -70,10 +70,10 @@ def read_legend(root):
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        last = line.split()[-1]
-        code = last.upper() if HEX_COLOUR.fullmatch(last) else int(last) if re.fullmatch(r"-?\d+", last) else None
-        name = line.strip()[:-len(last)].strip() if code is not None and len(line.split()) > 1 else line.strip()
-        code = None if name == line.strip() else code
+        last = line.split()[-1]                   # a code only after a name: "10" alone is a name
+        code = None if len(line.split()) == 1 else last.upper() if HEX_COLOUR.fullmatch(last) else \
+            int(last) if re.fullmatch(r"-?\d+", last) else None
+        name = line.strip() if code is None else line.strip()[:-len(last)].strip()
         if name.lower() == "ignore":
             if code is None:
                 raise ValueError(f"{path}:{number}: an ignore line needs the colour or value it stands for, "
