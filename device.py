@@ -49,6 +49,12 @@ def autocast(device, precision):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def memory_format(model):
+    """The memory layout of the model's convolution weights: its input batches follow it."""
+    weight = next(p for p in model.parameters() if p.dim() == 4)
+    return torch.channels_last if weight.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
 def cpu_info(field):
     """A field of /proc/cpuinfo ('' where there is none, e.g. off Linux)."""
     try:

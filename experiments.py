@@ -9,22 +9,27 @@
     python experiments.py precision    Table 5: the final model trained in fp32 and in bf16
 options: --seeds 3  --out results  --device auto  --precision auto  --quick (tiny smoke run, to results-quick/)
 
-Each configuration is trained from scratch once per seed; the seed changes the scenes, the
+Each configuration is trained from scratch once per seed, by `python train.py` in a process of
+its own (the same command a user runs, and the same numbers); the seed changes the scenes, the
 clicks and the initial weights together. Every finished run is appended to <out>/runs.jsonl at
-once, so an interrupted `all` resumes where it stopped. Tables (<out>/tables.md) and figures are
-rendered from those records and show mean ± std over the seeds; a difference is called "within
-noise" when it is smaller than twice its standard error (paired by seed).
+once, so an interrupted `all` resumes where it stopped. Then `python report.py <out>` renders the
+tables (<out>/tables.md, <out>/README.md) and figures from those records: mean ± std over the
+seeds; a difference is called "within noise" when it is smaller than twice its standard error
+(paired by seed).
 """
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+from cli import OneLineParser, add_device_options
 from device import pick_device, pick_precision
-from report import (DENSITY_POINTS, FINAL, OUT, QUICK, REGULARISED, STRATEGY_POINTS, append_record, describe,
-                    key, load_records, same_as_done, write_all)
-from tiles import OneLineParser
-from train import train
+from records import (DENSITY_POINTS, FINAL, QUICK, REGULARISED, STRATEGY_POINTS, append_record, key, load_records,
+                     same_as_done)
 
-SEEDS, QUICK_OUT = 3, "results-quick"
+SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"
+HERE = Path(__file__).resolve().parent          # where train.py and report.py are
 
 
 def planned(command, seeds):
@@ -65,6 +70,9 @@ def run_all(command, seeds, out, device, quick, precision="auto"):
         print(f"[{i}/{len(todo)}] {describe(config)} ...", flush=True)
         run_start = time.time()
         metrics = train(dict(config, **extra, device=device, out=str(out / "runs" / name(config))))
+        if metrics is None:
+            sys.exit(f"experiments.py: error: the run {describe(config)} failed (its error is above); the "
+                     f"{done} runs finished before it are kept in {records_path}: run the same command to resume")
         record = dict(key=key({**config, **extra}), config=config, quick=quick, metrics=metrics)
         append_record(records_path, record)
         records[record["key"]] = record
@@ -73,7 +81,24 @@ def run_all(command, seeds, out, device, quick, precision="auto"):
         eta = elapsed / done * (len(todo) - i)
         print(f"[{i}/{len(todo)}] done in {time.time() - run_start:.0f}s; elapsed {clock(elapsed)}, "
               f"ETA {clock(eta)}", flush=True)
-    write_all(out, records, seeds, quick, precision)
+    subprocess.run([sys.executable, str(HERE / "report.py"), str(out)], check=True)
+
+
+def train(config):
+    """`python train.py` with these settings, in a process of its own; its metrics, or None if it failed."""
+    argv = [sys.executable, str(HERE / "train.py")]
+    for setting, value in config.items():
+        if value is True:
+            argv.append(f"--{setting.replace('_', '-')}")
+        elif value is not None and value is not False:
+            argv += [f"--{setting.replace('_', '-')}", str(value)]
+    if subprocess.run(argv).returncode:
+        return None
+    return json.loads((Path(config["out"]) / "metrics.json").read_text())
+
+
+def describe(config):
+    return " ".join(f"{k}={v}" for k, v in config.items())
 
 
 def name(config):
@@ -91,9 +116,7 @@ def main(argv=None):
                                             "precision"])
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--out", help=f"results folder (default {OUT}, or {QUICK_OUT} with --quick)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="auto: bf16 where the device computes it natively, else fp32")
+    add_device_options(parser)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 epoch: a smoke test")
     args = parser.parse_args(argv)
     if args.seeds < 1:

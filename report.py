@@ -1,90 +1,30 @@
-"""The report's experiments on paper: which settings its tables compare, the records of finished
-runs (<out>/runs.jsonl), and the tables and figures made from them. No training happens here:
-experiments.py trains what these tables need, then calls write_all.
+"""Render a results folder: its run records into tables, figures and a page. No training here.
 
-    python report.py results        re-render results/tables.md and the figures
+    python report.py results        re-render results/README.md, results/tables.md and the figures
 
-Every cell is mean ± std over the seeds that finished (sample std, n - 1). Differences between
-two settings are paired by seed (same scenes, same test set) and called "within noise" when
-|mean| <= 2 standard errors of the paired differences; a single seed cannot say, and says so.
+experiments.py calls it when it has trained what the tables need. The page, <folder>/README.md,
+holds every result of the folder and nothing copied by hand: the report's experiments (from
+runs.jsonl), every other run that left a metrics.json (grouped over seeds), the benchmark's
+output, and the wall time and peak memory of every logged command, each with its command,
+machine and date. Every cell is mean ± std over the seeds that finished (sample std, n - 1).
+Differences between two settings are paired by seed (same scenes, same test set) and called
+"within noise" when |mean| <= 2 standard errors of the paired differences; a single seed cannot
+say, and says so.
 """
 import json
 import math
-import os
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from cli import OneLineParser, atomic
 from data import CLASSES
-from tiles import PALETTE
-from train import DEFAULTS, save_atomic
-
-# what experiments.py runs: the report's settings, and the numbers the report printed for them
-OUT = "results"
-DENSITY_POINTS = (50, 200, 500, 1000)
-STRATEGY_POINTS = (5, 10, 20)
-FINAL = dict(points_per_class=10, strategy="random")
-REGULARISED = [(f"{k} pts/class", dict(points_per_class=k, strategy="random")) for k in STRATEGY_POINTS] + \
-              [("200 pts/image", dict(points=200))]
-QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
-REPORT_DENSITY_MIOU = {50: 0.8151, 200: 0.9157, 500: 0.9248, 1000: 0.9417}
-REPORT_FINAL = dict(miou=0.9290, pixel_accuracy=0.9716)
-
-COLOURS = PALETTE[:len(CLASSES)]       # Urban red, Vegetation green, Water blue, Bare Soil tan, Road grey
-
-
-# The records: one JSON line per finished run in <out>/runs.jsonl, found again by `key`.
-
-def key(config):
-    """What identifies a run: its training settings, not where it writes or which device it used."""
-    full = {**DEFAULTS, **config}
-    unused = ("out", "device") + (() if full["loss"] == "pce+crf" else ("crf_weight", "crf_sigma_xy", "crf_sigma_band"))
-    return json.dumps({k: v for k, v in sorted(full.items()) if k not in unused})
-
-
-def load_records(path):
-    """Finished runs by key. A line cut short by a crash is skipped, not fatal."""
-    records = {}
-    if path.exists():
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            try:
-                record = json.loads(line)
-                # a setting added since the run was recorded takes its default, which by convention
-                # is the old behaviour; a default whose value changed is still told apart
-                records[key({**DEFAULTS, **json.loads(record["key"])})] = record
-            except (json.JSONDecodeError, KeyError, TypeError):
-                print(f"{path}:{number}: skipping an unreadable record (interrupted write?)", file=sys.stderr)
-    return records
-
-
-def append_record(path, record):
-    with open(path, "a+b") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell():                                   # finish a line a crash left cut short
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write((json.dumps(record) + "\n").encode())
-        f.flush()
-        os.fsync(f.fileno())
-
-
-# a setting asked for explicitly -> (what the run records, the value recorded when it got just that)
-RESOLVED = {"weights": ("encoder_init", {"none": "random"}), "precision": ("precision", {"fp32": "fp32", "bf16": "bf16"})}
-
-
-def same_as_done(config, records):
-    """A run that asks for a setting explicitly needs no training when the run with that setting's
-    default already got exactly it (ImageNet weights asked, unreachable, random init used; precision
-    auto, bf16 chosen): that run already is it, number for number."""
-    for setting, (recorded, got) in RESOLVED.items():
-        if config.get(setting) in got:
-            twin = records.get(key({**config, setting: DEFAULTS[setting]}))
-            if twin and twin["metrics"].get(recorded) == got[config[setting]]:
-                return twin
-    return None
-
+from figures import figures
+from recipe import DEFAULTS
+from records import (DENSITY_POINTS, FINAL, QUICK, REGULARISED, REPORT_DENSITY_MIOU, REPORT_FINAL, STRATEGY_POINTS,
+                     differences, key, load_records, same_as_done)
 
 def mean_std(values):
     values = list(values.values()) if isinstance(values, dict) else values
@@ -210,126 +150,123 @@ def regularised_table(r):
     return lines
 
 
-def figures(r, out):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+# The page: every result of the folder
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric, label in zip(axes, ("miou", "pixel_accuracy"), ("test mIoU", "pixel accuracy")):
-        points = [p for p in DENSITY_POINTS if r.values(dict(points=p), "test", metric)]
-        values = [list(r.values(dict(points=p), "test", metric).values()) for p in points]
-        ax.errorbar(points, [np.mean(v) for v in values], yerr=[std(v) for v in values], marker="o", capsize=4, label="ours")
-        if metric == "miou":
-            ax.plot(list(REPORT_DENSITY_MIOU), list(REPORT_DENSITY_MIOU.values()), "k--", marker="x", label="report")
-        ax.set(xscale="log", xlabel="random points per image", ylabel=label, title=f"Figure 1: {label} vs point density")
-        ax.legend()
-    save(fig, out / "fig1_density.png")
-
-    fig, (bars, diff) = plt.subplots(1, 2, figsize=(10, 4))
-    x = np.arange(len(STRATEGY_POINTS))
-    for offset, strategy in ((-0.2, "random"), (0.2, "stratified")):
-        v = [list(r.values(dict(points_per_class=k, strategy=strategy), "test", "miou").values())
-             for k in STRATEGY_POINTS]
-        bars.bar(x + offset, [np.mean(a) if a else 0 for a in v], 0.4, yerr=[std(a) for a in v], capsize=4, label=strategy)
-    d = [differences(r.values(dict(points_per_class=k, strategy="stratified"), "test", "miou"),
-                     r.values(dict(points_per_class=k, strategy="random"), "test", "miou")) for k in STRATEGY_POINTS]
-    diff.bar(x, [np.mean(a) if len(a) else 0 for a in d], 0.5, yerr=[std(a) for a in d], capsize=4, color="grey")
-    diff.axhline(0, color="k", lw=0.8)
-    bars.set(xticks=x, xticklabels=STRATEGY_POINTS, xlabel="points per class", ylabel="test mIoU",
-             title="Figure 2: random vs stratified")
-    bars.legend()
-    diff.set(xticks=x, xticklabels=STRATEGY_POINTS, xlabel="points per class", ylabel="stratified − random mIoU",
-             title="difference (paired by seed)")
-    save(fig, out / "fig2_strategy.png")
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    iou = [list(r.values(FINAL, "test", "per_class", c, "iou").values()) for c in CLASSES]
-    ax.bar(CLASSES, [np.mean([v for v in a if v is not None]) if a else 0 for a in iou],
-           yerr=[std([v for v in a if v is not None]) for a in iou], capsize=4, color=COLOURS)
-    miou = list(r.values(FINAL, "test", "miou").values())
-    if miou:
-        ax.axhline(np.mean(miou), color="k", ls="--", label=f"mIoU {np.mean(miou):.3f}")
-        ax.legend()
-    ax.set(ylabel="test IoU", ylim=(0, 1), title="Figure 3: per-class IoU, 10 random points per class")
-    save(fig, out / "fig3_per_class.png")
-    prediction_panel(r, out, plt, [("prediction", FINAL)], out / "fig4_predictions.png")
-    prediction_panel(r, out, plt, [("pCE", FINAL), ("pCE + CRF", dict(FINAL, loss="pce+crf"))],
-                     out / "fig5_regularised.png", clicks=False)
+def page(folder, tables_text):
+    lines = ["# Results", "", f"Rendered by `python report.py {folder}` from the records in this folder: the run records",
+             "(`runs.jsonl`, `*/metrics.json`) and the commands' logs. Nothing here is copied by hand; every",
+             "figure comes with its command, machine and date. All runs: encoder init as recorded (`random` where",
+             "the ImageNet weights could not be downloaded).", ""]
+    experiment_logs = sorted(folder.glob("experiments*.log"))
+    body = tables_text.split("\n", 2)[2] if tables_text else ""
+    if body:
+        lines += ["## The report's experiments", ""] + [f"`{command}` — {when} ([log]({log.name}))"
+                                                        for log, when, command in map(header, experiment_logs)]
+        lines += ["", body.replace("\n## ", "\n### ").strip(), ""]
+        lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
+    lines += single_runs(folder)
+    lines += logged_commands(folder)
+    return "\n".join(lines).rstrip() + "\n"
 
 
-def prediction_panel(r, out, plt, runs, path, clicks=True):
-    """image | dense ground truth | [clicks, as sampled for training] | each run's prediction, for
-    four test scenes; runs = [(title, config)], their seed-0 models."""
-    import torch
-    from matplotlib.colors import ListedColormap
-    from data import make_split, sample_points
-    from train import predict_tile
-    from unet import UNet
-
-    models = []
-    for title, config in runs:
-        checkpoint_path = Path(r.values(config, "config", "out").get(0) or out / "runs" / "missing") / "model.pt"
-        if not checkpoint_path.exists():
-            print(f"no {checkpoint_path}: {path.name} skipped (train {describe(config)}, seed 0, to draw it)")
-            return
-        checkpoint = torch.load(checkpoint_path, weights_only=True)
-        models.append((title, UNet(len(checkpoint["classes"]), weights=None)))
-        models[-1][1].load_state_dict(checkpoint["state_dict"])
-    size = checkpoint["image_size"]
-    images, masks = make_split("test", 4, seed=0, image_size=size)
-    cmap = ListedColormap(COLOURS)
-    columns = 2 + clicks + len(models)
-    fig, axes = plt.subplots(len(images), columns, figsize=(2.5 * columns, 2.6 * len(images)))
-    for row, (image, mask) in enumerate(zip(images, masks)):
-        panels = [("image", image.transpose(1, 2, 0), None), ("dense ground truth", mask, cmap)]
-        if clicks:
-            panels.append(("clicks (10/class)", image.transpose(1, 2, 0) / 255 * 0.5, None))
-        panels += [(title, predict_tile(model.eval(), image, size).argmax(0).numpy(), cmap) for title, model in models]
-        for ax, (title, picture, colours) in zip(axes[row], panels):
-            ax.imshow(picture, cmap=colours, vmin=0, vmax=len(CLASSES) - 1, interpolation="nearest")
-            ax.set_axis_off()
-            ax.set_title(title if row == 0 else "")
-        if clicks:
-            shown = sample_points(mask, np.random.default_rng(row), **FINAL)
-            axes[row][2].scatter(shown.cols, shown.rows, c=[COLOURS[c] for c in shown.classes], s=12,
-                                 edgecolors="white", linewidths=0.5)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS]
-    fig.legend(handles, CLASSES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(CLASSES))
-    save(fig, path)
+def header(log):
+    """(log, its first line without '# ', the first command it ran)."""
+    text = log.read_text().splitlines()
+    command = next((line[2:].replace("/usr/bin/time -v ", "") for line in text if line.startswith("$ ")), "")
+    return log, text[0].lstrip("# ").strip(), command
 
 
-def describe(config):
-    return " ".join(f"{k}={v}" for k, v in config.items())
+def single_runs(folder):
+    """Every run with a metrics.json outside the experiments' runs/: one row per setting, over seeds."""
+    groups = {}
+    for path in sorted(folder.glob("**/metrics.json")):
+        if path.relative_to(folder).parts[0] != "runs":
+            name = re.sub(r"[-_]seed-?\d+$", "", str(path.parent.relative_to(folder)))
+            groups.setdefault(name, []).append(json.loads(path.read_text()))
+    if not groups:
+        return []
+    lines = ["## Single runs", "",
+             "Every `python train.py` run kept here, grouped over seeds (the folder's name without `-seedN`).",
+             "Best val mIoU: the best epoch's; the test split is scored with that epoch's weights.", "",
+             "| run | data | labels, loss | seeds | best val mIoU | test mIoU | pixel accuracy | always the commonest class "
+             "| wall per run | machine, precision, init |", "|---|---|---|---|---|---|---|---|---|---|"]
+    seeds = lambda runs, f: {run["config"]["seed"]: f(run) for run in runs}
+    for name, runs in groups.items():
+        c = {**DEFAULTS, **runs[0]["config"]}       # a setting added since the run: its default, the old behaviour
+        loss = c["loss"] + (f" (λ {c['crf_weight']:g}, σ_xy {c['crf_sigma_xy']:g}, σ_band {c['crf_sigma_band']:g})"
+                            if c["loss"] == "pce+crf" else "")
+        labels = "dense" if c["dense"] else f"{c['points']}/image" if c["points"] else \
+            f"{c['points_per_class']}/class {c['strategy']}" if c["points_per_class"] else "clicks"
+        best_val = seeds(runs, lambda run: max((h["val_miou"] for h in run["history"] if h["val_miou"] is not None),
+                                               default=None))
+        wall = np.mean([run["wall_time_s"] for run in runs])
+        lines.append(f"| {name} | {c['data'] or 'synthetic'} | {labels}, {loss} | "
+                     f"{', '.join(str(s) for s in sorted(seeds(runs, lambda run: 0)))} | {mean_std(best_val)} | "
+                     f"{mean_std(seeds(runs, lambda run: run['test']['miou']))} | "
+                     f"{mean_std(seeds(runs, lambda run: run['test']['pixel_accuracy']))} | "
+                     f"{mean_std(seeds(runs, lambda run: run['test']['commonest_class_accuracy']))} | {wall:.0f} s | "
+                     f"{runs[0]['machine']}, {runs[0]['precision']}, {runs[0]['encoder_init']} |")
+    lines += ["", "Per-class test IoU of the same runs, by data set:", ""]
+    for data in sorted({runs[0]["config"]["data"] or "" for runs in groups.values()}):
+        named = {n: runs for n, runs in groups.items() if (runs[0]["config"]["data"] or "") == data}
+        classes = next(iter(named.values()))[0]["classes"]
+        lines += [f"| {data or 'synthetic'} | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+        for name, runs in named.items():
+            lines.append(f"| {name} | " + " | ".join(mean_std(seeds(runs, lambda run: run["test"]["per_class"][k]["iou"]))
+                                                     for k in classes) + " |")
+        lines.append("")
+    return lines
 
 
-def differences(a, b):
-    return [a[s] - b[s] for s in sorted(a) if s in b]
-
-
-def std(values):
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def save(fig, path):
-    fig.tight_layout()
-    save_atomic(lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), path)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
+def logged_commands(folder):
+    """Wall time and peak memory of every command a log timed (`/usr/bin/time -v`), and the benchmark's output."""
+    rows, lines = [], []
+    for log in sorted(folder.glob("**/*.log")):
+        text = log.read_text().splitlines()
+        command, wall = None, None
+        for line in text:
+            if line.startswith("$ "):
+                command = line[2:].replace("/usr/bin/time -v ", "").split("   #")[0]
+            elif "Elapsed (wall clock) time" in line:
+                wall = line.split("): ")[-1]
+            elif "Maximum resident set size" in line and command:
+                rows.append(f"| `{command}` | {wall} | {int(line.split(':')[-1]) / 1e6:.2f} GB | "
+                            f"{text[0].lstrip('# ').strip()} | [{log.relative_to(folder)}]({log.relative_to(folder)}) |")
+        if log.name == "bench.log":
+            _, when, command = header(log)
+            table = [line for line in text[2:] if not line.startswith(("\t", "exit"))]
+            lines += ["## Speed", "", f"`{command}` — {when}:", "", "```"] + table + ["```", ""]
+    if rows:
+        lines += ["## Wall time and peak memory of the logged commands", "",
+                  "| command | wall | peak memory (max RSS) | date, machine | log |", "|---|---|---|---|---|"] + rows + [""]
+    return lines
 
 
 def write_all(out, records, seeds, quick, precision="auto"):
     r = Results(records, seeds, quick, precision)
-    text = tables(r)
-    save_atomic(lambda f: f.write(text.encode()), out / "tables.md")
-    figures(r, out)
-    print(f"tables: {out / 'tables.md'}; figures: {', '.join(sorted(p.name for p in out.glob('fig*.png')))}")
+    text = tables(r) if records else ""
+    if text:
+        with atomic(out / "tables.md") as tmp:
+            tmp.write_text(text)
+        figures(r, out)
+    with atomic(out / "README.md") as tmp:
+        tmp.write_text(page(out, text))
+    print(f"{out / 'README.md'}" + (f", {out / 'tables.md'}; figures: "
+                                    f"{', '.join(sorted(p.name for p in out.glob('fig*.png')))}" if text else ""))
 
 
-if __name__ == "__main__":
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else OUT)
+def main(argv=None):
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", default="results", help="a results folder (default results)")
+    folder = Path(parser.parse_args(argv).folder)
+    if not folder.is_dir():
+        parser.error(f"{folder}: not a folder; give a results folder, e.g. results")
     records = load_records(folder / "runs.jsonl")
     quick = any(rec.get("quick") for rec in records.values())
     asked = [rec["config"].get("precision", "auto") for rec in records.values()]
     write_all(folder, records, max([rec["config"]["seed"] + 1 for rec in records.values()] or [1]), quick,
               max(set(asked), key=asked.count) if asked else "auto")
+
+
+if __name__ == "__main__":
+    main()

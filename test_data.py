@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from data import (CLASSES, IGNORE, ROAD, Clicks, CropSampler, PointDataset, band_statistics, every_pixel,
-                  make_split, sample_points, sample_split_points)
+from clicks import (Clicks, CropSampler, PointDataset, band_statistics, every_pixel, sample_points,
+                    sample_split_points)
+from data import CLASSES, IGNORE, ROAD, make_split, split_scene
 
 
 def plane(mask, **how):

@@ -7,11 +7,13 @@ import torch
 from PIL import Image
 from rasterio.transform import from_origin
 
+import export
 import geotiff
 import predict
 import tiles
-from test_tiles import FAST
+from conftest import FAST
 from train import train
+from unet import UNet
 
 CRS, TRANSFORM = "EPSG:32633", from_origin(600_000, 5_100_000, 2.5, 2.5)
 
@@ -110,7 +112,7 @@ def test_a_corrupt_tiff_gives_one_line(tmp_path, capsys):
         train_module.main(["--data", str(root), "--dense", "--weights", "none", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "train/images/a.tif: cannot read image" in err
-    torch.save(dict(state_dict=predict.UNet(2, weights=None, in_channels=4, mean=[0.0] * 4, std=[1.0] * 4).state_dict(), classes=["a", "b"], bands=4,
+    torch.save(dict(state_dict=UNet(2, weights=None, in_channels=4, mean=[0.0] * 4, std=[1.0] * 4).state_dict(), classes=["a", "b"], bands=4,
                     image_size=64), tmp_path / "model.pt")
     with pytest.raises(SystemExit):
         predict.main([str(tmp_path / "model.pt"), str(root / "train" / "images" / "a.tif"), "--out", str(tmp_path / "p")])
@@ -120,21 +122,21 @@ def test_a_corrupt_tiff_gives_one_line(tmp_path, capsys):
 
 
 def test_export_writes_four_band_geotiffs_on_a_made_up_map(tmp_path):
-    tiles.export(tmp_path / "g", sizes=(2, 1, 1), image_size=32, format="tif", bands=4)
+    export.export_tiles(tmp_path / "g", sizes=(2, 1, 1), image_size=32, format="tif", bands=4)
     with rasterio.open(tmp_path / "g" / "train" / "images" / "scene_0001.tif") as image:
-        assert image.count == 4 and image.crs.to_string() == geotiff.EXAMPLE_CRS
-        assert image.transform.c == 500_000 + 32 * geotiff.EXAMPLE_PIXEL
+        assert image.count == 4 and image.crs.to_string() == export.EXAMPLE_CRS
+        assert image.transform.c == 500_000 + 32 * export.EXAMPLE_PIXEL
     data = tiles.load_folder(tmp_path / "g", 0, dict(points_per_class=3))
     assert data["bands"] == 4 and data["train"][0][0].shape == (4, 32, 32)
     with pytest.raises(ValueError, match="export writes --format png \\(3 bands\\) or tif"):
-        tiles.export(tmp_path / "h", format="png", bands=4)
+        export.export_tiles(tmp_path / "h", format="png", bands=4)
 
 
 def test_scene_command_writes_a_big_uint16_geotiff_block_by_block(tmp_path, capsys):
-    tiles.main(["scene", str(tmp_path / "s.tif"), "--size", "300", "--bands", "4"])
+    export.main(["scene", str(tmp_path / "s.tif"), "--size", "300", "--bands", "4"])
     with rasterio.open(tmp_path / "s.tif") as scene:
         assert scene.shape == (300, 300) and scene.count == 4 and scene.dtypes[0] == "uint16"
-        assert scene.crs.to_string() == geotiff.EXAMPLE_CRS and scene.read().max() > 100
+        assert scene.crs.to_string() == export.EXAMPLE_CRS and scene.read().max() > 100
     with pytest.raises(SystemExit):
-        tiles.main(["scene", str(tmp_path / "s.tif")])               # never overwrites
+        export.main(["scene", str(tmp_path / "s.tif")])               # never overwrites
     assert "scene needs a new file" in capsys.readouterr().err

@@ -7,46 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
+import export
 import predict
 import tiles
-from data import make_split, sample_split_points
+from clicks import sample_split_points
+from conftest import FAST, own_folder
+from data import make_split
+from recipe import DEFAULTS
 from train import load_data, train
-
-FAST = dict(epochs=1, batch_size=2, image_size=64, weights="none")
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export") / "scenes"
-    tiles.export(root, seed=0, sizes=(4, 2, 2), image_size=64)
-    return root
-
-
-def write_tile(folder, stem, image, mask=None, clicks=None):
-    for sub in ("images", "masks", "points"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    np.save(folder / "images" / f"{stem}.npy", image)
-    if mask is not None:
-        Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / f"{stem}.png")
-    if clicks is not None:
-        (folder / "points" / f"{stem}.csv").write_text("x,y,class\n" + "".join(f"{x},{y},{c}\n" for x, y, c in clicks))
-
-
-def own_folder(root, bands=3, shape=(50, 90), hwc=False, with_val=True):
-    """Two classes, 'dark' left and 'bright' right; train tiles carry hand-written clicks only."""
-    rng = np.random.default_rng(0)
-    (root).mkdir(parents=True, exist_ok=True)
-    (root / "classes.txt").write_text("dark\nbright\n")
-    mask = np.zeros(shape, np.uint8)
-    mask[:, shape[1] // 2:] = 1
-    image = (mask[None] * 100 + rng.normal(50, 5, (bands,) + shape)).astype(np.float32)
-    image = image.transpose(1, 2, 0) if hwc else image
-    for i in range(2):
-        write_tile(root / "train", f"t{i}", image, clicks=[(3, 4, "dark"), (80, 40, "bright"), (10, 30, 0), (70, 2, 1)])
-    for split in (("val", "test") if with_val else ("test",)):
-        write_tile(root / split, "a", image, mask=mask)
-    return root
-
+from unet import UNet
 
 def test_export_reads_back_as_the_generator_made_it(exported):
     data = tiles.load_folder(exported, 0, dict(points_per_image=30))
@@ -63,11 +32,11 @@ def test_export_reads_back_as_the_generator_made_it(exported):
 
 def test_export_refuses_a_non_empty_folder(exported):
     with pytest.raises(ValueError, match="exists and is not empty"):
-        tiles.export(exported)
+        export.export_tiles(exported)
 
 
-def test_tiles_py_export_command(tmp_path):
-    result = subprocess.run([sys.executable, "tiles.py", "export", str(tmp_path / "x"), "--train-size", "2",
+def test_export_py_tiles_command(tmp_path):
+    result = subprocess.run([sys.executable, "export.py", "tiles", str(tmp_path / "x"), "--train-size", "2",
                              "--val-size", "1", "--test-size", "1", "--image-size", "32"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "x" / "train" / "images").glob("*.png"))) == 2
@@ -84,7 +53,7 @@ def test_exported_folder_trains_to_the_built_in_numbers(exported, tmp_path):
 
 def test_clicks_train_predict_round_trip_at_exact_sizes(tmp_path, capsys):
     root = own_folder(tmp_path / "own")
-    data = load_data(dict(data=str(root), points=5, dense=False, seed=0))
+    data = load_data(dict(DEFAULTS, data=str(root), points=5))
     clicks = data["train"][1][0].point_labels((50, 90))
     assert (clicks >= 0).sum() == 4 and clicks[4, 3] == 0 and clicks[40, 80] == 1 and clicks[2, 70] == 1
     metrics = train(dict(FAST, data=str(root), out=str(tmp_path / "run")))    # the CSVs are all the labels
@@ -170,7 +139,7 @@ def test_bad_folders_get_one_clear_error_and_write_nothing(tmp_path, how, messag
 
 def test_predict_rejects_bad_checkpoints(tmp_path, capsys):
     torch.save({"something": 1}, tmp_path / "junk.pt")
-    model = predict.UNet(3, weights=None)
+    model = UNet(3, weights=None)
     torch.save(dict(state_dict=model.state_dict(), classes=["a", "b"], bands=3, image_size=64), tmp_path / "wrong.pt")
     np.save(tmp_path / "x.npy", np.zeros((3, 32, 32), np.float32))
     for checkpoint, message in (("junk.pt", "not a train.py checkpoint"), ("nope.pt", "checkpoint not found"),

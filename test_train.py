@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import device
-from train import confusion_matrix, main, predict_tile, scores, train
+from evaluation import confusion_matrix, predict_tile, scores
+from train import main, train
 from unet import UNet
 
 TINY = dict(train_size=16, val_size=4, test_size=4, image_size=64, epochs=2, batch_size=4, weights="none")

@@ -1,4 +1,4 @@
-"""Your own imagery: read a folder of tiles, masks and clicks into what train.py trains on.
+"""Your own imagery: a folder of tiles, masks and clicks, read into what train.py trains on.
 
     DIR/classes.txt                 one class per line, line order = class index: `Building`, or
                                     with its mask colour `Building #3C1098`; `ignore #9B9B9B`
@@ -14,14 +14,10 @@ need masks, since they are scored; val may be left out. Tiles may have any size 
 of bands (all tiles the same count). Tiles are kept as stored (uint8 stays uint8, .npy files are
 memory-mapped) and clicks as coordinate lists, so memory follows the size of the data; each band
 is standardised with the mean and std of the training tiles, which the checkpoint keeps.
-
-    python tiles.py export DIR [--format tif --bands 4]    the synthetic splits in this format
-    python tiles.py scene FILE.tif --size 10000            one big synthetic GeoTIFF scene
+`python export.py tiles DIR` writes the synthetic scenes in this format.
 """
-import argparse
 import csv
 import re
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,21 +25,14 @@ import numpy as np
 from PIL import Image
 
 import geotiff
-from data import CLASSES, IGNORE, Clicks, band_statistics, count_labels, sample_points, split_scene
+from clicks import Clicks, band_statistics, count_labels, sample_points
+from data import IGNORE
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 MASK_SUFFIXES = (".png", ".npy", ".tif", ".tiff")
 PALETTE = ["#d62728", "#2ca02c", "#1f77b4", "#c8a064", "#7f7f7f", "#9467bd",
            "#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#8c564b", "#000000"]
 HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag costs one line (no usage block) and exit code 2. Every command
-    of the project (train, predict, experiments, export) uses it."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 class Legend(NamedTuple):
@@ -110,7 +99,7 @@ def read_image(path):
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB") if image.mode == "P" else image)
     except Exception as error:
-        raise ValueError(f"{path}: cannot read image ({type(error).__name__}: {error})") from None
+        raise ValueError(f"{path}: cannot read image ({reason(error)})") from None
     if array.ndim == 2:
         array = array[None]
     elif array.ndim == 3 and array.shape[-1] < array.shape[0]:     # H, W, C: the band axis is the short one
@@ -118,6 +107,13 @@ def read_image(path):
     if array.ndim != 3 or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{path}: expected an image of shape (C, H, W) or (H, W, C), got {array.shape} {array.dtype}")
     return array
+
+
+def reason(error):
+    """A reader's error in one line, with the error behind it where there is one (rasterio's
+    "Read failed" names its cause only there)."""
+    text = f"{type(error).__name__}: {error}" + (f" ({error.__cause__})" if error.__cause__ else "")
+    return " ".join(text.split())
 
 
 def read_mask(path, legend, shape):
@@ -134,7 +130,7 @@ def read_mask(path, legend, shape):
                 colour = legend.colours and image.mode in ("P", "RGB", "RGBA", "LA", "PA")
                 mask = np.asarray(image.convert("RGB") if colour else image)
     except Exception as error:
-        raise ValueError(f"{path}: cannot read mask ({type(error).__name__}: {error})") from None
+        raise ValueError(f"{path}: cannot read mask ({reason(error)})") from None
     if mask.shape[:2] != tuple(shape):
         raise ValueError(f"{path}: mask is {mask.shape[:2]}, its image is {tuple(shape)}; they must match pixel for pixel")
     if mask.ndim == 3:
@@ -263,71 +259,12 @@ def training_labels(path, image, mask, click_file, classes, how, rng):
         raise ValueError(f"{path}: {error}") from None
 
 
+def colour_rgb(colour):
+    """'#RRGGBB' -> (R, G, B)."""
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
 def colourise(class_map, colours=None):
     """(H, W) class indices -> (H, W, 3) uint8 preview in the legend's colours, or PALETTE's."""
-    colours = colours or PALETTE
-    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], dtype=np.uint8)
-    return rgb[class_map % len(colours)]
-
-
-def export(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png", bands=3):
-    """Write the synthetic splits as a tile folder, as PNGs or as GeoTIFFs (with a made-up place
-    on the map; bands=4 adds near infrared); built aside and renamed, so never half-written."""
-    root = Path(root)
-    if seed < 0 or min(sizes) < 0 or image_size < 1:
-        raise ValueError(f"seed and split sizes must be >= 0 and the image size >= 1, got seed {seed}, "
-                         f"sizes {tuple(sizes)}, image size {image_size}")
-    if format not in ("png", "tif") or bands not in (3, 4) or (format, bands) == ("png", 4):
-        raise ValueError(f"export writes --format png (3 bands) or tif (3 or 4 bands), got {format} with {bands} bands")
-    if root.exists() and any(root.iterdir()):
-        raise ValueError(f"{root}: exists and is not empty; export into a new folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root.parent))
-    (staging / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    for s, (split, size) in enumerate(zip(("train", "val", "test"), sizes)):
-        for folder in ("images", "masks"):
-            (staging / split / folder).mkdir(parents=True)
-        for i in range(size):                          # one scene at a time: big scenes fit in memory
-            image, mask = split_scene(split, i, seed, image_size, bands)
-            name = f"scene_{i:04d}.{format}"
-            if format == "tif":
-                place = geotiff.EXAMPLE_CRS, geotiff.example_transform(s, i, image_size)
-                geotiff.write(staging / split / "images" / name, image, *place)
-                geotiff.write(staging / split / "masks" / name, mask[None], *place)
-            else:
-                Image.fromarray(image.transpose(1, 2, 0)).save(staging / split / "images" / name)
-                Image.fromarray(mask).save(staging / split / "masks" / name)
-    if root.exists():
-        root.rmdir()
-    staging.rename(root)
-    print(f"wrote {sum(sizes)} synthetic tiles ({image_size}x{image_size}, {bands} bands, {format}, seed {seed}) to {root}")
-
-
-def main(argv=None):
-    parser = OneLineParser(prog="tiles.py", description="python tiles.py export DIR: the synthetic splits as a tile "
-                           "folder; python tiles.py scene FILE.tif: one big synthetic GeoTIFF scene")
-    parser.add_argument("command", choices=["export", "scene"])
-    parser.add_argument("path", help="export: a new folder; scene: the GeoTIFF to write")
-    parser.add_argument("--seed", type=int, default=0)
-    for split, size in (("train", 200), ("val", 60), ("test", 60)):
-        parser.add_argument(f"--{split}-size", type=int, default=size)
-    parser.add_argument("--image-size", type=int, default=128, help="export: the tiles' size")
-    parser.add_argument("--format", default="png", choices=["png", "tif"], help="tif: GeoTIFFs, placed on a made-up map")
-    parser.add_argument("--bands", type=int, default=3, choices=[3, 4], help="4: RGB + near infrared (tif only)")
-    parser.add_argument("--size", type=int, default=10_000, help="scene: its width and height in pixels")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "scene":
-            if args.size < 1 or Path(args.path).exists():
-                raise ValueError(f"scene needs a new file and a size >= 1, got {args.path} and {args.size}")
-            geotiff.synthetic_scene(args.path, args.size, args.bands, args.seed)
-            print(f"wrote a {args.size}x{args.size}, {args.bands}-band uint16 scene to {args.path}")
-        else:
-            export(args.path, args.seed, (args.train_size, args.val_size, args.test_size), args.image_size,
-                   args.format, args.bands)
-    except ValueError as error:
-        parser.error(str(error))
-
-
-if __name__ == "__main__":
-    main()
+    rgb = np.array([colour_rgb(c) for c in colours or PALETTE], dtype=np.uint8)
+    return rgb[class_map % len(rgb)]

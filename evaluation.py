@@ -1,0 +1,85 @@
+"""Inference and scoring: a tile of any size through the network, and the metrics of a split.
+
+The network sees window x window crops (a multiple of 32). `predict_tile` covers a whole tile,
+of any size, with overlapping windows and averages their logits where they overlap, so no pixel
+is dropped or resized and no seam shows. `evaluate` scores a split from one confusion matrix
+accumulated over all its pixels: mIoU, pixel accuracy, per-class IoU / precision / recall, and
+the pixel accuracy of always answering the commonest class, the floor a useful model clears.
+Validation, testing, predict.py and report.py's figures all go through here.
+"""
+import numpy as np
+import torch
+
+from device import autocast, memory_format
+from unet import DIVISOR
+
+
+@torch.no_grad()
+def predict_tile(model, image, window, batch_size=8, precision="fp32"):
+    """Logits (C, H, W) for a whole tile of any size: overlapping window x window crops of the
+    edge-padded tile, their logits averaged where they overlap, the padding cut off again. The
+    tile stays in its stored dtype; only the windows in flight are float."""
+    image = np.asarray(image)
+    h, w = image.shape[-2:]
+    ph, pw = max(window, -(-h // DIVISOR) * DIVISOR), max(window, -(-w // DIVISOR) * DIVISOR)
+    padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
+    starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
+    corners = [(y, x) for y in starts(ph) for x in starts(pw)]
+    device, layout = next(model.parameters()).device, memory_format(model)    # batches follow the model's layout
+    logits, counts = None, torch.zeros(1, ph, pw)
+    for i in range(0, len(corners), batch_size):
+        chunk = corners[i:i + batch_size]
+        windows = np.stack([padded[:, y:y + window, x:x + window] for y, x in chunk]).astype(np.float32)
+        with autocast(device, precision):
+            out = model(torch.from_numpy(windows).to(device, memory_format=layout)).float().cpu()
+        logits = torch.zeros(out.shape[1], ph, pw) if logits is None else logits
+        for (y, x), o in zip(chunk, out):
+            logits[:, y:y + window, x:x + window] += o
+            counts[:, y:y + window, x:x + window] += 1
+    return logits.div_(counts)[:, :h, :w]       # in place: on a big tile this is the largest array
+
+
+def evaluate(model, split, classes, window, batch_size=8, precision="fp32"):
+    """Scores over a whole split (images, dense masks) from one confusion matrix; pixels marked
+    IGNORE (255) are not scored."""
+    images, dense_masks = split
+    model.eval()
+    matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
+    for image, dense_mask in zip(images, dense_masks):
+        prediction = predict_tile(model, image, window, batch_size, precision).argmax(0)
+        matrix += confusion_matrix(prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes))
+    return scores(matrix, classes)
+
+
+def confusion_matrix(prediction, target, num_classes):
+    """matrix[t, p] = number of pixels of true class t predicted as p; a target outside
+    0..num_classes-1 (255: unknown) is not counted. int32 indices, no masked copies: on a
+    16-megapixel tile this costs 64 MB, not half a gigabyte."""
+    target, prediction = target.reshape(-1).to(torch.int32), prediction.reshape(-1).to(torch.int32)
+    index = torch.where((target >= 0) & (target < num_classes), target * num_classes + prediction, num_classes ** 2)
+    return torch.bincount(index, minlength=num_classes ** 2 + 1)[:-1].reshape(num_classes, num_classes)
+
+
+def scores(matrix, classes):
+    """mIoU (mean over classes that occur in truth or prediction), pixel accuracy, per-class
+    IoU / precision / recall. A ratio with nothing to count is None. The pixel accuracy of always
+    answering the commonest true class is the floor any useful model must clear."""
+    m = matrix.double()
+    tp, truth, predicted = m.diag(), m.sum(1), m.sum(0)
+    ratio = lambda a, b: [None if d == 0 else float(n / d) for n, d in zip(a, b)]
+    iou, precision, recall = ratio(tp, truth + predicted - tp), ratio(tp, predicted), ratio(tp, truth)
+    present = [v for v in iou if v is not None]
+    return dict(miou=float(np.mean(present)) if present else 0.0,
+                pixel_accuracy=float(tp.sum() / m.sum()) if m.sum() else 0.0,
+                commonest_class_accuracy=float(truth.max() / m.sum()) if m.sum() else 0.0,
+                per_class={c: dict(iou=iou[k], precision=precision[k], recall=recall[k]) for k, c in enumerate(classes)},
+                confusion_matrix=matrix.tolist())
+
+
+def print_table(test, classes):
+    """Per-class IoU, precision and recall, one line a class."""
+    fmt = lambda v: "   -  " if v is None else f"{v:.4f}"
+    print(f"{'class':<12} {'IoU':>7} {'precision':>10} {'recall':>7}")
+    for c in classes:
+        s = test["per_class"][c]
+        print(f"{c:<12} {fmt(s['iou']):>7} {fmt(s['precision']):>10} {fmt(s['recall']):>7}")

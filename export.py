@@ -1,0 +1,106 @@
+"""Write the synthetic scenes as files: a tile folder, or one big GeoTIFF scene.
+
+    python export.py tiles DIR                          200/60/60 PNG tiles + masks, seed 0
+    python export.py tiles DIR --format tif --bands 4   GeoTIFFs, RGB + near infrared, on a made-up map
+    python export.py scene FILE.tif --size 10000        one 10,000^2 uint16 GeoTIFF, made block by block
+
+A folder written by `tiles` is in the format train.py --data reads (docs/own-data.md) and trains to
+exactly the built-in numbers: the same 8-bit pixels, the same clicks from the same seed. Its
+GeoTIFFs are placed side by side in UTM zone 32N at 10 m per pixel, as Sentinel-2's visible and
+near-infrared bands. A `scene` tests predict.py at scale.
+"""
+import itertools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from rasterio.transform import from_origin
+
+import geotiff
+from cli import OneLineParser
+from data import CLASSES, split_scene
+
+EXAMPLE_CRS = "EPSG:32632"       # UTM zone 32N ...
+EXAMPLE_PIXEL = 10.0             # ... at 10 m per pixel
+
+
+def example_transform(split_index, scene_index, size):
+    """A made-up place on the map for scene `scene_index` of a split: side by side in a row, one
+    row per split."""
+    return from_origin(500_000 + scene_index * size * EXAMPLE_PIXEL, 5_000_000 - split_index * size * EXAMPLE_PIXEL,
+                       EXAMPLE_PIXEL, EXAMPLE_PIXEL)
+
+
+def export_tiles(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png", bands=3):
+    """Write the synthetic splits as a tile folder, as PNGs or as GeoTIFFs (bands=4 adds near
+    infrared); built aside and renamed, so never half-written."""
+    root = Path(root)
+    if seed < 0 or min(sizes) < 0 or image_size < 1:
+        raise ValueError(f"seed and split sizes must be >= 0 and the image size >= 1, got seed {seed}, "
+                         f"sizes {tuple(sizes)}, image size {image_size}")
+    if format not in ("png", "tif") or bands not in (3, 4) or (format, bands) == ("png", 4):
+        raise ValueError(f"export writes --format png (3 bands) or tif (3 or 4 bands), got {format} with {bands} bands")
+    if root.exists() and any(root.iterdir()):
+        raise ValueError(f"{root}: exists and is not empty; export into a new folder")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root.parent))
+    (staging / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    for s, (split, size) in enumerate(zip(("train", "val", "test"), sizes)):
+        for folder in ("images", "masks"):
+            (staging / split / folder).mkdir(parents=True)
+        for i in range(size):                          # one scene at a time: big scenes fit in memory
+            image, mask = split_scene(split, i, seed, image_size, bands)
+            name = f"scene_{i:04d}.{format}"
+            if format == "tif":
+                place = EXAMPLE_CRS, example_transform(s, i, image_size)
+                geotiff.write(staging / split / "images" / name, image, *place)
+                geotiff.write(staging / split / "masks" / name, mask[None], *place)
+            else:
+                Image.fromarray(image.transpose(1, 2, 0)).save(staging / split / "images" / name)
+                Image.fromarray(mask).save(staging / split / "masks" / name)
+    if root.exists():
+        root.rmdir()
+    staging.rename(root)
+    print(f"wrote {sum(sizes)} synthetic tiles ({image_size}x{image_size}, {bands} bands, {format}, seed {seed}) to {root}")
+
+
+def export_scene(path, size, bands=4, seed=0, block=1000):
+    """A size x size synthetic scene as a uint16 GeoTIFF, made and written block by block, so it
+    can be far larger than memory: each block x block piece is one synthetic scene of the test
+    split (values as the generator makes them, 0-255, in a 16-bit raster)."""
+    def blocks():
+        for k, (row, col) in enumerate(itertools.product(range(0, size, block), repeat=2)):
+            image, _ = split_scene("test", k, seed, block, bands)
+            yield row, col, image[:, :min(block, size - row), :min(block, size - col)].astype(np.uint16)
+    geotiff.write_blocks(path, size, size, bands, "uint16", EXAMPLE_CRS,
+                         from_origin(500_000, 5_000_000, EXAMPLE_PIXEL, EXAMPLE_PIXEL), blocks())
+
+
+def main(argv=None):
+    parser = OneLineParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["tiles", "scene"])
+    parser.add_argument("path", help="tiles: a new folder; scene: the GeoTIFF to write")
+    parser.add_argument("--seed", type=int, default=0)
+    for split, size in (("train", 200), ("val", 60), ("test", 60)):
+        parser.add_argument(f"--{split}-size", type=int, default=size)
+    parser.add_argument("--image-size", type=int, default=128, help="tiles: their size")
+    parser.add_argument("--format", default="png", choices=["png", "tif"], help="tif: GeoTIFFs, placed on a made-up map")
+    parser.add_argument("--bands", type=int, default=3, choices=[3, 4], help="4: RGB + near infrared (tif only)")
+    parser.add_argument("--size", type=int, default=10_000, help="scene: its width and height in pixels")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "scene":
+            if args.size < 1 or Path(args.path).exists():
+                raise ValueError(f"scene needs a new file and a size >= 1, got {args.path} and {args.size}")
+            export_scene(args.path, args.size, args.bands, args.seed)
+            print(f"wrote a {args.size}x{args.size}, {args.bands}-band uint16 scene to {args.path}")
+        else:
+            export_tiles(args.path, args.seed, (args.train_size, args.val_size, args.test_size), args.image_size,
+                         args.format, args.bands)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The training recipe: the report's settings, the checks every run passes, and one training step.
+
+The report's recipe is Adam (lr 1e-3, weight decay 1e-4), cosine annealing, 5 epochs, batch 8,
+horizontal flips, loss pCE on the clicks. `DEFAULTS` holds it, with the run's other settings;
+train.py builds its command line from them, experiments.py and the run records (records.py)
+identify a run by them. `train_step` is the one training step: train.py trains with it and
+bench.py times it, so the benchmark measures exactly what training does.
+"""
+from pathlib import Path
+
+import torch
+
+from cli import check_output_folder
+from crf import crf_energy
+from device import autocast, memory_format
+from pce import partial_cross_entropy
+from unet import DIVISOR
+
+# pCE + CRF's settings, chosen on the validation splits of three seeds (docs/crf.md)
+CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND = 2.0, 6.0, 2.0
+
+DEFAULTS = dict(
+    points=None,              # random clicks per training image ...
+    points_per_class=None,    # ... or clicks per class present in the image
+    strategy="random",        # how per-class clicks are placed: random | stratified
+    dense=False,              # train on the full masks instead (the upper bound)
+    loss="pce",               # pce, or pce+crf: pCE + crf_weight * R, R the local CRF energy (crf.py)
+    crf_weight=CRF_WEIGHT, crf_sigma_xy=CRF_SIGMA_XY, crf_sigma_band=CRF_SIGMA_BAND,
+    epochs=5, batch_size=8, lr=1e-3, weight_decay=1e-4,
+    image_size=128,           # synthetic scenes are this size; folder tiles are cropped to it
+    crops_per_epoch=None,     # default: cover the training area once (one crop per synthetic scene)
+    seed=0,                   # one seed picks the scenes, the clicks, the init and the batches
+    device="auto", weights="imagenet",
+    precision="auto",         # bf16 autocast where the device computes bf16 natively, else fp32
+    train_size=200, val_size=60, test_size=60,
+    data=None,                # a folder of your own tiles instead of synthetic scenes
+    out=None,                 # default runs/<name>
+)
+
+
+def label_mode(config):
+    """How a run's training labels are made, decided here and nowhere else. Returns (how, what,
+    name): how is "dense", the keyword arguments of clicks.sample_points, or None (a tile folder
+    whose training tiles all bring their own clicks); `what` is said in the log, `name` names the run."""
+    given = [k for k in ("points", "points_per_class") if config[k] is not None] + (["dense"] if config["dense"] else [])
+    if len(given) > 1 or not (given or config["data"]):
+        raise ValueError(f"choose exactly one of --points N, --points-per-class K, --dense (got {given or 'none'})")
+    if config["dense"]:
+        return "dense", "dense masks", "dense"
+    if config["points"] is not None:
+        return dict(points_per_image=config["points"]), f"{config['points']} random points/image", f"points{config['points']}"
+    if config["points_per_class"] is not None:
+        k, strategy = config["points_per_class"], config["strategy"]
+        return dict(points_per_class=k, strategy=strategy), f"{k} {strategy} points/class", f"{k}perclass-{strategy}"
+    return None, "clicks from points/*.csv", "clicks"
+
+
+def run_name(config):
+    """runs/<name>: the labels, the loss and the seed, e.g. points200-seed0, 10perclass-random-crf-seed1."""
+    return f"{label_mode(config)[2]}{'-crf' if config['loss'] == 'pce+crf' else ''}-seed{config['seed']}"
+
+
+def crf_settings(config):
+    """(weight, sigma_xy, sigma_band) of the CRF term, or None for pCE alone."""
+    return (config["crf_weight"], config["crf_sigma_xy"], config["crf_sigma_band"]) if config["loss"] == "pce+crf" else None
+
+
+def check_config(config):
+    """The config with every value checked: a bad one raises ValueError naming it and what is allowed."""
+    unknown = set(config) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    label_mode(config)
+    for key in ("points", "points_per_class", "epochs", "batch_size", "image_size", "train_size", "test_size",
+                "crops_per_epoch"):
+        if config[key] is not None and (not isinstance(config[key], int) or config[key] < 1):
+            raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}")
+    for key in ("val_size", "seed"):
+        if not isinstance(config[key], int) or config[key] < 0:
+            raise ValueError(f"--{key.replace('_', '-')} must be a non-negative integer, got {config[key]}")
+    if config["strategy"] not in ("random", "stratified"):
+        raise ValueError(f"unknown strategy {config['strategy']!r}: use random or stratified")
+    if config["strategy"] != "random" and config["points_per_class"] is None:
+        raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
+    if config["loss"] not in ("pce", "pce+crf"):
+        raise ValueError(f"unknown loss {config['loss']!r}: use pce or pce+crf")
+    if not config["crf_weight"] >= 0 or not config["crf_sigma_xy"] > 0 or not config["crf_sigma_band"] > 0:
+        raise ValueError(f"--crf-weight must be >= 0 and the CRF sigmas > 0, got {config['crf_weight']}, "
+                         f"{config['crf_sigma_xy']} and {config['crf_sigma_band']}")
+    if config["image_size"] % DIVISOR:
+        raise ValueError(f"--image-size must be a multiple of {DIVISOR}, got {config['image_size']}")
+    if not config["lr"] > 0 or not config["weight_decay"] >= 0:
+        raise ValueError(f"--lr must be > 0 and --weight-decay >= 0, got {config['lr']} and {config['weight_decay']}")
+    weights = config["weights"]
+    if weights is not None and str(weights).lower() not in ("imagenet", "none") and not Path(weights).is_file():
+        raise ValueError(f"weights file not found: {weights} (use imagenet, none or a resnet34 state dict file)")
+    check_output_folder(config["out"])
+    return config
+
+
+def make_optimizer(model, config):
+    """Adam with weight decay, and cosine annealing of its learning rate over the epochs."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+
+
+def train_step(model, optimizer, images, point_labels, precision, crf=None):
+    """One step on a batch: the forward pass in the run's precision, pCE on the clicks in fp32
+    (plus crf[0] * R, the CRF energy of crf.py, when crf is given), backward, optimizer step.
+    Returns the loss."""
+    device = next(model.parameters()).device
+    with autocast(device, precision):
+        logits = model(images.to(device, memory_format=memory_format(model)))
+    loss = partial_cross_entropy(logits.float(), point_labels.to(device))      # the loss in fp32
+    if crf is not None:                                     # the image's edges speak where no click does
+        weight, sigma_xy, sigma_band = crf
+        loss = loss + weight * crf_energy(logits, model.standardise(images.to(device)), sigma_xy, sigma_band)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
