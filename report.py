@@ -156,7 +156,8 @@ def page(folder, tables_text):
     lines = ["# Results", "", f"Rendered by `python report.py {folder}` from the records in this folder: the run records",
              "(`runs.jsonl`, `*/metrics.json`) and the commands' logs. Nothing here is copied by hand; every",
              "figure comes with its command, machine and date. All runs: encoder init as recorded (`random` where",
-             "the ImageNet weights could not be downloaded).", ""]
+             "the ImageNet weights could not be downloaded). How to read the tables: [docs/results.md](../docs/results.md).",
+             ""]
     experiment_logs = sorted(folder.glob("experiments*.log"))
     body = tables_text.split("\n", 2)[2] if tables_text else ""
     if body:
@@ -176,13 +177,71 @@ def header(log):
     return log, text[0].lstrip("# ").strip(), command
 
 
-def single_runs(folder):
-    """Every run with a metrics.json outside the experiments' runs/: one row per setting, over seeds."""
+def run_groups(folder):
+    """{name: [metrics, one per seed]} of every run with a metrics.json outside the experiments'
+    runs/, grouped by folder name without its seed."""
     groups = {}
     for path in sorted(folder.glob("**/metrics.json")):
         if path.relative_to(folder).parts[0] != "runs":
             name = re.sub(r"[-_]seed-?\d+$", "", str(path.parent.relative_to(folder)))
             groups.setdefault(name, []).append(json.loads(path.read_text()))
+    return groups
+
+
+def over_seeds(runs, *path):
+    """{seed: metrics[path[0]][path[1]]...} over one group's runs."""
+    found = {}
+    for run in runs:
+        value = run
+        for step in path:
+            value = value[step]
+        found[run["config"]["seed"]] = value
+    return found
+
+
+def headline(folder):
+    """The short table README.md shows: the report's main settings on the synthetic scenes, and
+    clicks against full masks on the real sets, each linking to its place on the results page."""
+    r, groups = results(folder), run_groups(folder)
+    lines = ["| data | labels | seeds | test mIoU | pixel accuracy | the report (ImageNet init, 1 run) |",
+             "|---|---|---|---|---|---|"]
+    for label, config, theirs in (("200 random points/image", dict(points=200), f"{REPORT_DENSITY_MIOU[200]:.4f}"),
+                                  ("10 random points/class", FINAL, f"{REPORT_FINAL['miou']:.4f} / {REPORT_FINAL['pixel_accuracy']:.4f}"),
+                                  ("full masks", dict(dense=True), "—")):
+        miou = r.values(config, "test", "miou")
+        lines.append(f"| synthetic ([tables](results/README.md#the-reports-experiments)) | {label} | {len(miou)} | "
+                     f"{mean_std(miou)} | {mean_std(r.values(config, 'test', 'pixel_accuracy'))} | {theirs} |")
+    for name, runs in groups.items():
+        c = {**DEFAULTS, **runs[0]["config"]}
+        if c["data"] and c["loss"] == "pce":
+            lines.append(f"| {c['data']} ([runs](results/README.md#single-runs)) | {describe_labels(c)} | {len(runs)} | "
+                         f"{mean_std(over_seeds(runs, 'test', 'miou'))} | "
+                         f"{mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | — |")
+    machines = sorted({rec["metrics"]["machine"] + ", " + rec["metrics"]["precision"] for rec in r.records.values()} |
+                      {run["machine"] + ", " + run["precision"] for runs in groups.values() for run in runs})
+    inits = sorted({rec["metrics"]["encoder_init"] for rec in r.records.values()} |
+                   {run["encoder_init"] for runs in groups.values() for run in runs})
+    return "\n".join(lines + ["", f"Computed on: {'; '.join(machines)}. Encoder init: {', '.join(inits)}."])
+
+
+README = Path(__file__).resolve().parent / "README.md"
+HEADLINE = ("<!-- headline results: rendered by `python report.py results`, do not edit -->", "<!-- end of headline results -->")
+
+
+def with_headline(readme, table):
+    """README.md's text with the table between the HEADLINE markers replaced."""
+    start, end = readme.index(HEADLINE[0]) + len(HEADLINE[0]), readme.index(HEADLINE[1])
+    return readme[:start] + "\n" + table + "\n" + readme[end:]
+
+
+def describe_labels(c):
+    return "full masks" if c["dense"] else f"{c['points']} random points/image" if c["points"] else \
+        f"{c['points_per_class']} {c['strategy']} points/class" if c["points_per_class"] else "clicks"
+
+
+def single_runs(folder):
+    """Every run with a metrics.json outside the experiments' runs/: one row per setting, over seeds."""
+    groups = run_groups(folder)
     if not groups:
         return []
     lines = ["## Single runs", "",
@@ -190,21 +249,18 @@ def single_runs(folder):
              "Best val mIoU: the best epoch's; the test split is scored with that epoch's weights.", "",
              "| run | data | labels, loss | seeds | best val mIoU | test mIoU | pixel accuracy | always the commonest class "
              "| wall per run | machine, precision, init |", "|---|---|---|---|---|---|---|---|---|---|"]
-    seeds = lambda runs, f: {run["config"]["seed"]: f(run) for run in runs}
     for name, runs in groups.items():
         c = {**DEFAULTS, **runs[0]["config"]}       # a setting added since the run: its default, the old behaviour
         loss = c["loss"] + (f" (λ {c['crf_weight']:g}, σ_xy {c['crf_sigma_xy']:g}, σ_band {c['crf_sigma_band']:g})"
                             if c["loss"] == "pce+crf" else "")
-        labels = "dense" if c["dense"] else f"{c['points']}/image" if c["points"] else \
-            f"{c['points_per_class']}/class {c['strategy']}" if c["points_per_class"] else "clicks"
-        best_val = seeds(runs, lambda run: max((h["val_miou"] for h in run["history"] if h["val_miou"] is not None),
-                                               default=None))
+        labels = describe_labels(c)
+        best_val = {run["config"]["seed"]: max((h["val_miou"] for h in run["history"] if h["val_miou"] is not None),
+                                               default=None) for run in runs}
         wall = np.mean([run["wall_time_s"] for run in runs])
         lines.append(f"| {name} | {c['data'] or 'synthetic'} | {labels}, {loss} | "
-                     f"{', '.join(str(s) for s in sorted(seeds(runs, lambda run: 0)))} | {mean_std(best_val)} | "
-                     f"{mean_std(seeds(runs, lambda run: run['test']['miou']))} | "
-                     f"{mean_std(seeds(runs, lambda run: run['test']['pixel_accuracy']))} | "
-                     f"{mean_std(seeds(runs, lambda run: run['test']['commonest_class_accuracy']))} | {wall:.0f} s | "
+                     f"{', '.join(str(s) for s in sorted(best_val))} | {mean_std(best_val)} | "
+                     f"{mean_std(over_seeds(runs, 'test', 'miou'))} | {mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | "
+                     f"{mean_std(over_seeds(runs, 'test', 'commonest_class_accuracy'))} | {wall:.0f} s | "
                      f"{runs[0]['machine']}, {runs[0]['precision']}, {runs[0]['encoder_init']} |")
     lines += ["", "Per-class test IoU of the same runs, by data set:", ""]
     for data in sorted({runs[0]["config"]["data"] or "" for runs in groups.values()}):
@@ -212,7 +268,7 @@ def single_runs(folder):
         classes = next(iter(named.values()))[0]["classes"]
         lines += [f"| {data or 'synthetic'} | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
         for name, runs in named.items():
-            lines.append(f"| {name} | " + " | ".join(mean_std(seeds(runs, lambda run: run["test"]["per_class"][k]["iou"]))
+            lines.append(f"| {name} | " + " | ".join(mean_std(over_seeds(runs, "test", "per_class", k, "iou"))
                                                      for k in classes) + " |")
         lines.append("")
     return lines
@@ -242,17 +298,21 @@ def logged_commands(folder):
     return lines
 
 
-def write_all(out, records, seeds, quick, precision="auto"):
-    r = Results(records, seeds, quick, precision)
-    text = tables(r) if records else ""
-    if text:
-        with atomic(out / "tables.md") as tmp:
-            tmp.write_text(text)
-        figures(r, out)
-    with atomic(out / "README.md") as tmp:
-        tmp.write_text(page(out, text))
-    print(f"{out / 'README.md'}" + (f", {out / 'tables.md'}; figures: "
-                                    f"{', '.join(sorted(p.name for p in out.glob('fig*.png')))}" if text else ""))
+def results(folder):
+    """The folder's experiment records, as the tables read them: seeds, quick or not, and the
+    precision experiments.py was asked for (the runs' keys hold it)."""
+    records = load_records(folder / "runs.jsonl")
+    asked = [rec["config"].get("precision", "auto") for rec in records.values()]
+    return Results(records, max([rec["config"]["seed"] + 1 for rec in records.values()] or [1]),
+                   any(rec.get("quick") for rec in records.values()),
+                   max(set(asked), key=asked.count) if asked else "auto")
+
+
+def texts(folder):
+    """(tables.md, README.md) of a results folder, as text; no tables where it has no experiment records."""
+    r = results(folder)
+    table_text = tables(r) if r.records else ""
+    return table_text, page(folder, table_text)
 
 
 def main(argv=None):
@@ -261,11 +321,18 @@ def main(argv=None):
     folder = Path(parser.parse_args(argv).folder)
     if not folder.is_dir():
         parser.error(f"{folder}: not a folder; give a results folder, e.g. results")
-    records = load_records(folder / "runs.jsonl")
-    quick = any(rec.get("quick") for rec in records.values())
-    asked = [rec["config"].get("precision", "auto") for rec in records.values()]
-    write_all(folder, records, max([rec["config"]["seed"] + 1 for rec in records.values()] or [1]), quick,
-              max(set(asked), key=asked.count) if asked else "auto")
+    table_text, page_text = texts(folder)
+    if table_text:
+        with atomic(folder / "tables.md") as tmp:
+            tmp.write_text(table_text)
+        figures(results(folder), folder)
+    with atomic(folder / "README.md") as tmp:
+        tmp.write_text(page_text)
+    if folder.resolve() == README.parent / "results" and HEADLINE[0] in README.read_text():
+        with atomic(README) as tmp:                    # the project's README shows the headline table
+            tmp.write_text(with_headline(README.read_text(), headline(folder)))
+    print(f"{folder / 'README.md'}" + (f", {folder / 'tables.md'}; figures: "
+                                       f"{', '.join(sorted(p.name for p in folder.glob('fig*.png')))}" if table_text else ""))
 
 
 if __name__ == "__main__":

@@ -205,3 +205,11 @@ def test_band_statistics_tile_by_tile_equal_the_whole_split():
     mean, std = band_statistics(tiles)
     assert np.allclose(mean, every_pixel_of_the_split.mean(1), rtol=1e-12)
     assert np.allclose(std, every_pixel_of_the_split.std(1), rtol=1e-12)
+
+
+def test_a_fourth_band_leaves_the_rgb_bands_and_the_mask_unchanged():
+    rgb, mask = split_scene("val", 2, seed=1, image_size=64)
+    four, mask4 = split_scene("val", 2, seed=1, image_size=64, bands=4)
+    assert four.shape == (4, 64, 64) and np.array_equal(four[:3], rgb) and np.array_equal(mask4, mask)
+    water, vegetation = four[3][mask == 2].mean(), four[3][mask == 1].mean()
+    assert water < vegetation                             # near infrared: dark over water, bright over plants

@@ -1,8 +1,10 @@
-"""experiments.py / report.py: the quick end-to-end run, resuming, formatting and crash safety."""
+"""experiments.py / records.py / report.py: the quick end-to-end run, resuming, rendering and crash safety."""
+from pathlib import Path
 
 import pytest
 
 import experiments as ex
+import records
 import report
 
 
@@ -21,14 +23,17 @@ def test_quick_all_writes_every_table_and_figure(quick_run):
     for figure in ("fig1_density.png", "fig2_strategy.png", "fig3_per_class.png", "fig4_predictions.png",
                    "fig5_regularised.png"):
         assert (quick_run / figure).stat().st_size > 1000
-    records = report.load_records(quick_run / "runs.jsonl")
+    found = records.load_records(quick_run / "runs.jsonl")
     # 4 density + 6 strategy (final is the random-10 run) + dense + 4 pCE+CRF + Table 5's other
-    # precision; the random-init row reuses the ImageNet-asked run when that one fell back to random
-    # init (as it does offline), and Table 5's row of the precision auto chose reuses the final run
-    trained = {r["key"] for r in records.values()}
-    assert len(trained) in (16, 17)
-    assert {r["metrics"]["precision"] for r in records.values()} == {"fp32", "bf16"}
-    assert all(r["quick"] and r["metrics"]["config"]["epochs"] == 1 for r in records.values())
+    # precision = 16; Table 5's row of the precision auto chose reuses the final run, and the
+    # random-init row reuses the ImageNet-asked run when that one fell back to random init (as it
+    # does offline), else it is a 17th run
+    final = found[records.key(dict(records.FINAL, precision="auto", seed=0, **records.QUICK))]
+    assert len(found) == (16 if final["metrics"]["encoder_init"] == "random" else 17)
+    assert {r["metrics"]["precision"] for r in found.values()} == {"fp32", "bf16"}
+    assert all(r["quick"] and r["metrics"]["config"]["epochs"] == 1 for r in found.values())
+    page = (quick_run / "README.md").read_text()
+    assert "### Table 1" in page and "## Single runs" not in page      # experiments' runs are in the tables
 
 
 def test_rerun_skips_finished_runs(quick_run, capsys):
@@ -40,41 +45,41 @@ def test_rerun_skips_finished_runs(quick_run, capsys):
 
 def test_truncated_last_record_loses_nothing_before_it(tmp_path, capsys):
     path = tmp_path / "runs.jsonl"
-    a, b, c, d = (report.key(dict(points=p)) for p in (1, 2, 3, 4))
-    report.append_record(path, dict(key=a, metrics={}))
-    report.append_record(path, dict(key=b, metrics={}))
+    a, b, c, d = (records.key(dict(points=p)) for p in (1, 2, 3, 4))
+    records.append_record(path, dict(key=a, metrics={}))
+    records.append_record(path, dict(key=b, metrics={}))
     with open(path, "a") as f:
         f.write('{"key": "c", "metr')                     # the crash happened mid-write
-    assert set(report.load_records(path)) == {a, b}
+    assert set(records.load_records(path)) == {a, b}
     assert "skipping an unreadable record" in capsys.readouterr().err
-    report.append_record(path, dict(key=d, metrics={}))       # the next run starts on a fresh line
-    assert set(report.load_records(path)) == {a, b, d}
+    records.append_record(path, dict(key=d, metrics={}))       # the next run starts on a fresh line
+    assert set(records.load_records(path)) == {a, b, d}
 
 
 def test_records_survive_a_new_setting_but_not_a_changed_default(tmp_path, monkeypatch):
     path = tmp_path / "runs.jsonl"
-    report.append_record(path, dict(key=report.key(dict(points=1)), metrics={}))
-    monkeypatch.setitem(report.DEFAULTS, "new_setting", "old behaviour")        # added after the run
-    assert report.key(dict(points=1)) in report.load_records(path)
-    monkeypatch.setitem(report.DEFAULTS, "epochs", 50)                            # a default that changed
-    assert report.key(dict(points=1)) not in report.load_records(path)
+    records.append_record(path, dict(key=records.key(dict(points=1)), metrics={}))
+    monkeypatch.setitem(records.DEFAULTS, "new_setting", "old behaviour")        # added after the run
+    assert records.key(dict(points=1)) in records.load_records(path)
+    monkeypatch.setitem(records.DEFAULTS, "epochs", 50)                            # a default that changed
+    assert records.key(dict(points=1)) not in records.load_records(path)
 
 
 def test_crf_settings_identify_only_crf_runs(tmp_path, monkeypatch):
     path = tmp_path / "runs.jsonl"
     for loss in ("pce", "pce+crf"):
-        report.append_record(path, dict(key=report.key(dict(points=1, loss=loss)), metrics={}))
-    monkeypatch.setitem(report.DEFAULTS, "crf_weight", report.DEFAULTS["crf_weight"] + 1)   # a new CRF default
-    records = report.load_records(path)
-    assert report.key(dict(points=1)) in records                      # pCE runs never used it
-    assert report.key(dict(points=1, loss="pce+crf")) not in records  # CRF runs did: they train again
+        records.append_record(path, dict(key=records.key(dict(points=1, loss=loss)), metrics={}))
+    monkeypatch.setitem(records.DEFAULTS, "crf_weight", records.DEFAULTS["crf_weight"] + 1)   # a new CRF default
+    records = records.load_records(path)
+    assert records.key(dict(points=1)) in records                      # pCE runs never used it
+    assert records.key(dict(points=1, loss="pce+crf")) not in records  # CRF runs did: they train again
 
 
 def test_resume_trains_only_what_is_missing(tmp_path, capsys):
     ex.main(["final", "--quick", "--seeds", "1", "--out", str(tmp_path), "--device", "cpu"])
     ex.main(["final", "--quick", "--seeds", "2", "--out", str(tmp_path), "--device", "cpu"])
     assert "1 still to train" in capsys.readouterr().out
-    assert len(report.load_records(tmp_path / "runs.jsonl")) == 2
+    assert len(records.load_records(tmp_path / "runs.jsonl")) == 2
 
 
 @pytest.mark.parametrize("values, expected", [
@@ -103,3 +108,25 @@ def test_bad_options_exit_2(capsys):
         assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--seeds must be at least 1, got 0" in err and "unknown device 'gpu'" in err
+
+
+def test_tables_render_mean_std_and_paired_differences_from_records():
+    fake = {}
+    for seed, (sparse, dense) in enumerate(((0.70, 0.80), (0.72, 0.81), (0.74, 0.85))):
+        for config, miou in ((dict(points=50), sparse), (dict(points=200), dense)):
+            full = dict(config, precision="auto", seed=seed)
+            fake[records.key(full)] = dict(metrics=dict(test=dict(miou=miou, pixel_accuracy=miou + 0.1),
+                                                        labeled_fraction=0.01, wall_time_s=60.0))
+    text = report.tables(report.Results(fake, seeds=3, quick=False))
+    assert "| 50 | 0.0100 ± 0.0000 | 0.7200 ± 0.0200 | 0.8200 ± 0.0200 | — | 0.8151 |" in text
+    assert "| 200 | 0.0100 ± 0.0000 | 0.8200 ± 0.0265 | 0.9200 ± 0.0265 | +0.1000 ± 0.0100 (beyond noise) | 0.9157 |" in text
+    assert "| 500 | not run yet |" in text
+
+
+def test_the_committed_results_page_is_what_report_py_renders():
+    """results/README.md is never edited by hand: rendering the committed records gives it back."""
+    tables, page = report.texts(Path("results"))
+    assert page == Path("results/README.md").read_text()
+    assert tables == Path("results/tables.md").read_text()
+    readme = Path("README.md").read_text()
+    assert report.with_headline(readme, report.headline(Path("results"))) == readme      # and README's table

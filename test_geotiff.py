@@ -121,6 +121,19 @@ def test_a_corrupt_tiff_gives_one_line(tmp_path, capsys):
     assert not (tmp_path / "p").exists()
 
 
+def test_a_truncated_png_named_tif_is_refused_not_read_as_a_black_tile(tmp_path, capsys):
+    import train as train_module
+    root, _ = value_folder(tmp_path / "v", bands=3)
+    png = tmp_path / "full.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 70, 3), dtype=np.uint8)).save(png)
+    (root / "train" / "images" / "a.tif").write_bytes(png.read_bytes()[:png.stat().st_size // 2])
+    with pytest.raises(SystemExit):
+        train_module.main(["--data", str(root), "--dense", "--weights", "none", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "train/images/a.tif: cannot read image" in err, err
+    assert not (tmp_path / "r").exists()
+
+
 def test_export_writes_four_band_geotiffs_on_a_made_up_map(tmp_path):
     export.export_tiles(tmp_path / "g", sizes=(2, 1, 1), image_size=32, format="tif", bands=4)
     with rasterio.open(tmp_path / "g" / "train" / "images" / "scene_0001.tif") as image:

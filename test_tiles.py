@@ -69,12 +69,12 @@ def test_clicks_train_predict_round_trip_at_exact_sizes(tmp_path, capsys):
     assert "[2/2]" in capsys.readouterr().out
 
 
-def test_four_band_npy_tiles_train(tmp_path):
+def test_four_band_npy_tiles_train_and_without_val_the_last_epoch_is_kept(tmp_path):
     root = own_folder(tmp_path / "nir", bands=4, hwc=True, with_val=False)
-    metrics = train(dict(FAST, data=str(root), points=5, out=str(tmp_path / "run")))
+    metrics = train(dict(FAST, data=str(root), points=5, epochs=2, out=str(tmp_path / "run")))
     checkpoint = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     assert checkpoint["bands"] == 4 and checkpoint["state_dict"]["mean"].shape == (1, 4, 1, 1)
-    assert metrics["best_epoch"] == 1
+    assert [h["val_miou"] for h in metrics["history"]] == [None, None] and metrics["best_epoch"] == 2
     with pytest.raises(SystemExit):       # a 4-band model cannot read a 3-band tile
         np.save(tmp_path / "rgb.npy", np.zeros((3, 32, 32), np.float32))
         predict.main([str(tmp_path / "run" / "model.pt"), str(tmp_path / "rgb.npy"), "--out", str(tmp_path / "p")])
@@ -142,9 +142,16 @@ def test_predict_rejects_bad_checkpoints(tmp_path, capsys):
     model = UNet(3, weights=None)
     torch.save(dict(state_dict=model.state_dict(), classes=["a", "b"], bands=3, image_size=64), tmp_path / "wrong.pt")
     np.save(tmp_path / "x.npy", np.zeros((3, 32, 32), np.float32))
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint at all")
     for checkpoint, message in (("junk.pt", "not a train.py checkpoint"), ("nope.pt", "checkpoint not found"),
-                                ("wrong.pt", "weights are for 3 classes and 3 bands, but it declares 2 classes")):
-        with pytest.raises(SystemExit):
+                                ("wrong.pt", "weights are for 3 classes and 3 bands, but it declares 2 classes"),
+                                ("broken.pt", "broken.pt: not a train.py checkpoint (")):
+        with pytest.raises(SystemExit) as exit_info:
             predict.main([str(tmp_path / checkpoint), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p")])
-        assert message in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit):
+        predict.main([str(tmp_path / "wrong.pt"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "a_file")])
+    assert "a_file: exists and is not a folder" in capsys.readouterr().err
 

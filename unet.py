@@ -116,8 +116,12 @@ def build_resnet34(weights):
     if not path.is_file():
         raise ValueError(f"weights file not found: {weights} (use 'imagenet', 'none' or the path of a "
                          f"torchvision resnet34 state dict)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}   # the classifier is unused
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}   # the classifier is unused
+    except Exception as error:         # not a torch file, truncated, or not a dict of tensors
+        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0]     # torch's first sentence
+        raise ValueError(f"{weights} is not a torchvision resnet34 state dict ({type(error).__name__}: {reason})") from None
     missing, unexpected = resnet.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith("fc.")]:
         raise ValueError(f"{weights} is not a torchvision resnet34 state dict "
