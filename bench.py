@@ -6,8 +6,9 @@
 Four modes: fp32, fp32 + channels_last, bf16 autocast, bf16 autocast + channels_last (train.py's
 default where the device computes bf16 natively). For each, on the report's setting (the UNet,
 batch 8, 128 x 128 crops, 3 bands):
-  train  images per second over whole training steps: forward, pCE in fp32, backward, Adam step
-  eval   megapixels per second of train.predict_tile over a 1024 x 1024 tile (overlapping
+  train  images per second over whole training steps: recipe.train_step, the step train.py runs
+         (forward, pCE in fp32, backward, Adam step), with the recipe's optimizer
+  eval   megapixels per second of evaluation.predict_tile over a 1024 x 1024 tile (overlapping
          128-pixel windows, batches of 8), as validation, testing and predict.py use it
 and a last line: training in the last mode with the loss pCE + CRF (crf.py), and its step time
 against pCE alone.
@@ -22,11 +23,10 @@ import time
 import numpy as np
 import torch
 
-from crf import crf_energy
-from device import autocast, machine, pick_device
-from pce import partial_cross_entropy
-from tiles import OneLineParser
-from train import CRF_SIGMA_BAND, CRF_SIGMA_XY, CRF_WEIGHT, predict_tile
+from cli import OneLineParser
+from device import machine, pick_device
+from evaluation import predict_tile
+from recipe import CRF_SIGMA_BAND, CRF_SIGMA_XY, CRF_WEIGHT, DEFAULTS, make_optimizer, train_step
 from unet import UNet
 
 MODES = (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True))
@@ -38,27 +38,18 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def train_step(device, precision, channels_last, crf=False):
-    """One whole training step of the report's setting, as a function to time; crf=True adds
+def training(device, precision, channels_last, crf=False):
+    """recipe.train_step on one batch of the report's setting, as a function to time; crf=True adds
     the regularised loss's R term (crf.py) with train.py's default settings."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
     model = UNet(weights=None, mean=[127.0] * 3, std=[64.0] * 3).to(device, memory_format=layout).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    optimizer, _ = make_optimizer(model, DEFAULTS)
     images = torch.randint(0, 256, (BATCH, 3, SIZE, SIZE)).float().to(device, memory_format=layout)
     point_labels = torch.where(torch.rand(BATCH, SIZE, SIZE) < 0.01, torch.randint(0, 5, (BATCH, SIZE, SIZE)), -1)
     point_labels = point_labels.to(device)
-
-    def step():
-        with autocast(device, precision):
-            logits = model(images)
-        loss = partial_cross_entropy(logits.float(), point_labels)
-        if crf:
-            loss = loss + CRF_WEIGHT * crf_energy(logits, model.standardise(images), CRF_SIGMA_XY, CRF_SIGMA_BAND)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return step
+    settings = (CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND) if crf else None
+    return lambda: train_step(model, optimizer, images, point_labels, precision, settings)
 
 
 def tile_prediction(device, precision, channels_last):
@@ -100,8 +91,8 @@ def main(argv=None):
     print(f"{machine(device)}; torch {torch.__version__}; batch {BATCH} x {SIZE}x{SIZE}; "
           f"eval tile {TILE}x{TILE}", flush=True)
     print(f"{'mode':<30} {'train img/s':>11} {'vs fp32':>8} {'eval MP/s':>10} {'vs fp32':>8}", flush=True)
-    train = interleaved({**{m: train_step(device, *m) for m in MODES},
-                         "crf": train_step(device, *MODES[-1], crf=True)}, device, args.steps, args.warmup)
+    train = interleaved({**{m: training(device, *m) for m in MODES},
+                         "crf": training(device, *MODES[-1], crf=True)}, device, args.steps, args.warmup)
     evaluation = interleaved({m: tile_prediction(device, *m) for m in MODES}, device, max(args.steps // 4, 1), 1)
     for precision, channels_last in MODES:
         mode = precision + (" autocast" if precision == "bf16" else "") + (" + channels_last" if channels_last else "")

@@ -17,6 +17,7 @@ import numpy as np
 
 CLASSES = ("Urban", "Vegetation", "Water", "Bare Soil", "Road")
 URBAN, VEGETATION, WATER, BARE_SOIL, ROAD = range(len(CLASSES))
+COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#c8a064", "#7f7f7f")   # how previews and figures draw them
 IGNORE = 255                    # "unknown" in a dense mask: never sampled, never scored
 SPLITS = {"train": 0, "val": 1, "test": 2}
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from cli import OneLineParser, add_device_options
 from device import pick_device, pick_precision
-from records import (DENSITY_POINTS, FINAL, QUICK, REGULARISED, STRATEGY_POINTS, append_record, key, load_records,
-                     same_as_done)
+from paper import DENSITY_POINTS, FINAL, REGULARISED, STRATEGY_POINTS
+from records import QUICK, append_record, key, load_records, same_as_done
 
 SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"
 HERE = Path(__file__).resolve().parent          # where train.py and report.py are

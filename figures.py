@@ -12,12 +12,9 @@ import numpy as np
 from checkpoint import load_checkpoint
 from cli import atomic
 from clicks import sample_points
-from data import CLASSES, make_split
+from data import CLASSES, COLOURS, make_split
 from evaluation import predict_tile
-from records import DENSITY_POINTS, FINAL, REPORT_DENSITY_MIOU, STRATEGY_POINTS, differences, std
-from tiles import PALETTE
-
-COLOURS = PALETTE[:len(CLASSES)]       # Urban red, Vegetation green, Water blue, Bare Soil tan, Road grey
+from paper import DENSITY_POINTS, FINAL, REPORT_DENSITY_MIOU, STRATEGY_POINTS
 
 
 def figures(r, out):
@@ -103,6 +100,16 @@ def prediction_panel(r, out, plt, runs, path, clicks=True):
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS]
     fig.legend(handles, CLASSES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(CLASSES))
     save(fig, path)
+
+
+def differences(a, b):
+    """a - b on the seeds both have ({seed: value} each)."""
+    return [a[s] - b[s] for s in sorted(a) if s in b]
+
+
+def std(values):
+    """Sample standard deviation (n - 1); 0 for a single value."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def save(fig, path):

@@ -1,30 +1,18 @@
-"""The report's experiments as records: which settings each table compares, and the store of
-finished runs, one JSON line each in <out>/runs.jsonl.
+"""The run records: one JSON line per finished run in <out>/runs.jsonl, found again by its key.
 
-experiments.py trains the settings below and appends a record per finished run; report.py
-renders the tables and figures from the records. A run is found again by its `key`: its
-training settings, with train.py's defaults (recipe.py) filled in.
+experiments.py appends a record per finished run (its settings and its metrics.json), so an
+interrupted `experiments.py all` resumes where it stopped; report.py renders the tables and
+figures from the records. A run's `key` is its training settings, with train.py's defaults
+(recipe.py) filled in.
 """
 import json
 import os
 import sys
 
-import numpy as np
-
 from recipe import DEFAULTS
 
-# the settings each table compares (train.py's defaults fill in the rest)
-DENSITY_POINTS = (50, 200, 500, 1000)                           # Table 1: random points per image
-STRATEGY_POINTS = (5, 10, 20)                                   # Table 2: points per class, random | stratified
-FINAL = dict(points_per_class=10, strategy="random")            # Table 3, the baselines and Table 5
-REGULARISED = [(f"{k} pts/class", dict(points_per_class=k, strategy="random")) for k in STRATEGY_POINTS] + \
-              [("200 pts/image", dict(points=200))]              # Table 4: pCE vs pCE + CRF
-REPORT_DENSITY_MIOU = {50: 0.8151, 200: 0.9157, 500: 0.9248, 1000: 0.9417}   # the report's numbers (1 run each)
-REPORT_FINAL = dict(miou=0.9290, pixel_accuracy=0.9716)
 QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)   # --quick: a smoke run
 
-
-# The records: one JSON line per finished run in <out>/runs.jsonl, found again by `key`.
 
 def key(config):
     """What identifies a run: its training settings, not where it writes or which device it used."""
@@ -74,15 +62,3 @@ def same_as_done(config, records):
             if twin and twin["metrics"].get(recorded) == got[config[setting]]:
                 return twin
     return None
-
-
-# Over seeds: {seed: value} per setting
-
-def differences(a, b):
-    """a - b on the seeds both have."""
-    return [a[s] - b[s] for s in sorted(a) if s in b]
-
-
-def std(values):
-    """Sample standard deviation (n - 1); 0 for a single value."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0

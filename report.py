@@ -9,7 +9,8 @@ output, and the wall time and peak memory of every logged command, each with its
 machine and date. Every cell is mean ± std over the seeds that finished (sample std, n - 1).
 Differences between two settings are paired by seed (same scenes, same test set) and called
 "within noise" when |mean| <= 2 standard errors of the paired differences; a single seed cannot
-say, and says so.
+say, and says so. (One chapter, longer than most: the report's tables and the page that holds
+them and every other record of the folder are one rendering; figures.py draws the figures.)
 """
 import json
 import math
@@ -21,10 +22,10 @@ import numpy as np
 
 from cli import OneLineParser, atomic
 from data import CLASSES
-from figures import figures
+from figures import differences, figures
+from paper import DENSITY_POINTS, FINAL, REGULARISED, REPORT_DENSITY_MIOU, REPORT_FINAL, STRATEGY_POINTS
 from recipe import DEFAULTS
-from records import (DENSITY_POINTS, FINAL, QUICK, REGULARISED, REPORT_DENSITY_MIOU, REPORT_FINAL, STRATEGY_POINTS,
-                     differences, key, load_records, same_as_done)
+from records import QUICK, key, load_records, same_as_done
 
 def mean_std(values):
     values = list(values.values()) if isinstance(values, dict) else values

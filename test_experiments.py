@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 import experiments as ex
+import paper
 import records
 import report
 
@@ -28,7 +29,7 @@ def test_quick_all_writes_every_table_and_figure(quick_run):
     # precision = 16; Table 5's row of the precision auto chose reuses the final run, and the
     # random-init row reuses the ImageNet-asked run when that one fell back to random init (as it
     # does offline), else it is a 17th run
-    final = found[records.key(dict(records.FINAL, precision="auto", seed=0, **records.QUICK))]
+    final = found[records.key(dict(paper.FINAL, precision="auto", seed=0, **records.QUICK))]
     assert len(found) == (16 if final["metrics"]["encoder_init"] == "random" else 17)
     assert {r["metrics"]["precision"] for r in found.values()} == {"fp32", "bf16"}
     assert all(r["quick"] and r["metrics"]["config"]["epochs"] == 1 for r in found.values())
@@ -70,9 +71,9 @@ def test_crf_settings_identify_only_crf_runs(tmp_path, monkeypatch):
     for loss in ("pce", "pce+crf"):
         records.append_record(path, dict(key=records.key(dict(points=1, loss=loss)), metrics={}))
     monkeypatch.setitem(records.DEFAULTS, "crf_weight", records.DEFAULTS["crf_weight"] + 1)   # a new CRF default
-    records = records.load_records(path)
-    assert records.key(dict(points=1)) in records                      # pCE runs never used it
-    assert records.key(dict(points=1, loss="pce+crf")) not in records  # CRF runs did: they train again
+    found = records.load_records(path)
+    assert records.key(dict(points=1)) in found                        # pCE runs never used it
+    assert records.key(dict(points=1, loss="pce+crf")) not in found    # CRF runs did: they train again
 
 
 def test_resume_trains_only_what_is_missing(tmp_path, capsys):

@@ -14,7 +14,9 @@ need masks, since they are scored; val may be left out. Tiles may have any size 
 of bands (all tiles the same count). Tiles are kept as stored (uint8 stays uint8, .npy files are
 memory-mapped) and clicks as coordinate lists, so memory follows the size of the data; each band
 is standardised with the mean and std of the training tiles, which the checkpoint keeps.
-`python export.py tiles DIR` writes the synthetic scenes in this format.
+`python export.py tiles DIR` writes the synthetic scenes in this format. (Longer than the other
+chapters because the folder format is one contract: the legend, the images, the masks in three
+codings and the clicks are checked against each other, each bad input with its own one-line error.)
 """
 import csv
 import re
@@ -26,12 +28,11 @@ from PIL import Image
 
 import geotiff
 from clicks import Clicks, band_statistics, count_labels, sample_points
-from data import IGNORE
+from data import COLOURS, IGNORE
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 MASK_SUFFIXES = (".png", ".npy", ".tif", ".tiff")
-PALETTE = ["#d62728", "#2ca02c", "#1f77b4", "#c8a064", "#7f7f7f", "#9467bd",
-           "#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#8c564b", "#000000"]
+PALETTE = list(COLOURS) + ["#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#8c564b", "#000000"]
 HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
