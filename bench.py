@@ -26,6 +26,7 @@ import torch
 from cli import OneLineParser
 from device import machine, pick_device
 from evaluation import predict_tile
+from pce import UNLABELED
 from recipe import CRF_SIGMA_BAND, CRF_SIGMA_XY, CRF_WEIGHT, DEFAULTS, make_optimizer, train_step
 from unet import UNet
 
@@ -46,7 +47,7 @@ def training(device, precision, channels_last, crf=False):
     model = UNet(weights=None, mean=[127.0] * 3, std=[64.0] * 3).to(device, memory_format=layout).train()
     optimizer, _ = make_optimizer(model, DEFAULTS)
     images = torch.randint(0, 256, (BATCH, 3, SIZE, SIZE)).float().to(device, memory_format=layout)
-    point_labels = torch.where(torch.rand(BATCH, SIZE, SIZE) < 0.01, torch.randint(0, 5, (BATCH, SIZE, SIZE)), -1)
+    point_labels = torch.where(torch.rand(BATCH, SIZE, SIZE) < 0.01, torch.randint(0, 5, (BATCH, SIZE, SIZE)), UNLABELED)
     point_labels = point_labels.to(device)
     settings = (CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND) if crf else None
     return lambda: train_step(model, optimizer, images, point_labels, precision, settings)

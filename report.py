@@ -154,7 +154,7 @@ def regularised_table(r):
 # The page: every result of the folder
 
 def page(folder, tables_text):
-    lines = ["# Results", "", f"Rendered by `python report.py {folder}` from the records in this folder: the run records",
+    lines = ["# Results", "", f"Rendered by `python report.py {folder.name}` from the records in this folder: the run records",
              "(`runs.jsonl`, `*/metrics.json`) and the commands' logs. Nothing here is copied by hand; every",
              "figure comes with its command, machine and date. All runs: encoder init as recorded (`random` where",
              "the ImageNet weights could not be downloaded). How to read the tables: [docs/results.md](../docs/results.md).",
