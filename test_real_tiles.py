@@ -7,8 +7,8 @@ import predict
 import tiles
 from clicks import every_pixel
 from conftest import FAST, own_folder
-from recipe import DEFAULTS
-from train import load_data, train
+from recipe import DEFAULTS, label_mode
+from train import train
 
 
 LEGEND = "Building #3C1098\nLand  cover #8429f6\nignore #9B9B9B\nIGNORE #000000\n"
@@ -105,7 +105,7 @@ def test_masks_with_unknown_pixels_train_and_score(tmp_path, how):
                   points=50 if "--points 50" in how else None,
                   points_per_class=5 if "per-class" in how else None,
                   strategy="stratified" if "stratified" in how else "random")
-    labels = load_data(dict(DEFAULTS, **config))["train"][1][0]
+    labels = tiles.load_data(label_mode(dict(DEFAULTS, **config))[0], 0, str(root))["train"][1][0]
     plane = labels.point_labels(mask.shape) if hasattr(labels, "point_labels") else \
         every_pixel(labels)
     assert (plane[20:30] == -1).all() and set(np.unique(plane)) <= {-1, 0, 1}        # never 255, never clicked

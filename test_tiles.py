@@ -13,8 +13,7 @@ import tiles
 from clicks import sample_split_points
 from conftest import FAST, own_folder
 from data import make_split
-from recipe import DEFAULTS
-from train import load_data, train
+from train import train
 from unet import UNet
 
 def test_export_reads_back_as_the_generator_made_it(exported):
@@ -53,7 +52,7 @@ def test_exported_folder_trains_to_the_built_in_numbers(exported, tmp_path):
 
 def test_clicks_train_predict_round_trip_at_exact_sizes(tmp_path, capsys):
     root = own_folder(tmp_path / "own")
-    data = load_data(dict(DEFAULTS, data=str(root), points=5))
+    data = tiles.load_data(dict(points_per_image=5), 0, str(root))
     clicks = data["train"][1][0].point_labels((50, 90))
     assert (clicks >= 0).sum() == 4 and clicks[4, 3] == 0 and clicks[40, 80] == 1 and clicks[2, 70] == 1
     metrics = train(dict(FAST, data=str(root), out=str(tmp_path / "run")))    # the CSVs are all the labels

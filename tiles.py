@@ -1,4 +1,4 @@
-"""Your own imagery: a folder of tiles, masks and clicks, read into what train.py trains on.
+"""What a run trains and scores on: the synthetic scenes, or your own folder of tiles, masks and clicks.
 
     DIR/classes.txt                 one class per line, line order = class index: `Building`, or
                                     with its mask colour `Building #3C1098`; `ignore #9B9B9B`
@@ -27,8 +27,8 @@ import numpy as np
 from PIL import Image
 
 import geotiff
-from clicks import Clicks, band_statistics, count_labels, sample_points
-from data import COLOURS, IGNORE
+from clicks import Clicks, band_statistics, count_labels, sample_points, sample_split_points
+from data import CLASSES, COLOURS, IGNORE, make_split
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 MASK_SUFFIXES = (".png", ".npy", ".tif", ".tiff")
@@ -216,20 +216,41 @@ def read_split(root, split, legend):
     return out
 
 
+def load_data(how, seed=0, folder=None, image_size=128, sizes=(200, 60, 60)):
+    """What a run trains and scores on: {'train': (images, point_labels), 'val'|'test': (images,
+    dense_masks), 'classes', 'bands', 'mean', 'std'}, from the synthetic scenes (`sizes` scenes of
+    image_size^2 per split) or from a folder of tiles. how: "dense" (a training tile's labels are
+    its dense mask), sample_points arguments (its clicks, drawn once from the mask with `seed`), or
+    None (a folder whose training tiles all bring clicks). train.py and baseline.py both call this,
+    so the same flags and seed give them the same clicks."""
+    if folder:
+        return load_folder(folder, seed, how)
+    data = dict(classes=CLASSES, bands=3)
+    for split, size in zip(("train", "val", "test"), sizes):
+        images, dense_masks = make_split(split, size, seed, image_size)
+        if split == "train":
+            data[split] = (images, list(dense_masks) if how == "dense" else sample_split_points(dense_masks, seed, **how))
+        else:
+            data[split] = (images, dense_masks)
+    data["mean"], data["std"] = band_statistics(data["train"][0])     # as for a tile folder
+    return data
+
+
 def load_folder(root, seed, how):
-    """The `data` dict train.py expects, from a folder of tiles (format in the module docstring).
+    """load_data's dict from a folder of tiles (format in the module docstring).
     how: for training tiles without a clicks file, "dense" (their full mask) or sample_points
     arguments (clicks sampled from the mask); None means every training tile must bring clicks."""
     root = Path(root)
     legend = read_legend(root)
     classes = legend.names
-    data = dict(classes=classes, colours=legend.colours)
+    data = dict(classes=classes, colours=legend.colours, stems={})
     rng = np.random.default_rng([seed, 1000])                  # as data.sample_split_points
     for split in ("train", "val", "test"):
         if split == "val" and not (root / "val").exists():
             data["val"] = ([], [])
             continue
         paths, images, masks, clicks = read_split(root, split, legend)
+        data["stems"][split] = [path.stem for path in paths]
         if split == "train":
             point_labels = [training_labels(*tile, classes, how, rng) for tile in zip(paths, images, masks, clicks)]
             if not sum(count_labels(labels) for labels in point_labels):

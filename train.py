@@ -6,7 +6,7 @@
     python train.py --data DIR --points-per-class 10      your own tiles (docs/own-data.md)
 
 One run, top to bottom: config (recipe.py's defaults, checked) -> data (synthetic scenes, or a
-folder of tiles read by tiles.py; clicks drawn once, before training, and kept) -> model (unet.py)
+folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) -> model (unet.py)
 -> the loop (the report's recipe: Adam, cosine annealing, 5 epochs, batch 8, horizontal flips;
 recipe.train_step) -> evaluation (validation mIoU after each epoch; the best epoch's weights
 scored on the test split, evaluation.py) -> save (<out>/metrics.json and <out>/model.pt, each
@@ -24,8 +24,7 @@ import torch
 import tiles
 from checkpoint import save_checkpoint
 from cli import OneLineParser, add_device_options, atomic
-from clicks import CropSampler, PointDataset, band_statistics, count_labels, sample_split_points
-from data import CLASSES, make_split
+from clicks import CropSampler, PointDataset, count_labels
 from device import machine, pick_device, pick_precision
 from evaluation import evaluate, print_table
 from recipe import DEFAULTS, check_config, crf_settings, label_mode, make_optimizer, run_name, train_step
@@ -42,7 +41,8 @@ def train(config):
     crf = crf_settings(config)
 
     # data: the training tiles with their clicks; val and test with their dense masks
-    data = load_data(config)
+    data = tiles.load_data(label_mode(config)[0], config["seed"], config["data"], config["image_size"],
+                           [config[f"{split}_size"] for split in ("train", "val", "test")])
     train_images, train_points = data["train"]
     labeled_fraction = sum(map(count_labels, train_points)) / sum(i.shape[-2] * i.shape[-1] for i in train_images)
 
@@ -106,24 +106,6 @@ def train(config):
           f"class: {test['commonest_class_accuracy']:.4f})  wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
           flush=True)
     return metrics
-
-
-def load_data(config):
-    """{'train': (images, point_labels), 'val'|'test': (images, dense_masks), 'classes', 'bands',
-    'mean', 'std'}. A tile's point_labels are its Clicks, or for --dense its dense mask."""
-    how = label_mode(config)[0]
-    if config["data"]:
-        return tiles.load_folder(config["data"], config["seed"], how)
-    data = dict(classes=CLASSES, bands=3)
-    for split in ("train", "val", "test"):
-        images, dense_masks = make_split(split, config[f"{split}_size"], config["seed"], config["image_size"])
-        if split == "train":
-            data[split] = (images, list(dense_masks) if how == "dense" else
-                           sample_split_points(dense_masks, config["seed"], **how))
-        else:
-            data[split] = (images, dense_masks)
-    data["mean"], data["std"] = band_statistics(data["train"][0])     # as for a tile folder
-    return data
 
 
 def main(argv=None):

@@ -1,0 +1,166 @@
+"""The pixel classifier: the baseline the network has to beat, trained on the very same clicks.
+
+    python baseline.py --points-per-class 10                       the synthetic scenes
+    python baseline.py --data DIR --points-per-class 10 --seed 1   your own tiles
+
+What a remote-sensing analyst runs today with a few clicks per class (ilastik's recipe; QGIS's
+Semi-Automatic Classification plugin and Earth Engine do the same): a random forest on each
+pixel's features. For every band, its raw value and, at σ = 0.7, 1.6, 3.5, 5 and 10 px, Gaussian
+smoothing, gradient magnitude and the Laplacian of Gaussian: 16 features a band, 48 for RGB
+(scipy.ndimage). A forest of 200 class-balanced trees (scikit-learn) is fitted on the clicked
+pixels and labels every pixel of the val and test tiles. It needs no GPU and no epochs.
+
+The clicks come from tiles.load_data, the code train.py draws them with, so the same flags and
+seed give both the same clicks. Tiles are featurised block by block, each block read with a
+margin as wide as the widest filter, so memory stays bounded on big tiles and the features equal
+those of the whole tile. Scores come from evaluation.py, the network's own. <out>/metrics.json
+holds the fields of train.py's that apply, and <out>/predictions/ a class map and a preview per
+test tile, as predict.py writes them.
+"""
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from PIL import Image
+from scipy import ndimage
+from sklearn.ensemble import RandomForestClassifier
+
+import tiles
+from cli import OneLineParser, atomic
+from clicks import Clicks, count_labels
+from device import cpu_info
+from evaluation import confusion_matrix, print_table, scores
+from recipe import DEFAULTS, check_config, label_mode
+
+SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)      # px: ilastik's default scales
+TREES = 200
+BLOCK = 512                              # tiles are featurised in BLOCK x BLOCK pieces ...
+MARGIN = int(4 * max(SIGMAS) + 0.5)      # ... plus the reach of the widest filter (scipy truncates at 4 sigma)
+
+
+def features(image):
+    """(16 x bands, h, w) float32: each band raw, then smoothed, gradient magnitude and LoG per sigma."""
+    planes = []
+    for band in np.asarray(image, dtype=np.float32):
+        planes.append(band)
+        for sigma in SIGMAS:
+            planes += [ndimage.gaussian_filter(band, sigma), ndimage.gaussian_gradient_magnitude(band, sigma),
+                       ndimage.gaussian_laplace(band, sigma)]
+    return np.stack(planes)
+
+
+def blocks(image, block=BLOCK):
+    """Yield (top, left, features of the block) over a (bands, H, W) tile, block by block: each
+    block featurised with a margin of real context where the tile has it, then cut to the block."""
+    h, w = image.shape[-2:]
+    for top in range(0, h, block):
+        for left in range(0, w, block):
+            y0, x0 = max(top - MARGIN, 0), max(left - MARGIN, 0)
+            y1, x1 = min(top + block + MARGIN, h), min(left + block + MARGIN, w)
+            f = features(image[:, y0:y1, x0:x1])
+            yield top, left, f[:, top - y0:min(top + block, h) - y0, left - x0:min(left + block, w) - x0]
+
+
+def training_pixels(images, point_labels):
+    """(features (n, F), classes (n,)) at every click of the training tiles."""
+    xs, ys = [], []
+    for image, clicks in zip(images, point_labels):
+        for top, left, f in blocks(image):
+            inside = (clicks.rows >= top) & (clicks.rows < top + f.shape[1]) & \
+                     (clicks.cols >= left) & (clicks.cols < left + f.shape[2])
+            xs.append(f[:, clicks.rows[inside] - top, clicks.cols[inside] - left].T)
+            ys.append(clicks.classes[inside])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def predict(forest, image):
+    """(H, W) uint8 class map of a whole tile, block by block."""
+    class_map = np.zeros(image.shape[-2:], np.uint8)
+    for top, left, f in blocks(image):
+        classes = forest.predict(f.reshape(len(f), -1).T)
+        class_map[top:top + f.shape[1], left:left + f.shape[2]] = classes.reshape(f.shape[1:])
+    return class_map
+
+
+def score(forest, split, classes, save=None):
+    """evaluation.scores over a split; save(index, class map) for each tile, if given."""
+    matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
+    for index, (image, dense_mask) in enumerate(zip(*split)):
+        class_map = predict(forest, image)
+        matrix += confusion_matrix(torch.from_numpy(class_map), torch.tensor(np.asarray(dense_mask)), len(classes))
+        if save:
+            save(index, class_map)
+    return scores(matrix, classes)
+
+
+def run(config):
+    config = check_config({**DEFAULTS, **config})
+    how, what, name = label_mode(config)
+    if how == "dense":
+        raise ValueError("--dense: the pixel classifier is the clicks baseline; give --points N or --points-per-class K")
+    started = time.time()
+    data = tiles.load_data(how, config["seed"], config["data"], config["image_size"],
+                           [config[f"{split}_size"] for split in ("train", "val", "test")])
+    train_images, train_points = data["train"]
+    if not all(isinstance(labels, Clicks) for labels in train_points):
+        raise ValueError("the pixel classifier trains on clicks: every training tile needs points/<stem>.csv or "
+                         "a mask to sample them from")
+    x, y = training_pixels(train_images, train_points)
+    labeled_fraction = sum(map(count_labels, train_points)) / sum(i.shape[-2] * i.shape[-1] for i in train_images)
+    machine = f"{cpu_info('model name') or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
+    print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; {what} "
+          f"({labeled_fraction:.4%} of training pixels labeled); {x.shape[1]} features a pixel; random forest of "
+          f"{TREES} class-balanced trees; {machine}", flush=True)
+    forest = RandomForestClassifier(TREES, class_weight="balanced", n_jobs=-1, random_state=config["seed"]).fit(x, y)
+    print(f"fitted on {len(y)} clicks in {time.time() - started:.0f}s", flush=True)
+
+    out = Path(config["out"] or Path("runs") / f"forest-{name}-seed{config['seed']}")
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    colours, stems = data.get("colours"), data.get("stems", {}).get("test")
+
+    def save(index, class_map):
+        stem = stems[index] if stems else f"scene_{index:04d}"
+        for picture, suffix in ((class_map, "classes"), (tiles.colourise(class_map, colours), "preview")):
+            with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
+                Image.fromarray(picture).save(tmp, format="PNG")
+    val = score(forest, data["val"], data["classes"]) if len(data["val"][0]) else None
+    test = score(forest, data["test"], data["classes"], save)
+    print_table(test, data["classes"])
+    kept = ("points", "points_per_class", "strategy", "seed", "data", "image_size", "train_size", "val_size",
+            "test_size", "out")
+    metrics = dict(config={**{k: config[k] for k in kept}, "trees": TREES, "sigmas": list(SIGMAS)},
+                   method="pixel random forest", classes=list(data["classes"]), labeled_fraction=labeled_fraction,
+                   features=int(x.shape[1]), machine=machine, sklearn=sklearn.__version__,
+                   val_miou=val and val["miou"], test=test, wall_time_s=round(time.time() - started, 1))
+    with atomic(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    print(f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the commonest "
+          f"class: {test['commonest_class_accuracy']:.4f})  wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
+          flush=True)
+    return metrics
+
+
+def main(argv=None):
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", type=int, help="random clicks per training image")
+    parser.add_argument("--points-per-class", type=int, help="clicks per class present in each image")
+    parser.add_argument("--strategy", default="random", choices=["random", "stratified"])
+    parser.add_argument("--dense", action="store_true", help="refused: the pixel classifier is the clicks baseline")
+    for key in ("seed", "image_size", "train_size", "val_size", "test_size"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    parser.add_argument("--data", help="folder of your own tiles (docs/own-data.md)")
+    parser.add_argument("--out", help="output folder (default runs/forest-<labels>-seed<seed>)")
+    config = vars(parser.parse_args(argv))
+    try:
+        run(config)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+
+
+if __name__ == "__main__":
+    main()
