@@ -204,25 +204,27 @@ def headline(folder):
     """The short table README.md shows: the report's main settings on the synthetic scenes, and
     clicks against full masks on the real sets, each linking to its place on the results page."""
     r, groups = results(folder), run_groups(folder)
-    lines = ["| data | labels | seeds | test mIoU | pixel accuracy | the report (ImageNet init, 1 run) |",
+    lines = ["| data | labels, method | seeds | test mIoU | pixel accuracy | the report (ImageNet init, 1 run) |",
              "|---|---|---|---|---|---|"]
     for label, config, theirs in (("200 random points/image", dict(points=200), f"{REPORT_DENSITY_MIOU[200]:.4f}"),
                                   ("10 random points/class", FINAL, f"{REPORT_FINAL['miou']:.4f} / {REPORT_FINAL['pixel_accuracy']:.4f}"),
                                   ("full masks", dict(dense=True), "—")):
         miou = r.values(config, "test", "miou")
-        lines.append(f"| synthetic ([tables](results/README.md#the-reports-experiments)) | {label} | {len(miou)} | "
+        lines.append(f"| synthetic ([tables](results/README.md#the-reports-experiments)) | {label}, U-Net | {len(miou)} | "
                      f"{mean_std(miou)} | {mean_std(r.values(config, 'test', 'pixel_accuracy'))} | {theirs} |")
     for name, runs in groups.items():
         c = {**DEFAULTS, **runs[0]["config"]}
-        if c["data"] and c["loss"] == "pce":
-            lines.append(f"| {c['data']} ([runs](results/README.md#single-runs)) | {describe_labels(c)} | {len(runs)} | "
+        if (c["data"] or name.startswith("synthetic/")) and c["loss"] == "pce":
+            lines.append(f"| {c['data'] or 'synthetic'} ([runs](results/README.md#single-runs)) | {describe_labels(c)}"
+                         f", {runs[0].get('method', 'U-Net')} | {len(runs)} | "
                          f"{mean_std(over_seeds(runs, 'test', 'miou'))} | "
                          f"{mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | — |")
-    machines = sorted({rec["metrics"]["machine"] + ", " + rec["metrics"]["precision"] for rec in r.records.values()} |
-                      {run["machine"] + ", " + run["precision"] for runs in groups.values() for run in runs})
-    inits = sorted({rec["metrics"]["encoder_init"] for rec in r.records.values()} |
-                   {run["encoder_init"] for runs in groups.values() for run in runs})
-    return "\n".join(lines + ["", f"Computed on: {'; '.join(machines)}. Encoder init: {', '.join(inits)}."])
+    networks = [rec["metrics"] for rec in r.records.values()] + \
+               [run for runs in groups.values() for run in runs if "encoder_init" in run]
+    machines = sorted({run["machine"] + ", " + run["precision"] for run in networks} |
+                      {run["machine"] + ", " + run["method"] for runs in groups.values() for run in runs if "method" in run})
+    inits = sorted({run["encoder_init"] for run in networks})
+    return "\n".join(lines + ["", f"Computed on: {'; '.join(machines)}. The network's encoder init: {', '.join(inits)}."])
 
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -233,6 +235,15 @@ def with_headline(readme, table):
     """README.md's text with the table between the HEADLINE markers replaced."""
     start, end = readme.index(HEADLINE[0]) + len(HEADLINE[0]), readme.index(HEADLINE[1])
     return readme[:start] + "\n" + table + "\n" + readme[end:]
+
+
+def method(run):
+    """What a run trained: the pixel random forest, or the U-Net and its loss."""
+    if "method" in run:
+        return run["method"]
+    c = {**DEFAULTS, **run["config"]}
+    return "U-Net, " + c["loss"] + (f" (λ {c['crf_weight']:g}, σ_xy {c['crf_sigma_xy']:g}, σ_band {c['crf_sigma_band']:g})"
+                                   if c["loss"] == "pce+crf" else "")
 
 
 def describe_labels(c):
@@ -246,23 +257,24 @@ def single_runs(folder):
     if not groups:
         return []
     lines = ["## Single runs", "",
-             "Every `python train.py` run kept here, grouped over seeds (the folder's name without `-seedN`).",
-             "Best val mIoU: the best epoch's; the test split is scored with that epoch's weights.", "",
-             "| run | data | labels, loss | seeds | best val mIoU | test mIoU | pixel accuracy | always the commonest class "
-             "| wall per run | machine, precision, init |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "Every `python train.py` and `python baseline.py` run kept here, grouped over seeds (the folder's name",
+             "without `-seedN`). Best val mIoU: the network's best epoch's, whose weights are tested; the pixel",
+             "random forest (`baseline.py`) has no epochs. The forest and the network get the same clicks.", "",
+             "| run | data | labels | method | seeds | best val mIoU | test mIoU | pixel accuracy | always the commonest "
+             "class | wall per run | machine, precision, init |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, runs in groups.items():
         c = {**DEFAULTS, **runs[0]["config"]}       # a setting added since the run: its default, the old behaviour
-        loss = c["loss"] + (f" (λ {c['crf_weight']:g}, σ_xy {c['crf_sigma_xy']:g}, σ_band {c['crf_sigma_band']:g})"
-                            if c["loss"] == "pce+crf" else "")
-        labels = describe_labels(c)
-        best_val = {run["config"]["seed"]: max((h["val_miou"] for h in run["history"] if h["val_miou"] is not None),
-                                               default=None) for run in runs}
+        best_val = {run["config"]["seed"]: run["val_miou"] if "val_miou" in run else
+                    max((h["val_miou"] for h in run["history"] if h["val_miou"] is not None), default=None)
+                    for run in runs}
         wall = np.mean([run["wall_time_s"] for run in runs])
-        lines.append(f"| {name} | {c['data'] or 'synthetic'} | {labels}, {loss} | "
+        how = f"{runs[0]['precision']}, {runs[0]['encoder_init']}" if "precision" in runs[0] else \
+            f"scikit-learn {runs[0]['sklearn']}"
+        lines.append(f"| {name} | {c['data'] or 'synthetic'} | {describe_labels(c)} | {method(runs[0])} | "
                      f"{', '.join(str(s) for s in sorted(best_val))} | {mean_std(best_val)} | "
                      f"{mean_std(over_seeds(runs, 'test', 'miou'))} | {mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | "
                      f"{mean_std(over_seeds(runs, 'test', 'commonest_class_accuracy'))} | {wall:.0f} s | "
-                     f"{runs[0]['machine']}, {runs[0]['precision']}, {runs[0]['encoder_init']} |")
+                     f"{runs[0]['machine']}, {how} |")
     lines += ["", "Per-class test IoU of the same runs, by data set:", ""]
     for data in sorted({runs[0]["config"]["data"] or "" for runs in groups.values()}):
         named = {n: runs for n, runs in groups.items() if (runs[0]["config"]["data"] or "") == data}

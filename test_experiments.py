@@ -131,3 +131,12 @@ def test_the_committed_results_page_is_what_report_py_renders():
     assert tables == Path("results/tables.md").read_text()
     readme = Path("README.md").read_text()
     assert report.with_headline(readme, report.headline(Path("results"))) == readme      # and README's table
+
+
+def test_a_failed_run_stops_the_command_and_keeps_the_runs_before_it(tmp_path, monkeypatch, capsys):
+    outcomes = iter([dict(encoder_init="random", precision="fp32", wall_time_s=1.0), None])
+    monkeypatch.setattr(ex, "train", lambda config: next(outcomes))
+    with pytest.raises(SystemExit) as exit_info:
+        ex.main(["density", "--quick", "--seeds", "1", "--out", str(tmp_path), "--device", "cpu"])
+    assert "failed (its error is above); the 1 runs finished before it are kept" in str(exit_info.value)
+    assert len(records.load_records(tmp_path / "runs.jsonl")) == 1
