@@ -87,14 +87,18 @@ def predict(forest, image):
     return class_map
 
 
-def score(forest, split, classes, save=None):
+def score(forest, split, classes, name, save=None):
     """evaluation.scores over a split; save(index, class map) for each tile, if given."""
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
+    started = said = time.time()
     for index, (image, dense_mask) in enumerate(zip(*split)):
         class_map = predict(forest, image)
         matrix += confusion_matrix(torch.from_numpy(class_map), torch.tensor(np.asarray(dense_mask)), len(classes))
         if save:
             save(index, class_map)
+        if time.time() - said > 60:                    # big tiles take minutes: say where it is
+            print(f"  {name}: {index + 1}/{len(split[0])} tiles, {time.time() - started:.0f}s", flush=True)
+            said = time.time()
     return scores(matrix, classes)
 
 
@@ -128,8 +132,8 @@ def run(config):
         for picture, suffix in ((class_map, "classes"), (tiles.colourise(class_map, colours), "preview")):
             with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
                 Image.fromarray(picture).save(tmp, format="PNG")
-    val = score(forest, data["val"], data["classes"]) if len(data["val"][0]) else None
-    test = score(forest, data["test"], data["classes"], save)
+    val = score(forest, data["val"], data["classes"], "val") if len(data["val"][0]) else None
+    test = score(forest, data["test"], data["classes"], "test", save)
     print_table(test, data["classes"])
     kept = ("points", "points_per_class", "strategy", "seed", "data", "image_size", "train_size", "val_size",
             "test_size", "out")
