@@ -162,7 +162,7 @@ def page(folder, tables_text):
     experiment_logs = sorted(folder.glob("experiments*.log"))
     body = tables_text.split("\n", 2)[2] if tables_text else ""
     if body:
-        lines += ["## The report's experiments", ""] + [f"`{command}` — {when} ([log]({log.name}))"
+        lines += ["## The report's experiments", ""] + [f"- `{command}` — {when} ([log]({log.name}))"
                                                         for log, when, command in map(header, experiment_logs)]
         lines += ["", body.replace("\n## ", "\n### ").strip(), ""]
         lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
