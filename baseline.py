@@ -17,7 +17,6 @@ those of the whole tile. Scores come from evaluation.py, the network's own. <out
 holds the fields of train.py's that apply, and <out>/predictions/ a class map and a preview per
 test tile, as predict.py writes them.
 """
-import json
 import os
 import platform
 import time
@@ -31,11 +30,11 @@ from scipy import ndimage
 from sklearn.ensemble import RandomForestClassifier
 
 import tiles
-from cli import OneLineParser, atomic
+from cli import OneLineParser, atomic, run_command
 from clicks import Clicks, count_labels
 from device import cpu_info
-from evaluation import confusion_matrix, print_table, scores
-from recipe import DEFAULTS, check_config, label_mode
+from evaluation import confusion_matrix, print_table, save_metrics, scores
+from recipe import DEFAULTS, add_data_options, check_config, label_mode
 
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)      # px: ilastik's default scales
 TREES = 200
@@ -141,29 +140,15 @@ def run(config):
                    method="pixel random forest", classes=list(data["classes"]), labeled_fraction=labeled_fraction,
                    features=int(x.shape[1]), machine=machine, sklearn=sklearn.__version__,
                    val_miou=val and val["miou"], test=test, wall_time_s=round(time.time() - started, 1))
-    with atomic(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-    print(f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the commonest "
-          f"class: {test['commonest_class_accuracy']:.4f})  wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
-          flush=True)
+    save_metrics(out, metrics)
     return metrics
 
 
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--points", type=int, help="random clicks per training image")
-    parser.add_argument("--points-per-class", type=int, help="clicks per class present in each image")
-    parser.add_argument("--strategy", default="random", choices=["random", "stratified"])
-    parser.add_argument("--dense", action="store_true", help="refused: the pixel classifier is the clicks baseline")
-    for key in ("seed", "image_size", "train_size", "val_size", "test_size"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
-    parser.add_argument("--data", help="folder of your own tiles (docs/own-data.md)")
+    add_data_options(parser)                 # train.py's flags: the same clicks (--dense is refused)
     parser.add_argument("--out", help="output folder (default runs/forest-<labels>-seed<seed>)")
-    config = vars(parser.parse_args(argv))
-    try:
-        run(config)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+    run_command(parser, run, argv)
 
 
 if __name__ == "__main__":

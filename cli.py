@@ -19,6 +19,16 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {first}\n")
 
 
+def run_command(parser, function, argv=None):
+    """function(the parsed flags as a dict); a ValueError or FileNotFoundError from it becomes one
+    line and exit 2, like a bad flag."""
+    config = vars(parser.parse_args(argv))
+    try:
+        return function(config)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+
+
 def add_device_options(parser):
     """--device and --precision, as every command that runs the network takes them (device.py)."""
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")

@@ -7,9 +7,12 @@ accumulated over all its pixels: mIoU, pixel accuracy, per-class IoU / precision
 the pixel accuracy of always answering the commonest class, the floor a useful model clears.
 Validation, testing, predict.py and report.py's figures all go through here.
 """
+import json
+
 import numpy as np
 import torch
 
+from cli import atomic
 from device import autocast, memory_format
 from unet import DIVISOR
 
@@ -83,3 +86,14 @@ def print_table(test, classes):
     for c in classes:
         s = test["per_class"][c]
         print(f"{c:<12} {fmt(s['iou']):>7} {fmt(s['precision']):>10} {fmt(s['recall']):>7}")
+
+
+def save_metrics(out, metrics):
+    """<out>/metrics.json, written atomically, and the run's last line: the test split's mIoU and
+    pixel accuracy beside always answering the commonest class."""
+    with atomic(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    test = metrics["test"]
+    print(f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the commonest "
+          f"class: {test['commonest_class_accuracy']:.4f})  wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
+          flush=True)

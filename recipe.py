@@ -55,6 +55,18 @@ def label_mode(config):
     return None, "clicks from points/*.csv", "clicks"
 
 
+def add_data_options(parser):
+    """The flags that say what a run learns from: the labels, the seed and the data (train.py's and
+    baseline.py's alike, so the same flags give both the same clicks)."""
+    parser.add_argument("--points", type=int, help="random clicks per training image")
+    parser.add_argument("--points-per-class", type=int, help="clicks per class present in each image")
+    parser.add_argument("--strategy", default=DEFAULTS["strategy"], choices=["random", "stratified"])
+    parser.add_argument("--dense", action="store_true", help="train on the full masks (upper bound)")
+    for key in ("seed", "image_size", "train_size", "val_size", "test_size"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    parser.add_argument("--data", help="folder of your own tiles (docs/own-data.md)")
+
+
 def run_name(config):
     """runs/<name>: the labels, the loss and the seed, e.g. points200-seed0, 10perclass-random-crf-seed1."""
     return f"{label_mode(config)[2]}{'-crf' if config['loss'] == 'pce+crf' else ''}-seed{config['seed']}"

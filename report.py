@@ -15,7 +15,6 @@ them and every other record of the folder are one rendering; figures.py draws th
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -14,7 +14,6 @@ written atomically, so an interrupted run never leaves a half-written file).
 `train(config)` does the work; the command line only fills in `config`.
 """
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -23,11 +22,12 @@ import torch
 
 import tiles
 from checkpoint import save_checkpoint
-from cli import OneLineParser, add_device_options, atomic
+from cli import OneLineParser, add_device_options, run_command
 from clicks import CropSampler, PointDataset, count_labels
 from device import machine, pick_device, pick_precision
-from evaluation import evaluate, print_table
-from recipe import DEFAULTS, check_config, crf_settings, label_mode, make_optimizer, run_name, train_step
+from evaluation import evaluate, print_table, save_metrics
+from recipe import (DEFAULTS, add_data_options, check_config, crf_settings, label_mode, make_optimizer, run_name,
+                    train_step)
 from unet import UNet
 
 
@@ -100,21 +100,14 @@ def train(config):
                    best_epoch=best[1], history=history, test=test, wall_time_s=round(time.time() - started, 1))
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out / "model.pt", model, data["classes"], data.get("colours"), data["bands"], config["image_size"])
-    with atomic(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-    print(f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the commonest "
-          f"class: {test['commonest_class_accuracy']:.4f})  wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
-          flush=True)
+    save_metrics(out, metrics)
     return metrics
 
 
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--points", type=int, help="random clicks per training image")
-    parser.add_argument("--points-per-class", type=int, help="clicks per class present in each image")
-    parser.add_argument("--strategy", default=DEFAULTS["strategy"], choices=["random", "stratified"])
-    parser.add_argument("--dense", action="store_true", help="train on the full masks (upper bound)")
-    for key in ("epochs", "batch_size", "image_size", "seed", "train_size", "val_size", "test_size"):
+    add_data_options(parser)
+    for key in ("epochs", "batch_size"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
     parser.add_argument("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the "
                         "training area once, ceil(total tile area / image-size^2))")
@@ -128,13 +121,8 @@ def main(argv=None):
     parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     add_device_options(parser)
     parser.add_argument("--weights", default=DEFAULTS["weights"], help="imagenet, none or a resnet34 state dict file")
-    parser.add_argument("--data", help="folder of your own tiles (docs/own-data.md)")
     parser.add_argument("--out", help="output folder (default runs/<name>)")
-    config = vars(parser.parse_args(argv))
-    try:
-        train(config)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+    run_command(parser, train, argv)
 
 
 if __name__ == "__main__":
