@@ -18,7 +18,6 @@ holds the fields of train.py's that apply, and <out>/predictions/ a class map an
 test tile, as predict.py writes them.
 """
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from sklearn.ensemble import RandomForestClassifier
 import tiles
 from cli import OneLineParser, atomic, run_command
 from clicks import Clicks, count_labels
-from device import cpu_info
+from device import cpu_name
 from evaluation import confusion_matrix, print_table, save_metrics, scores
 from recipe import DEFAULTS, add_data_options, check_config, label_mode
 
@@ -115,7 +114,7 @@ def run(config):
                          "a mask to sample them from")
     x, y = training_pixels(train_images, train_points)
     labeled_fraction = sum(map(count_labels, train_points)) / sum(i.shape[-2] * i.shape[-1] for i in train_images)
-    machine = f"{cpu_info('model name') or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
+    machine = f"{cpu_name()}, {os.cpu_count()} cores"
     print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; {what} "
           f"({labeled_fraction:.4%} of training pixels labeled); {x.shape[1]} features a pixel; random forest of "
           f"{TREES} class-balanced trees; {machine}", flush=True)

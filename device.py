@@ -68,4 +68,8 @@ def machine(device):
     """What computed the numbers: they are reproducible on the same machine and torch version only."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{cpu_info('model name') or platform.processor() or 'unknown CPU'}, {torch.get_num_threads()} threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
+
+
+def cpu_name():
+    return cpu_info("model name") or platform.processor() or "unknown CPU"

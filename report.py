@@ -23,8 +23,15 @@ from cli import OneLineParser, atomic
 from data import CLASSES
 from figures import differences, figures
 from paper import DENSITY_POINTS, FINAL, REGULARISED, REPORT_DENSITY_MIOU, REPORT_FINAL, STRATEGY_POINTS
-from recipe import DEFAULTS
+from recipe import DEFAULTS, label_mode
 from records import QUICK, key, load_records, same_as_done
+
+def dig(metrics, path):
+    """metrics[path[0]][path[1]]..."""
+    for step in path:
+        metrics = metrics[step]
+    return metrics
+
 
 def mean_std(values):
     values = list(values.values()) if isinstance(values, dict) else values
@@ -61,10 +68,7 @@ class Results:
             full = {"precision": self.precision, **config, **self.extra, "seed": seed}
             record = self.records.get(key(full)) or same_as_done(full, self.records)
             if record:
-                value = record["metrics"]
-                for step in path:
-                    value = value[step]
-                found[seed] = value
+                found[seed] = dig(record["metrics"], path)
         return found
 
 
@@ -170,10 +174,15 @@ def page(folder, tables_text):
     return "\n".join(lines).rstrip() + "\n"
 
 
+def logged_command(line):
+    """The command of a log's '$ ' line, without the timing wrapper and a trailing comment."""
+    return line[2:].replace("/usr/bin/time -v ", "").split("   #")[0]
+
+
 def header(log):
     """(log, its first line without '# ', the first command it ran)."""
     text = log.read_text().splitlines()
-    command = next((line[2:].replace("/usr/bin/time -v ", "") for line in text if line.startswith("$ ")), "")
+    command = next((logged_command(line) for line in text if line.startswith("$ ")), "")
     return log, text[0].lstrip("# ").strip(), command
 
 
@@ -190,31 +199,26 @@ def run_groups(folder):
 
 def over_seeds(runs, *path):
     """{seed: metrics[path[0]][path[1]]...} over one group's runs."""
-    found = {}
-    for run in runs:
-        value = run
-        for step in path:
-            value = value[step]
-        found[run["config"]["seed"]] = value
-    return found
+    return {run["config"]["seed"]: dig(run, path) for run in runs}
 
 
-def headline(folder):
+def headline(folder, r=None):
     """The short table README.md shows: the report's main settings on the synthetic scenes, and
     clicks against full masks on the real sets, each linking to its place on the results page."""
-    r, groups = results(folder), run_groups(folder)
+    r, groups = r or results(folder), run_groups(folder)
     lines = ["| data | labels, method | seeds | test mIoU | pixel accuracy | the report (ImageNet init, 1 run) |",
              "|---|---|---|---|---|---|"]
-    for label, config, theirs in (("200 random points/image", dict(points=200), f"{REPORT_DENSITY_MIOU[200]:.4f}"),
-                                  ("10 random points/class", FINAL, f"{REPORT_FINAL['miou']:.4f} / {REPORT_FINAL['pixel_accuracy']:.4f}"),
-                                  ("full masks", dict(dense=True), "—")):
+    for config, theirs in ((dict(points=200), f"{REPORT_DENSITY_MIOU[200]:.4f}"),
+                           (FINAL, f"{REPORT_FINAL['miou']:.4f} / {REPORT_FINAL['pixel_accuracy']:.4f}"),
+                           (dict(dense=True), "—")):
         miou = r.values(config, "test", "miou")
-        lines.append(f"| synthetic ([tables](results/README.md#the-reports-experiments)) | {label}, U-Net | {len(miou)} | "
+        lines.append(f"| synthetic ([tables](results/README.md#the-reports-experiments)) | "
+                     f"{label_mode({**DEFAULTS, **config})[1]}, U-Net | {len(miou)} | "
                      f"{mean_std(miou)} | {mean_std(r.values(config, 'test', 'pixel_accuracy'))} | {theirs} |")
     for name, runs in groups.items():
         c = {**DEFAULTS, **runs[0]["config"]}
         if (c["data"] or name.startswith("synthetic/")) and c["loss"] == "pce":
-            lines.append(f"| {c['data'] or 'synthetic'} ([runs](results/README.md#single-runs)) | {describe_labels(c)}"
+            lines.append(f"| {c['data'] or 'synthetic'} ([runs](results/README.md#single-runs)) | {label_mode(c)[1]}"
                          f", {runs[0].get('method', 'U-Net')} | {len(runs)} | "
                          f"{mean_std(over_seeds(runs, 'test', 'miou'))} | "
                          f"{mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | — |")
@@ -245,11 +249,6 @@ def method(run):
                                    if c["loss"] == "pce+crf" else "")
 
 
-def describe_labels(c):
-    return "full masks" if c["dense"] else f"{c['points']} random points/image" if c["points"] else \
-        f"{c['points_per_class']} {c['strategy']} points/class" if c["points_per_class"] else "clicks"
-
-
 def single_runs(folder):
     """Every run with a metrics.json outside the experiments' runs/: one row per setting, over seeds."""
     groups = run_groups(folder)
@@ -269,7 +268,7 @@ def single_runs(folder):
         wall = np.mean([run["wall_time_s"] for run in runs])
         how = f"{runs[0]['precision']}, {runs[0]['encoder_init']}" if "precision" in runs[0] else \
             f"scikit-learn {runs[0]['sklearn']}"
-        lines.append(f"| {name} | {c['data'] or 'synthetic'} | {describe_labels(c)} | {method(runs[0])} | "
+        lines.append(f"| {name} | {c['data'] or 'synthetic'} | {label_mode(c)[1]} | {method(runs[0])} | "
                      f"{', '.join(str(s) for s in sorted(best_val))} | {mean_std(best_val)} | "
                      f"{mean_std(over_seeds(runs, 'test', 'miou'))} | {mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | "
                      f"{mean_std(over_seeds(runs, 'test', 'commonest_class_accuracy'))} | {wall:.0f} s | "
@@ -294,7 +293,7 @@ def logged_commands(folder):
         command, wall = None, None
         for line in text:
             if line.startswith("$ "):
-                command = line[2:].replace("/usr/bin/time -v ", "").split("   #")[0]
+                command = logged_command(line)
             elif "Elapsed (wall clock) time" in line:
                 wall = line.split("): ")[-1]
             elif "Maximum resident set size" in line and command:
@@ -320,9 +319,9 @@ def results(folder):
                    max(set(asked), key=asked.count) if asked else "auto")
 
 
-def texts(folder):
+def texts(folder, r=None):
     """(tables.md, README.md) of a results folder, as text; no tables where it has no experiment records."""
-    r = results(folder)
+    r = r or results(folder)
     table_text = tables(r) if r.records else ""
     return table_text, page(folder, table_text)
 
@@ -333,16 +332,17 @@ def main(argv=None):
     folder = Path(parser.parse_args(argv).folder)
     if not folder.is_dir():
         parser.error(f"{folder}: not a folder; give a results folder, e.g. results")
-    table_text, page_text = texts(folder)
+    r = results(folder)
+    table_text, page_text = texts(folder, r)
     if table_text:
         with atomic(folder / "tables.md") as tmp:
             tmp.write_text(table_text)
-        figures(results(folder), folder)
+        figures(r, folder)
     with atomic(folder / "README.md") as tmp:
         tmp.write_text(page_text)
     if folder.resolve() == README.parent / "results" and HEADLINE[0] in README.read_text():
         with atomic(README) as tmp:                    # the project's README shows the headline table
-            tmp.write_text(with_headline(README.read_text(), headline(folder)))
+            tmp.write_text(with_headline(README.read_text(), headline(folder, r)))
     print(f"{folder / 'README.md'}" + (f", {folder / 'tables.md'}; figures: "
                                        f"{', '.join(sorted(p.name for p in folder.glob('fig*.png')))}" if table_text else ""))
 
