@@ -103,14 +103,15 @@ def sample_split_points(dense_masks, seed, **how):
 
 
 class PointDataset(torch.utils.data.Dataset):
-    """Training crops. An item is asked for by its place, (tile, top, left, flip) from CropSampler,
+    """Training crops. An item is asked for by its place, (tile, top, left, turn) from CropSampler,
     and is (image float32 (B, S, S), point_labels int64 (S, S)).
 
     Tiles stay as stored (uint8, uint16, a memory-mapped .npy) and only the crop is converted to
     float. A tile's labels are its `Clicks`, or for dense supervision its dense mask (every known
     pixel a label). The part of a crop that overhangs its tile (tiles smaller than S) is zero
-    image and UNLABELED pixels. The flip mirrors image and labels together, so the clicks
-    stay on the pixels they label. The dense mask of evaluation is never served here.
+    image and UNLABELED pixels. The turn (`dihedral`) mirrors and rotates image and labels
+    together, so the clicks stay on the pixels they label. The dense mask of evaluation is never
+    served here.
     """
 
     def __init__(self, images, point_labels, crop_size):
@@ -120,7 +121,7 @@ class PointDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, place):
-        tile, top, left, flip = place
+        tile, top, left, turn = place
         size, stored, labels = self.crop_size, self.images[tile], self.point_labels[tile]
         h, w = min(size, stored.shape[-2] - top), min(size, stored.shape[-1] - left)    # inside the tile
         image = np.zeros((stored.shape[0], size, size), np.float32)
@@ -130,13 +131,32 @@ class PointDataset(torch.utils.data.Dataset):
         else:
             point_labels = np.full((size, size), UNLABELED, np.int64)
             point_labels[:h, :w] = every_pixel(labels[top:top + h, left:left + w])
-        if flip:
-            image, point_labels = image[..., ::-1], point_labels[..., ::-1]
+        image, point_labels = dihedral(image, turn), dihedral(point_labels, turn)
         return torch.from_numpy(image.copy()), torch.from_numpy(point_labels.copy())
 
 
+def dihedral(array, turn):
+    """One of the 8 symmetries of a square (the dihedral group) on the last two axes of a numpy
+    array or a torch tensor: turn 0 is the identity, turn & 1 mirrors left-right, turn >> 1 then
+    rotates by that many quarter turns. Nadir imagery has no "up": each is a view the network
+    may meet."""
+    flip, rot90 = (np.flip, np.rot90) if isinstance(array, np.ndarray) else (torch.flip, torch.rot90)
+    array = flip(array, (-1,)) if turn & 1 else array
+    return rot90(array, turn >> 1, (-2, -1)) if turn >> 1 else array
+
+
+def undo_dihedral(array, turn):
+    """The inverse of dihedral(., turn): rotate back, then mirror back."""
+    flip, rot90 = (np.flip, np.rot90) if isinstance(array, np.ndarray) else (torch.flip, torch.rot90)
+    array = rot90(array, -(turn >> 1), (-2, -1)) if turn >> 1 else array
+    return flip(array, (-1,)) if turn & 1 else array
+
+
+AUGMENTATIONS = ("hflip", "dihedral")
+
+
 class CropSampler(torch.utils.data.Sampler):
-    """Which crops an epoch trains on: yields (tile, top, left, flip) for PointDataset.
+    """Which crops an epoch trains on: yields (tile, top, left, turn) for PointDataset.
 
     Tiles that each fit in one crop (the synthetic scenes) give one crop per tile per epoch, in
     random order, like any dataset. Larger tiles give `crops_per_epoch` crops, by default enough
@@ -146,12 +166,16 @@ class CropSampler(torch.utils.data.Sampler):
         it, so every click is trained on equally often, whatever the size of its tile;
       - a dense mask: a tile drawn in proportion to its area, then any position in it.
     (Where a split mixes the two, each kind gets crops in proportion to its tiles' area.)
-    Tiles with no label at all are never cropped. The order comes from `generator`; positions and
-    flips from torch's global generator, which train.py seeds.
+    Tiles with no label at all are never cropped. Each crop gets a turn (`dihedral`): with
+    augment="hflip" (the report's) a left-right mirror half the time, with "dihedral" any of the
+    8 symmetries of the square. The order comes from `generator`; positions and turns from torch's
+    global generator, which train.py seeds.
     """
 
-    def __init__(self, point_labels, shapes, crop_size, crops_per_epoch=None, generator=None):
-        self.size, self.generator = crop_size, generator
+    def __init__(self, point_labels, shapes, crop_size, crops_per_epoch=None, generator=None, augment="hflip"):
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"unknown augment {augment!r}: use {' or '.join(AUGMENTATIONS)}")
+        self.size, self.generator, self.augment = crop_size, generator, augment
         self.padded = [(max(h, crop_size), max(w, crop_size)) for h, w in shapes]
         area = sum(h * w for h, w in self.padded)
         self.crops = crops_per_epoch or math.ceil(area / crop_size ** 2)
@@ -178,7 +202,8 @@ class CropSampler(torch.utils.data.Sampler):
         for tile, row, col in tiles:
             (h, w) = self.padded[tile]
             top, left = window_start(h, self.size, row), window_start(w, self.size, col)
-            yield tile, top, left, bool(torch.rand(()) < 0.5)
+            turn = int(torch.rand(()) < 0.5) if self.augment == "hflip" else int(torch.randint(8, ()))
+            yield tile, top, left, turn
 
 
 def window_start(length, size, anchor):

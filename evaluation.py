@@ -2,8 +2,10 @@
 
 The network sees window x window crops (a multiple of 32). `predict_tile` covers a whole tile,
 of any size, with overlapping windows and averages their logits where they overlap, so no pixel
-is dropped or resized and no seam shows. `evaluate` scores a split from one confusion matrix
-accumulated over all its pixels: mIoU, pixel accuracy, per-class IoU / precision / recall, and
+is dropped or resized and no seam shows. With `tta` (test-time augmentation) each window is also
+seen in the 7 other symmetries of the square (clicks.dihedral), turned back and averaged: the
+answer no longer depends on which way the tile happens to face, for 8x the inference.
+`evaluate` scores a split from one confusion matrix accumulated over all its pixels: mIoU, pixel accuracy, per-class IoU / precision / recall, and
 the pixel accuracy of always answering the commonest class, the floor a useful model clears.
 Validation, testing, predict.py and report.py's figures all go through here.
 """
@@ -13,12 +15,13 @@ import numpy as np
 import torch
 
 from cli import atomic
+from clicks import dihedral, undo_dihedral
 from device import autocast, memory_format
 from unet import DIVISOR
 
 
 @torch.no_grad()
-def predict_tile(model, image, window, batch_size=8, precision="fp32"):
+def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False):
     """Logits (C, H, W) for a whole tile of any size: overlapping window x window crops of the
     edge-padded tile, their logits averaged where they overlap, the padding cut off again. The
     tile stays in its stored dtype; only the windows in flight are float."""
@@ -33,8 +36,12 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32"):
     for i in range(0, len(corners), batch_size):
         chunk = corners[i:i + batch_size]
         windows = np.stack([padded[:, y:y + window, x:x + window] for y, x in chunk]).astype(np.float32)
-        with autocast(device, precision):
-            out = model(torch.from_numpy(windows).to(device, memory_format=layout)).float().cpu()
+        windows = torch.from_numpy(windows).to(device, memory_format=layout)
+        out = 0
+        for turn in range(8) if tta else (0,):
+            with autocast(device, precision):
+                out = out + undo_dihedral(model(dihedral(windows, turn).contiguous(memory_format=layout)).float(), turn)
+        out = (out / (8 if tta else 1)).cpu()
         logits = torch.zeros(out.shape[1], ph, pw) if logits is None else logits
         for (y, x), o in zip(chunk, out):
             logits[:, y:y + window, x:x + window] += o
@@ -42,14 +49,14 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32"):
     return logits.div_(counts)[:, :h, :w]       # in place: on a big tile this is the largest array
 
 
-def evaluate(model, split, classes, window, batch_size=8, precision="fp32"):
+def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=False):
     """Scores over a whole split (images, dense masks) from one confusion matrix; pixels marked
     IGNORE (255) are not scored."""
     images, dense_masks = split
     model.eval()
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
     for image, dense_mask in zip(images, dense_masks):
-        prediction = predict_tile(model, image, window, batch_size, precision).argmax(0)
+        prediction = predict_tile(model, image, window, batch_size, precision, tta).argmax(0)
         matrix += confusion_matrix(prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes))
     return scores(matrix, classes)
 

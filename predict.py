@@ -46,6 +46,8 @@ def main(argv=None):
     parser.add_argument("checkpoint")
     parser.add_argument("inputs", nargs="+", help="image files or folders of images")
     parser.add_argument("--out", required=True, help="folder for the predicted PNGs (and GeoTIFFs)")
+    parser.add_argument("--tta", action="store_true", help="average the 8 flips and quarter turns of each window "
+                        "(8x the time; what train.py's tile recipe scores with)")
     add_device_options(parser)
     args = parser.parse_args(argv)
     try:
@@ -65,7 +67,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     window, colours = checkpoint["image_size"], checkpoint.get("colours")
-    predict = lambda pixels: predict_tile(model, pixels, window, precision=precision).argmax(0).numpy().astype("uint8")
+    predict = lambda pixels: predict_tile(model, pixels, window, precision=precision, tta=args.tta).argmax(0).numpy().astype("uint8")
     for i, path in enumerate(files, 1):
         start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
         if geotiff.is_geotiff(path):       # block by block, and a class raster that keeps its place on the map

@@ -3,7 +3,9 @@
 The report's recipe is Adam (lr 1e-3, weight decay 1e-4), cosine annealing, 5 epochs, batch 8,
 horizontal flips, loss pCE on the clicks. `DEFAULTS` holds it, with the run's other settings;
 train.py builds its command line from them, experiments.py and the run records (records.py)
-identify a run by them. `train_step` is the one training step: train.py trains with it and
+identify a run by them. It stays the recipe of the synthetic scenes, whose tables reproduce the
+report. A run on a folder of real tiles (--data) starts from `TILE_RECIPE` instead: that recipe
+was measured against the report's on the validation splits of real aerial sets (docs/recipe.md). `train_step` is the one training step: train.py trains with it and
 bench.py times it, so the benchmark measures exactly what training does.
 """
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import torch
 
 from cli import check_output_folder
+from clicks import AUGMENTATIONS
 from crf import crf_energy
 from device import autocast, memory_format
 from pce import partial_cross_entropy
@@ -27,6 +30,8 @@ DEFAULTS = dict(
     loss="pce",               # pce, or pce+crf: pCE + crf_weight * R, R the local CRF energy (crf.py)
     crf_weight=CRF_WEIGHT, crf_sigma_xy=CRF_SIGMA_XY, crf_sigma_band=CRF_SIGMA_BAND,
     epochs=5, batch_size=8, lr=1e-3, weight_decay=1e-4,
+    augment="hflip",          # training crops: hflip (the report's) or dihedral (flips and quarter turns)
+    tta=False,                # test-time augmentation: average the 8 dihedral views at test time
     image_size=128,           # synthetic scenes are this size; folder tiles are cropped to it
     crops_per_epoch=None,     # default: cover the training area once (one crop per synthetic scene)
     seed=0,                   # one seed picks the scenes, the clicks, the init and the batches
@@ -36,6 +41,17 @@ DEFAULTS = dict(
     data=None,                # a folder of your own tiles instead of synthetic scenes
     out=None,                 # default runs/<name>
 )
+
+# real tiles (--data): every crop in any of the 8 orientations, twice the epochs, the 8 orientations
+# averaged at test time; each flag can still be given, and then wins (docs/recipe.md)
+TILE_RECIPE = dict(augment="dihedral", epochs=10, tta=True)
+
+
+def settings(given):
+    """A run's full config: what was given (a None in place of a TILE_RECIPE key: not given),
+    over TILE_RECIPE for a --data run, over DEFAULTS."""
+    given = {k: v for k, v in given.items() if not (k in TILE_RECIPE and v is None)}
+    return {**DEFAULTS, **(TILE_RECIPE if given.get("data") else {}), **given}
 
 
 def label_mode(config):
@@ -94,6 +110,8 @@ def check_config(config):
         raise ValueError(f"unknown strategy {config['strategy']!r}: use random or stratified")
     if config["strategy"] != "random" and config["points_per_class"] is None:
         raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
+    if config["augment"] not in AUGMENTATIONS:
+        raise ValueError(f"unknown augment {config['augment']!r}: use {' or '.join(AUGMENTATIONS)}")
     if config["loss"] not in ("pce", "pce+crf"):
         raise ValueError(f"unknown loss {config['loss']!r}: use pce or pce+crf")
     if not config["crf_weight"] >= 0 or not config["crf_sigma_xy"] > 0 or not config["crf_sigma_band"] > 0:

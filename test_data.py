@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from clicks import (Clicks, CropSampler, PointDataset, band_statistics, every_pixel, sample_points,
-                    sample_split_points)
+from clicks import (Clicks, CropSampler, PointDataset, band_statistics, dihedral, every_pixel, sample_points,
+                    sample_split_points, undo_dihedral)
 from data import CLASSES, IGNORE, ROAD, make_split, split_scene
 
 
@@ -123,16 +123,18 @@ def test_split_points_are_drawn_once_and_reproducibly(train_split):
     assert not np.array_equal(a[0].point_labels((128, 128)), a[1].point_labels((128, 128)))  # each its own clicks
 
 
-def test_dataset_flips_image_and_clicks_together(train_split):
+def test_dataset_turns_image_and_clicks_together(train_split):
     images, masks = train_split
     points = sample_split_points(masks[:1], 0, points_per_image=200)
     dataset = PointDataset(images[:1], points, crop_size=128)
-    for flip in (False, True):
-        image, point_labels = dataset[0, 0, 0, flip]
+    for turn in range(8):
+        image, point_labels = dataset[0, 0, 0, turn]
         assert image.shape == (3, 128, 128) and image.dtype == torch.float32 and point_labels.dtype == torch.int64
         expected_image, expected_mask = torch.tensor(images[0]).float(), torch.tensor(masks[0].astype(np.int64))
-        if flip:
+        if turn & 1:                                  # the mirror first ...
             expected_image, expected_mask = expected_image.flip(-1), expected_mask.flip(-1)
+        expected_image = expected_image.rot90(turn >> 1, (1, 2))      # ... then quarter turns (counter-clockwise)
+        expected_mask = expected_mask.rot90(turn >> 1, (0, 1))
         assert torch.equal(image, expected_image)
         labeled = point_labels >= 0
         assert labeled.sum() == 200 and torch.equal(point_labels[labeled], expected_mask[labeled])
@@ -147,11 +149,11 @@ def test_crops_keep_clicks_on_their_pixels_and_pad_small_tiles():
     assert sampler.padded == [(64, 90)] and len(sampler) == 2         # ceil(64 * 90 / 64²) crops
     torch.manual_seed(0)
     for place in list(sampler) * 3:
-        tile, top, left, flip = place
+        tile, top, left, turn = place
         crop, point_labels = dataset[place]
-        assert crop.shape == (3, 64, 64) and top == 0 and 0 <= left <= 90 - 64
+        assert crop.shape == (3, 64, 64) and top == 0 and 0 <= left <= 90 - 64 and turn in (0, 1)
         truth = torch.from_numpy(np.pad(mask, ((0, 24), (0, 0)), constant_values=IGNORE)[:, left:left + 64].astype(np.int64))
-        truth = truth.flip(-1) if flip else truth
+        truth = truth.flip(-1) if turn else truth
         assert (point_labels[truth == IGNORE] == -1).all()                # padding is unlabeled
         labeled = point_labels >= 0
         assert labeled.any() and torch.equal(point_labels[labeled], truth[labeled])
@@ -213,3 +215,24 @@ def test_a_fourth_band_leaves_the_rgb_bands_and_the_mask_unchanged():
     assert four.shape == (4, 64, 64) and np.array_equal(four[:3], rgb) and np.array_equal(mask4, mask)
     water, vegetation = four[3][mask == 2].mean(), four[3][mask == 1].mean()
     assert water < vegetation                             # near infrared: dark over water, bright over plants
+
+
+def test_dihedral_gives_the_8_symmetries_and_undoes_them_in_numpy_and_torch():
+    square = np.arange(2 * 4 * 4).reshape(2, 4, 4)
+    views = [dihedral(square, turn) for turn in range(8)]
+    assert len({v.tobytes() for v in views}) == 8                       # 8 different views
+    assert np.array_equal(views[1], square[..., ::-1])                  # turn 1: the report's flip
+    for turn, view in enumerate(views):
+        assert np.array_equal(undo_dihedral(view, turn), square)
+        assert torch.equal(dihedral(torch.from_numpy(square), turn), torch.from_numpy(view.copy()))
+        assert torch.equal(undo_dihedral(torch.from_numpy(view.copy()), turn), torch.from_numpy(square))
+
+
+def test_crop_sampler_turns_follow_the_augmentation():
+    mask = np.zeros((256, 256), np.uint8)
+    points = [sample_points(mask, np.random.default_rng(0), points_per_image=20)]
+    torch.manual_seed(0)
+    turns = lambda augment: {place[3] for place in CropSampler(points, [mask.shape], 64, 400, augment=augment)}
+    assert turns("hflip") == {0, 1} and turns("dihedral") == set(range(8))
+    with pytest.raises(ValueError, match="unknown augment 'rotate': use hflip or dihedral"):
+        CropSampler(points, [mask.shape], 64, augment="rotate")

@@ -8,7 +8,8 @@ import torch
 
 import device
 from evaluation import confusion_matrix, predict_tile, scores
-from recipe import DEFAULTS, check_config
+from clicks import dihedral
+from recipe import DEFAULTS, TILE_RECIPE, check_config, settings
 from train import main, train
 from unet import UNet
 
@@ -160,6 +161,7 @@ def test_dense_training_uses_every_pixel(tmp_path):
     (["--points", "10", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
     (["--pionts", "10"], "unrecognized arguments: --pionts"),
     (["--points", "10", "--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
+    (["--points", "10", "--augment", "rotate"], "argument --augment: invalid choice: 'rotate'"),
     (["--points", "5000", "--image-size", "64", "--train-size", "1", "--val-size", "0", "--test-size", "1"],
      "5000 points per image asked, but the image has only 4096"),
 ])
@@ -219,3 +221,30 @@ def test_bf16_evaluation_agrees_with_fp32():
     image = torch.randint(0, 255, (3, 96, 160), dtype=torch.uint8).numpy()
     fp32, bf16 = (predict_tile(model, image, 64, precision=p) for p in ("fp32", "bf16"))
     assert bf16.dtype == torch.float32 and (fp32.argmax(0) == bf16.argmax(0)).float().mean() > 0.9
+
+
+def test_test_time_augmentation_answers_the_same_whichever_way_the_tile_faces():
+    torch.manual_seed(0)
+    model, tile = UNet(weights=None).eval(), torch.rand(3, 64, 64).numpy()
+    with_tta = predict_tile(model, tile, 64, tta=True)
+    without = predict_tile(model, tile, 64)
+    for turn in range(1, 8):
+        turned = dihedral(tile, turn).copy()
+        assert torch.allclose(predict_tile(model, turned, 64, tta=True), dihedral(with_tta, turn), atol=1e-5)
+        assert not torch.allclose(predict_tile(model, turned, 64), dihedral(without, turn), atol=1e-3)   # a plain net does not
+
+
+def test_tile_folders_get_the_tile_recipe_unless_a_flag_says_otherwise():
+    report = settings(dict(points=10, epochs=None, augment=None, tta=None))       # the command line's "not given"
+    assert (report["epochs"], report["augment"], report["tta"]) == (5, "hflip", False)
+    tiles = settings(dict(data="tiles", points=10, epochs=None, augment=None, tta=None))
+    assert {k: tiles[k] for k in TILE_RECIPE} == TILE_RECIPE == dict(augment="dihedral", epochs=10, tta=True)
+    chosen = settings(dict(data="tiles", points=10, epochs=3, augment=None, tta=False))
+    assert (chosen["epochs"], chosen["augment"], chosen["tta"]) == (3, "dihedral", False)
+
+
+def test_a_tta_run_records_its_scores_with_and_without(tmp_path):
+    metrics = train(dict(TINY, points=100, epochs=1, augment="dihedral", tta=True, out=str(tmp_path)))
+    assert metrics["config"]["augment"] == "dihedral" and metrics["config"]["tta"] is True
+    assert set(metrics["test_without_tta"]) == set(metrics["test"]) and 0 <= metrics["val_miou_tta"] <= 1
+    assert set(metrics["scoring_seconds"]) == {"test", "test_without_tta", "val_tta"}

@@ -8,8 +8,9 @@
 One run, top to bottom: config (recipe.py's defaults, checked) -> data (synthetic scenes, or a
 folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) -> model (unet.py)
 -> the loop (the report's recipe: Adam, cosine annealing, 5 epochs, batch 8, horizontal flips;
-recipe.train_step) -> evaluation (validation mIoU after each epoch; the best epoch's weights
-scored on the test split, evaluation.py) -> save (<out>/metrics.json and <out>/model.pt, each
+recipe.train_step; on real tiles, --data, the tile recipe: 10 epochs, all 8 flips and quarter
+turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights scored on the
+test split, evaluation.py; on real tiles averaged over the 8 orientations, --tta) -> save (<out>/metrics.json and <out>/model.pt, each
 written atomically, so an interrupted run never leaves a half-written file).
 `train(config)` does the work; the command line only fills in `config`.
 """
@@ -23,17 +24,17 @@ import torch
 import tiles
 from checkpoint import save_checkpoint
 from cli import OneLineParser, add_device_options, run_command
-from clicks import CropSampler, PointDataset, count_labels
+from clicks import AUGMENTATIONS, CropSampler, PointDataset, count_labels
 from device import machine, pick_device, pick_precision
 from evaluation import evaluate, print_table, save_metrics
-from recipe import (DEFAULTS, add_data_options, check_config, crf_settings, label_mode, make_optimizer, run_name,
-                    train_step)
+from recipe import (DEFAULTS, TILE_RECIPE, add_data_options, check_config, crf_settings, label_mode, make_optimizer,
+                    run_name, settings, train_step)
 from unet import UNet
 
 
 def train(config):
     # config
-    config = check_config({**DEFAULTS, **config})
+    config = check_config(settings(config))
     started = time.time()
     torch.manual_seed(config["seed"])
     device = pick_device(config["device"])
@@ -55,17 +56,18 @@ def train(config):
     # big tiles once, in an order drawn from the seed
     generator = torch.Generator().manual_seed(config["seed"])
     sampler = CropSampler(train_points, [i.shape[-2:] for i in train_images], config["image_size"],
-                          config["crops_per_epoch"], generator)
+                          config["crops_per_epoch"], generator, config["augment"])
     loader = torch.utils.data.DataLoader(PointDataset(train_images, train_points, config["image_size"]),
                                          batch_size=config["batch_size"], sampler=sampler, generator=generator)
     print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; "
           f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled); loss {config['loss']}"
           + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "") + "; "
-          f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch; "
+          f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch ({config['augment']}); "
           f"encoder init: {model.encoder_init}; device: {device} ({machine(device)}); precision {precision} ({why})",
           flush=True)
 
-    score = lambda split: evaluate(model, split, data["classes"], config["image_size"], config["batch_size"], precision)
+    score = lambda split, tta=False: evaluate(model, split, data["classes"], config["image_size"],
+                                              config["batch_size"], precision, tta)
     history, best = [], None      # best = (val mIoU, epoch, weights)
     for epoch in range(1, config["epochs"] + 1):
         epoch_start, losses, said = time.time(), [], time.time()
@@ -85,11 +87,25 @@ def train(config):
         if best is None or val_miou is None or val_miou > best[0]:   # without a val split: the last epoch
             best = (val_miou, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    # evaluation: the best epoch's weights on the test split
+    # evaluation: the best epoch's weights on the test split (with --tta also without it, and on
+    # val with it: what the choice of recipe was made on, docs/recipe.md)
     if not len(data["val"][0]):
         print("no val split: no best-epoch selection, the last epoch's weights are tested", flush=True)
     model.load_state_dict(best[2])
-    test = score(data["test"])
+
+    def timed(split, tta=False):
+        start = time.time()
+        return score(split, tta), round(time.time() - start, 2)
+
+    test, seconds = timed(data["test"], config["tta"])
+    extra = dict(scoring_seconds=dict(test=seconds))       # what the final scorings cost (docs/recipe.md)
+    if config["tta"]:
+        extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(data["test"])
+        if len(data["val"][0]):
+            val, extra["scoring_seconds"]["val_tta"] = timed(data["val"], True)
+            extra["val_miou_tta"] = val["miou"]
+        print(f"test-time augmentation (8 orientations): test mIoU {extra['test_without_tta']['miou']:.4f} "
+              f"-> {test['miou']:.4f}", flush=True)
     print_table(test, data["classes"])
 
     # save
@@ -97,7 +113,7 @@ def train(config):
     metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
                    crops_per_epoch=sampler.crops, encoder_init=model.encoder_init, device=str(device),
                    machine=machine(device), torch=torch.__version__, precision=precision,
-                   best_epoch=best[1], history=history, test=test, wall_time_s=round(time.time() - started, 1))
+                   best_epoch=best[1], history=history, test=test, **extra, wall_time_s=round(time.time() - started, 1))
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out / "model.pt", model, data["classes"], data.get("colours"), data["bands"], config["image_size"])
     save_metrics(out, metrics)
@@ -107,8 +123,12 @@ def train(config):
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_options(parser)
-    for key in ("epochs", "batch_size"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    parser.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--augment", choices=AUGMENTATIONS, help="training crops: hflip (default) or dihedral, "
+                        "all 8 flips and quarter turns (default with --data)")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at "
+                        "test time (default with --data; --no-tta to turn off)")
     parser.add_argument("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the "
                         "training area once, ceil(total tile area / image-size^2))")
     parser.add_argument("--loss", default=DEFAULTS["loss"], choices=["pce", "pce+crf"],
