@@ -169,6 +169,7 @@ def page(folder, tables_text):
                                                         for log, when, command in map(header, experiment_logs)]
         lines += ["", body.replace("\n## ", "\n### ").strip(), ""]
         lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
+    lines += ablation(folder)
     lines += single_runs(folder)
     lines += logged_commands(folder)
     return "\n".join(lines).rstrip() + "\n"
@@ -217,7 +218,7 @@ def headline(folder, r=None):
                      f"{mean_std(miou)} | {mean_std(r.values(config, 'test', 'pixel_accuracy'))} | {theirs} |")
     for name, runs in groups.items():
         c = {**DEFAULTS, **runs[0]["config"]}
-        if (c["data"] or name.startswith("synthetic/")) and c["loss"] == "pce":
+        if (c["data"] or name.startswith("synthetic/")) and c["loss"] == "pce" and "recipe-" not in name:
             lines.append(f"| {c['data'] or 'synthetic'} ([runs](results/README.md#single-runs)) | {label_mode(c)[1]}"
                          f", {runs[0].get('method', 'U-Net')} | {len(runs)} | "
                          f"{mean_std(over_seeds(runs, 'test', 'miou'))} | "
@@ -241,12 +242,104 @@ def with_headline(readme, table):
 
 
 def method(run):
-    """What a run trained: the pixel random forest, or the U-Net and its loss."""
+    """What a run trained: the pixel random forest, or the U-Net, its loss and, where it is not the
+    report's, its recipe."""
     if "method" in run:
         return run["method"]
     c = {**DEFAULTS, **run["config"]}
+    recipe = [c["augment"]] * (c["augment"] != DEFAULTS["augment"]) + [f"{c['epochs']} epochs"] * (c["epochs"] != 5) + \
+        ["TTA"] * c["tta"]
     return "U-Net, " + c["loss"] + (f" (λ {c['crf_weight']:g}, σ_xy {c['crf_sigma_xy']:g}, σ_band {c['crf_sigma_band']:g})"
-                                   if c["loss"] == "pce+crf" else "")
+                                   if c["loss"] == "pce+crf" else "") + (f"; {', '.join(recipe)}" if recipe else "")
+
+
+# The tile recipe's ablation (scripts/recipe_runs.sh): (row, run folder, scored with TTA). Runs made
+# with --tta were also scored without it, so one run gives two rows.
+LEVERS = [("the report's recipe: hflip, 5 epochs", "recipe-hflip-5ep-points-per-class-10", False),
+          ("report's + TTA", "recipe-hflip-5ep-points-per-class-10", True),
+          ("report's + dihedral", "recipe-dihedral-5ep-points-per-class-10", False),
+          ("report's + 10 epochs", "recipe-hflip-10ep-points-per-class-10", False),
+          ("report's + dihedral + 10 epochs", "points-per-class-10", False),
+          ("**tile recipe**: dihedral + 10 epochs + TTA (`--data` default)", "points-per-class-10", True)]
+FOREST = "forest-points-per-class-10"
+# issue 19's targets: the tile recipe's test mIoU at least the forest's + this, on the same clicks
+TARGET_MARGIN = dict(dronedeploy=0.08, dubai=0.08, synthetic=0.05)
+
+
+def scored(run, tta):
+    """(best val mIoU, test scores, wall seconds) of a run as scored with or without TTA. The wall
+    time leaves out the final scorings that the row did not need (those done for the ablation)."""
+    if "method" in run:                                                # the forest
+        return run["val_miou"], run["test"], run["wall_time_s"]
+    seconds = run.get("scoring_seconds", {})
+    if tta:
+        val, test = run["val_miou_tta"], run["test"]
+        extra = seconds.get("test_without_tta", 0) + seconds.get("val_tta", 0)
+    else:
+        val = max(h["val_miou"] for h in run["history"] if h["val_miou"] is not None)
+        test = run.get("test_without_tta", run["test"])
+        extra = (seconds["test"] + seconds.get("val_tta", 0)) if "test_without_tta" in run else 0
+    return val, test, run["wall_time_s"] - extra
+
+
+def ablation(folder):
+    """The tile recipe's levers alone and together, beside the pixel random forest, per data set."""
+    groups = run_groups(folder)
+    sets = [s for s in ("dronedeploy", "dubai") if f"{s}/{LEVERS[0][1]}" in groups and f"{s}/{FOREST}" in groups]
+    if not sets:
+        return []
+    lines = ["## The tile recipe: each lever alone and together", "",
+             "The runs of `scripts/recipe_runs.sh` (docs/recipe.md): the same clicks (10 random per class), splits",
+             "and seeds for every row, the pixel random forest of `baseline.py` last. Val mIoU is what the recipe",
+             "was chosen on; − forest is paired by seed. Wall: one run, with the scorings a row did not need",
+             "left out; the network runs shared one GPU, several at a time, so their wall times compare",
+             "with each other roughly, and not with the forest's, which ran on a CPU.", ""]
+    for data in sets:
+        rows = [(label, groups[f"{data}/{name}"], tta) for label, name, tta in LEVERS] + \
+               [("pixel random forest", groups[f"{data}/{FOREST}"], None)]
+        classes = rows[0][1][0]["classes"]
+        forest = {run["config"]["seed"]: scored(run, None)[1]["miou"] for run in rows[-1][1]}
+        lines += [f"**{data}**", "", "| recipe | seeds | val mIoU | test mIoU | − forest | pixel accuracy | "
+                  + " | ".join(classes) + " | wall |", "|---" * (len(classes) + 7) + "|"]
+        for label, runs, tta in rows:
+            views = {run["config"]["seed"]: scored(run, tta) for run in runs}
+            test = {seed: v[1] for seed, v in views.items()}
+            cells = [mean_std({s: v[0] for s, v in views.items()}), mean_std({s: t["miou"] for s, t in test.items()}),
+                     "—" if tta is None else paired({s: t["miou"] for s, t in test.items()}, forest),
+                     mean_std({s: t["pixel_accuracy"] for s, t in test.items()})]
+            cells += [mean_std({s: t["per_class"][k]["iou"] for s, t in test.items()}) for k in classes]
+            lines.append(f"| {label} | {', '.join(map(str, sorted(views)))} | " + " | ".join(cells) +
+                         f" | {np.mean([v[2] for v in views.values()]):.0f} s |")
+        network, forest_run = rows[-2][1][0], rows[-1][1][0]
+        lines += ["", f"Network: {network['machine']}, {network['precision']}, torch {network['torch']}, "
+                  f"{network['encoder_init']} init. Forest: {forest_run['machine']}, scikit-learn {forest_run['sklearn']}.", ""]
+    return lines + targets(groups)
+
+
+def targets(groups):
+    """Issue 19's targets, met or not: the tile recipe against the forest on the same clicks."""
+    lines = ["### Targets: the tile recipe against the pixel random forest", "",
+             "| data | forest test mIoU | tile recipe test mIoU | tile recipe − forest | target | met | pixel accuracy, "
+             "forest → tile recipe | met |", "|---|---|---|---|---|---|---|---|"]
+    for data, margin in TARGET_MARGIN.items():
+        name = "points-per-class-10" if data != "synthetic" else "tile-recipe-points-per-class-10"
+        if f"{data}/{name}" not in groups or f"{data}/{FOREST}" not in groups:
+            continue
+        net = {run["config"]["seed"]: scored(run, True)[1] for run in groups[f"{data}/{name}"]}
+        forest = {run["config"]["seed"]: run["test"] for run in groups[f"{data}/{FOREST}"]}
+        gap = differences({s: t["miou"] for s, t in net.items()}, {s: t["miou"] for s, t in forest.items()})
+        accuracy = [np.mean([t["pixel_accuracy"] for t in side.values()]) for side in (forest, net)]
+        lines.append(f"| {data} | {mean_std({s: t['miou'] for s, t in forest.items()})} | "
+                     f"{mean_std({s: t['miou'] for s, t in net.items()})} | "
+                     f"{paired({s: t['miou'] for s, t in net.items()}, {s: t['miou'] for s, t in forest.items()})} | "
+                     f"+{margin:.2f} | {'yes' if np.mean(gap) >= margin else f'no, short by {margin - np.mean(gap):.4f}'} | "
+                     f"{accuracy[0]:.4f} → {accuracy[1]:.4f} | {'yes' if accuracy[1] >= accuracy[0] else 'no'} |")
+    if "dubai/points-per-class-10" in groups and f"dubai/{LEVERS[0][1]}" in groups:
+        tile, report = (np.mean([scored(run, tta)[2] for run in groups[f"dubai/{name}"]])
+                        for name, tta in (("points-per-class-10", True), (LEVERS[0][1], False)))
+        lines += ["", f"Time on Dubai, same machine: the tile recipe {tile:.0f} s, the report's {report:.0f} s: "
+                  f"{tile / report:.2f}x (target: at most 2x)."]
+    return lines + [""]
 
 
 def single_runs(folder):
