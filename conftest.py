@@ -5,7 +5,8 @@ from PIL import Image
 
 import export
 
-FAST = dict(epochs=1, batch_size=2, image_size=64, weights="none")
+# the report's recipe, on folders too (a folder run's own default, the tile recipe, is tested in test_train.py)
+FAST = dict(epochs=1, batch_size=2, image_size=64, weights="none", augment="hflip", tta=False)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@
     DIR/{train,val,test}/images/    <stem>.png | .tif | .tiff | .jpg | .npy  (npy: C,H,W or H,W,C)
     DIR/{train,val,test}/masks/     <stem>.png | .npy   class indices (255 = unknown), or the
                                     classes' colours (RGB, RGBA or palette PNG) when classes.txt has them
-    DIR/train/points/               <stem>.csv  optional clicks: header x,y,class (name or index)
+    DIR/train/points/               <stem>.csv  optional clicks: header x,y,class (name or index);
+                                    suggest.py adds rows x,y, with the class left for you to fill in
 
 A training tile with a points CSV learns from those clicks only (it needs no mask); any other
 training tile gets clicks sampled once from its mask, as for the synthetic scenes. val and test
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 import geotiff
+from cli import atomic
 from clicks import Clicks, band_statistics, count_labels, sample_points, sample_split_points
 from data import CLASSES, COLOURS, IGNORE, make_split
 
@@ -187,11 +189,34 @@ def read_clicks(path, shape, classes):
             raise ValueError(f"{path}:{number}: expected x,y,class with integer pixel coordinates, got {row}") from None
         if not (0 <= x < shape[1] and 0 <= y < shape[0]):
             raise ValueError(f"{path}:{number}: click ({x}, {y}) is outside the {shape[1]}x{shape[0]} image")
+        if not name:
+            raise ValueError(f"{path}:{number}: the click at ({x}, {y}) has no class yet; label it with a "
+                             f"class of classes.txt or delete the row")
         index = classes.index(name) if name in classes else int(name) if name.isdigit() else -1
         if not 0 <= index < len(classes):
             raise ValueError(f"{path}:{number}: unknown class {name!r}; classes.txt has {list(classes)} (or 0..{len(classes) - 1})")
         ys.append(y), xs.append(x), labels.append(index)
     return Clicks(np.array(ys, np.int64), np.array(xs, np.int64), np.array(labels, np.int64))
+
+
+def write_clicks(path, clicks, classes, proposals=()):
+    """A clicks CSV (x,y,class, the class by name), atomically; then each proposed (y, x) as a row
+    x,y, with the class left empty, for the person to fill in (suggest.py)."""
+    with atomic(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["x", "y", "class"])
+        writer.writerows([x, y, classes[k]] for y, x, k in zip(clicks.rows.tolist(), clicks.cols.tolist(),
+                                                               clicks.classes.tolist()))
+        writer.writerows([x, y, ""] for y, x in proposals)
+
+
+def keep_clicks(folder, data):
+    """A tile folder run's training clicks, one <stem>.csv per clicked tile in `folder`: what the
+    run learned from, which suggest.py proposes new clicks around."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for stem, labels in zip(data["stems"]["train"], data["train"][1]):
+        if isinstance(labels, Clicks):
+            write_clicks(Path(folder) / f"{stem}.csv", labels, data["classes"])
 
 
 def stems(folder, suffixes):

@@ -10,8 +10,9 @@ folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) 
 -> the loop (the report's recipe: Adam, cosine annealing, 5 epochs, batch 8, horizontal flips;
 recipe.train_step; on real tiles, --data, the tile recipe: 10 epochs, all 8 flips and quarter
 turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights scored on the
-test split, evaluation.py; on real tiles averaged over the 8 orientations, --tta) -> save (<out>/metrics.json and <out>/model.pt, each
-written atomically, so an interrupted run never leaves a half-written file).
+test split, evaluation.py; on real tiles averaged over the 8 orientations, --tta) -> save
+(<out>/metrics.json, <out>/model.pt and, for a tile folder, the clicks it learned from in
+<out>/clicks/, each file written atomically, so an interrupted run never leaves half a file).
 `train(config)` does the work; the command line only fills in `config`.
 """
 import argparse
@@ -116,6 +117,8 @@ def train(config):
                    best_epoch=best[1], history=history, test=test, **extra, wall_time_s=round(time.time() - started, 1))
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out / "model.pt", model, data["classes"], data.get("colours"), data["bands"], config["image_size"])
+    if config["data"]:
+        tiles.keep_clicks(out / "clicks", data)       # the clicks it learned from, for suggest.py
     save_metrics(out, metrics)
     return metrics
 

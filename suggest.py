@@ -1,0 +1,164 @@
+"""Where to click next: a trained model proposes the pixels whose labels should teach it most.
+
+    python suggest.py RUN_DIR DIR --clicks 200     propose 200 new clicks over DIR's training tiles
+    (label them: fill in the empty class of each new row x,y, in DIR/train/points/<stem>.csv)
+    python train.py --data DIR --out RUN_DIR2      train again, on the old clicks and the new
+
+A proposal is a pixel where the model of RUN_DIR (its model.pt) is least sure: the smallest margin
+between its two most probable classes. Proposals are spread out: at least --spacing px apart (in
+rows and in columns) from each other and from every click, never on a pixel the mask calls
+unknown, taken in turn from each class the model predicts there, so that a rare class is asked
+about as often as a common one, and at most twice a tile's even share per tile.
+
+For every training tile, DIR/train/points/<stem>.csv is written with the tile's current clicks
+(the folder's own CSV, or else those the run trained on, RUN_DIR/clicks/<stem>.csv) followed by
+its proposals, the class left empty; train.py stops with the file and row while one is empty. A
+preview of each tile that got proposals (the image with the proposals ringed, the prediction
+beside it) goes to --out, default RUN_DIR/suggestions/. The same run and folder give the same
+proposals. The cost is one pass of inference over the training tiles, one tile at a time.
+"""
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import tiles
+from checkpoint import load_checkpoint
+from cli import OneLineParser, add_device_options, atomic, check_output_folder
+from clicks import Clicks
+from data import IGNORE
+from device import pick_device, pick_precision
+from evaluation import predict_tile
+
+NO_CLICKS = Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def margin_and_class(logits):
+    """Per pixel: the top probability minus the second (0: a coin toss between two classes), and
+    the predicted class."""
+    top2 = logits.softmax(0).topk(2, dim=0).values
+    return (top2[0] - top2[1]).numpy(), logits.argmax(0).numpy()
+
+
+def candidates(margin, blocked, spacing, limit):
+    """Up to `limit` (y, x) of one tile, least sure first, none in `blocked` and each at least
+    `spacing` px from those before it (|dy| >= spacing or |dx| >= spacing)."""
+    free, taken = ~blocked, []
+    for flat in np.argsort(np.where(blocked, np.inf, margin), axis=None, kind="stable"):
+        y, x = divmod(int(flat), margin.shape[1])
+        if blocked[y, x] or len(taken) == limit:
+            break                                  # sorted: only blocked pixels are left
+        if free[y, x]:
+            taken.append((y, x))
+            free[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = False
+    return taken
+
+
+def choose(pool, count, per_tile):
+    """From pool [(margin, tile, y, x, predicted class)], `count` proposals: the classes in turn,
+    least sure first within each, at most `per_tile` per tile."""
+    by_class = {}
+    for entry in sorted(pool):
+        by_class.setdefault(entry[4], []).append(entry)
+    queues, chosen, per = [iter(by_class[k]) for k in sorted(by_class)], [], {}
+    while queues and len(chosen) < count:
+        for queue in list(queues):
+            entry = next((e for e in queue if per.get(e[1], 0) < per_tile), None)
+            if entry is None:
+                queues.remove(queue)
+                continue
+            chosen.append(entry)
+            per[entry[1]] = per.get(entry[1], 0) + 1
+            if len(chosen) == count:
+                break
+    return chosen
+
+
+def current_clicks(run, root, stem, image, classes):
+    """The tile's clicks: the folder's CSV (labelled since), else the ones the run trained on."""
+    for path in (root / "train" / "points" / f"{stem}.csv", run / "clicks" / f"{stem}.csv"):
+        if path.is_file():
+            return tiles.read_clicks(path, image.shape[1:], classes)
+    return NO_CLICKS
+
+
+def preview(image, class_map, colours, clicks, proposals):
+    """The image (first three bands, stretched) with clicks dotted and proposals ringed | the prediction."""
+    rgb = np.stack([image[min(b, len(image) - 1)] for b in range(3)], -1).astype(np.float32)
+    low, high = np.percentile(rgb, 2), np.percentile(rgb, 98)
+    rgb = np.clip((rgb - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8)
+    picture = Image.fromarray(np.concatenate([rgb, tiles.colourise(class_map, colours)], 1))
+    draw = ImageDraw.Draw(picture)
+    for y, x in zip(clicks.rows.tolist(), clicks.cols.tolist()):
+        draw.rectangle([x - 1, y - 1, x + 1, y + 1], fill="white")
+    for y, x in proposals:
+        draw.ellipse([x - 4, y - 4, x + 4, y + 4], outline="black", width=3)
+        draw.ellipse([x - 4, y - 4, x + 4, y + 4], outline="yellow", width=1)
+    return picture
+
+
+def suggest(run, root, count, spacing, out, device, precision):
+    run, root = Path(run), Path(root)
+    model, checkpoint = load_checkpoint(run / "model.pt")
+    legend = tiles.read_legend(root)
+    if list(legend.names) != list(checkpoint["classes"]):
+        raise ValueError(f"{root}/classes.txt lists {list(legend.names)}, the run was trained on {checkpoint['classes']}")
+    paths, images, masks, _ = tiles.read_split(root, "train", legend)
+    clicks = [current_clicks(run, root, p.stem, i, legend.names) for p, i in zip(paths, images)]
+    if not any(c.rows.size for c in clicks):
+        raise ValueError(f"{run}/clicks/ and {root}/train/points/ hold no clicks: suggest.py proposes more clicks "
+                         f"for a run trained on clicks (train.py --data {root} --points-per-class K)")
+    device = pick_device(device)
+    precision, _ = pick_precision(precision, device)
+    model.to(device)
+    started, said, pool, maps = time.time(), time.time(), [], []
+    for i, (image, mask, tile_clicks) in enumerate(zip(images, masks, clicks)):
+        margin, class_map = margin_and_class(predict_tile(model, image, checkpoint["image_size"], precision=precision))
+        blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
+        for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
+            blocked[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = True
+        pool += [(float(margin[y, x]), i, y, x, int(class_map[y, x])) for y, x in candidates(margin, blocked, spacing, count)]
+        maps.append(class_map.astype(np.uint8))
+        if time.time() - said > 30:
+            print(f"  {i + 1}/{len(images)} tiles, {time.time() - started:.0f}s", flush=True)
+            said = time.time()
+    chosen = choose(pool, count, per_tile=max(1, math.ceil(2 * count / len(images))))
+    proposals = [sorted((y, x) for _, t, y, x, _ in chosen if t == i) for i in range(len(images))]
+    (root / "train" / "points").mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for path, image, tile_clicks, tile_proposals, class_map in zip(paths, images, clicks, proposals, maps):
+        if tile_clicks.rows.size or tile_proposals:           # every click kept, none lost
+            tiles.write_clicks(root / "train" / "points" / f"{path.stem}.csv", tile_clicks, legend.names, tile_proposals)
+        if tile_proposals:
+            with atomic(out / f"{path.stem}.png") as tmp:
+                preview(image, class_map, legend.colours, tile_clicks, tile_proposals).save(tmp, format="PNG")
+    per_class = {legend.names[k]: sum(e[4] == k for e in chosen) for k in sorted({e[4] for e in chosen})}
+    print(f"{len(chosen)} proposals on {sum(map(bool, proposals))} of {len(images)} training tiles "
+          f"(by predicted class: {', '.join(f'{k} {v}' for k, v in per_class.items())}), at least {spacing} px apart; "
+          f"label them in {root / 'train' / 'points'}/, previews in {out}/; {time.time() - started:.1f}s", flush=True)
+    return chosen
+
+
+def main(argv=None):
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="a train.py --data run folder (model.pt, clicks/)")
+    parser.add_argument("data", help="the tile folder it was trained on")
+    parser.add_argument("--clicks", type=int, required=True, help="how many new clicks to propose")
+    parser.add_argument("--spacing", type=int, default=6, help="minimum distance between clicks, px (default 6)")
+    parser.add_argument("--out", help="folder for the previews (default RUN/suggestions)")
+    add_device_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        if args.clicks < 1 or args.spacing < 1:
+            raise ValueError(f"--clicks and --spacing must be positive integers, got {args.clicks} and {args.spacing}")
+        check_output_folder(args.out)
+        suggest(args.run, args.data, args.clicks, args.spacing, Path(args.out or Path(args.run) / "suggestions"),
+                args.device, args.precision)
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
+
+
+if __name__ == "__main__":
+    main()
