@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 import tiles
@@ -112,7 +113,7 @@ def suggest(run, root, count, spacing, out, device, precision):
                          f"for a run trained on clicks (train.py --data {root} --points-per-class K)")
     device = pick_device(device)
     precision, _ = pick_precision(precision, device)
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last)        # as predict.py: the layout fast convolutions want
     started, said, pool, maps = time.time(), time.time(), [], []
     for i, (image, mask, tile_clicks) in enumerate(zip(images, masks, clicks)):
         margin, class_map = margin_and_class(predict_tile(model, image, checkpoint["image_size"], precision=precision))

@@ -1,0 +1,75 @@
+"""active.py: the oracle labels exactly what the masks say, and random clicks go only where clicks may."""
+import numpy as np
+import pytest
+
+import active
+import tiles
+from data import IGNORE
+
+
+@pytest.fixture
+def work(exported, tmp_path):
+    """A workspace over the exported scenes, each training tile with two hand-made clicks."""
+    work = tmp_path / "work"
+    active.workspace(exported, work)
+    for path in sorted((exported / "train" / "masks").iterdir()):
+        (work / "train" / "points" / f"{path.stem}.csv").write_text("x,y,class\n3,4,Urban\n10,20,Road\n")
+    return work
+
+
+def test_the_oracle_labels_each_empty_row_from_the_mask(work):
+    path = work / "train" / "points" / "scene_0001.csv"
+    path.write_text(path.read_text() + "5,7,\n60,33,\n")
+    assert active.label_proposals(work) == 2
+    masks, names = active.masks_and_clicks(work, with_clicks=False)
+    mask = masks["scene_0001"][0]
+    assert path.read_text().splitlines()[1:] == ["3,4,Urban", "10,20,Road", f"5,7,{names[mask[7, 5]]}",
+                                                 f"60,33,{names[mask[33, 60]]}"]           # hand-made ones kept
+
+
+def test_random_clicks_avoid_clicks_and_unknown_pixels_and_carry_the_masks_class(work, exported):
+    mask_path = exported / "train" / "masks" / "scene_0002.png"
+    original = mask_path.read_bytes()
+    try:
+        from PIL import Image
+        mask = np.asarray(Image.open(mask_path)).copy()
+        mask[:, 8:] = IGNORE                                           # only 8 columns left to click
+        Image.fromarray(mask).save(mask_path)
+        assert active.add_random_clicks(work, 3000, np.random.default_rng(0)) == 3000
+        tiles_now, names = active.masks_and_clicks(work)
+        total = 0
+        for stem, (mask, clicks) in tiles_now.items():
+            assert (clicks.rows[:2].tolist(), clicks.cols[:2].tolist()) == ([4, 20], [3, 10])   # the old two first
+            assert len(set(zip(clicks.rows.tolist(), clicks.cols.tolist()))) == clicks.rows.size  # no pixel twice
+            assert (np.asarray(mask)[clicks.rows[2:], clicks.cols[2:]] == clicks.classes[2:]).all()
+            total += clicks.rows.size - 2
+        assert total == 3000 and (tiles_now["scene_0002"][1].cols[2:] < 8).all()
+    finally:
+        mask_path.write_bytes(original)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--clicks", "0"], "must be positive, got 3, 0 and 2"),
+    (["--clicks", "5", "--data", "/no/such"], "/no/such/train/masks: not found"),
+])
+def test_bad_flags_exit_2_with_one_line(argv, message, capsys, tmp_path, exported):
+    argv = argv if "--data" in argv else argv + ["--data", str(exported)]
+    with pytest.raises(SystemExit) as exit_info:
+        active.main(argv + ["--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_the_loop_runs_each_round_once_and_resumes_where_it_stopped(exported, tmp_path, capsys):
+    argv = ["--data", str(exported), "--rounds", "1", "--clicks", "10", "--out", str(tmp_path / "loop"),
+            "--train-flags", "--epochs 1 --batch-size 2 --image-size 64 --weights none --augment hflip --no-tta"]
+    active.main(argv)
+    curves = __import__("json").loads((tmp_path / "loop" / "curves.json").read_text())
+    for strategy in active.STRATEGIES:
+        start, after = curves[strategy]["0"]
+        assert after["clicks"] == start["clicks"] + 10 and 0 <= after["miou"] <= 1
+    logs = sorted((tmp_path / "loop").glob("*/**/train.log"))
+    stamps = [log.stat().st_mtime_ns for log in logs]
+    capsys.readouterr()
+    active.main(argv)                                                  # nothing left to train
+    assert [log.stat().st_mtime_ns for log in logs] == stamps and len(logs) == 3
