@@ -3,7 +3,8 @@
 Figure 1: mIoU and pixel accuracy against point density, beside the report's numbers. Figure 2:
 random vs stratified clicks, and their paired difference. Figure 3: per-class IoU of the final
 model. Figures 4 and 5: four test scenes with their ground truth, the clicks and the seed-0
-models' predictions (pCE; pCE vs pCE + CRF), drawn only where those checkpoints exist.
+models' predictions (pCE; pCE vs pCE + CRF), drawn only where those checkpoints exist. And the
+labelling loop's curves (active.py): test mIoU against clicks labelled, per strategy.
 """
 from pathlib import Path
 
@@ -99,6 +100,26 @@ def prediction_panel(r, out, plt, runs, path, clicks=True):
                                  edgecolors="white", linewidths=0.5)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS]
     fig.legend(handles, CLASSES, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(CLASSES))
+    save(fig, path)
+
+
+def loop_curves(curves, path):
+    """Test mIoU against clicks labelled, one line per strategy, mean ± std over seeds (active.py)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy, by_seed in curves.items():
+        rounds = min(len(points) for points in by_seed.values())
+        clicks = [np.mean([points[r]["clicks"] for points in by_seed.values()]) for r in range(rounds)]
+        miou = [[points[r]["miou"] for points in by_seed.values()] for r in range(rounds)]
+        ax.errorbar(clicks, [np.mean(m) for m in miou], yerr=[std(m) for m in miou], marker="o", capsize=4,
+                    label=f"{strategy} clicks ({len(by_seed)} seed{'s' * (len(by_seed) > 1)})")
+    ax.set_xlabel("clicks labelled (training tiles)")
+    ax.set_ylabel("test mIoU")
+    ax.legend()
+    ax.grid(alpha=0.3)
     save(fig, path)
 
 

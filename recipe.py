@@ -110,6 +110,8 @@ def check_config(config):
         raise ValueError(f"unknown strategy {config['strategy']!r}: use random or stratified")
     if config["strategy"] != "random" and config["points_per_class"] is None:
         raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
+    if not isinstance(config["tta"], bool):
+        raise ValueError(f"tta must be True or False, got {config['tta']!r}")
     if config["augment"] not in AUGMENTATIONS:
         raise ValueError(f"unknown augment {config['augment']!r}: use {' or '.join(AUGMENTATIONS)}")
     if config["loss"] not in ("pce", "pce+crf"):

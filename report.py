@@ -21,7 +21,7 @@ import numpy as np
 
 from cli import OneLineParser, atomic
 from data import CLASSES
-from figures import differences, figures
+from figures import differences, figures, loop_curves
 from paper import DENSITY_POINTS, FINAL, REGULARISED, REPORT_DENSITY_MIOU, REPORT_FINAL, STRATEGY_POINTS
 from recipe import DEFAULTS, label_mode
 from records import QUICK, key, load_records, same_as_done
@@ -170,6 +170,7 @@ def page(folder, tables_text):
         lines += ["", body.replace("\n## ", "\n### ").strip(), ""]
         lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
     lines += ablation(folder)
+    lines += labelling_loops(folder)
     lines += single_runs(folder)
     lines += logged_commands(folder)
     return "\n".join(lines).rstrip() + "\n"
@@ -187,12 +188,44 @@ def header(log):
     return log, text[0].lstrip("# ").strip(), command
 
 
+def labelling_loops(folder):
+    """active.py's loops: test mIoU per round and strategy, over seeds, and the figure beside it."""
+    lines = []
+    for path in sorted(folder.glob("active/*/curves.json")):
+        record = json.loads(path.read_text())
+        config, curves = record.pop("config"), record
+        if set(curves) != {"proposed", "random"}:
+            continue
+        seeds = sorted(set(curves["proposed"]) & set(curves["random"]), key=int)
+        rounds = min(len(curves[s][seed]) for s in curves for seed in seeds)
+        at = lambda strategy, r, key: {int(seed): curves[strategy][seed][r][key] for seed in seeds}
+        log = path.parent / "active.log"
+        _, when, command = header(log) if log.exists() else (None, "", "")
+        lines += [f"## The labelling loop: {path.parent.name}", "", f"`{command}` — {when} ([log]({log.relative_to(folder)})). "
+                  f"Round 0: {config['start_per_class']} random clicks per class per tile; each round adds "
+                  f"{config['clicks']} clicks, labelled from the masks, and trains again from scratch "
+                  f"(`{config['train_flags'] or 'the --data defaults'}`). Test mIoU, paired by seed.", "",
+                  "| round | clicks | proposed mIoU | random mIoU | proposed − random |", "|---|---|---|---|---|"]
+        for r in range(rounds):
+            lines.append(f"| {r} | {np.mean(list(at('proposed', r, 'clicks').values())):.0f} | "
+                         f"{mean_std(at('proposed', r, 'miou'))} | {mean_std(at('random', r, 'miou'))} | "
+                         f"{paired(at('proposed', r, 'miou'), at('random', r, 'miou'))} |")
+        last = np.mean(list(at("random", rounds - 1, "miou").values()))
+        reach = next((r for r in range(rounds) if np.mean(list(at("proposed", r, "miou").values())) >= last), None)
+        clicks = lambda strategy, r: np.mean(list(at(strategy, r, "clicks").values()))
+        lines += ["", f"Random clicks reach {last:.4f} with {clicks('random', rounds - 1):.0f} clicks; proposed clicks " +
+                  (f"reach it at round {reach}, with {clicks('proposed', reach):.0f} "
+                   f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them)." if reach is not None
+                   else "do not reach it."), "", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
+    return lines
+
+
 def run_groups(folder):
     """{name: [metrics, one per seed]} of every run with a metrics.json outside the experiments'
     runs/, grouped by folder name without its seed."""
     groups = {}
     for path in sorted(folder.glob("**/metrics.json")):
-        if path.relative_to(folder).parts[0] != "runs":
+        if path.relative_to(folder).parts[0] not in ("runs", "active"):
             name = re.sub(r"[-_]seed-?\d+$", "", str(path.parent.relative_to(folder)))
             groups.setdefault(name, []).append(json.loads(path.read_text()))
     return groups
@@ -289,7 +322,7 @@ def ablation(folder):
     if not sets:
         return []
     lines = ["## The tile recipe: each lever alone and together", "",
-             "The runs of `scripts/recipe_runs.sh` (docs/recipe.md): the same clicks (10 random per class), splits",
+             "The runs of `scripts/recipe_runs.sh` ([docs/recipe.md](../docs/recipe.md)): the same clicks (10 random per class), splits",
              "and seeds for every row, the pixel random forest of `baseline.py` last. Val mIoU is what the recipe",
              "was chosen on; − forest is paired by seed. Wall: one run, with the scorings a row did not need",
              "left out; the network runs shared one GPU, several at a time, so their wall times compare",
@@ -431,6 +464,9 @@ def main(argv=None):
         with atomic(folder / "tables.md") as tmp:
             tmp.write_text(table_text)
         figures(r, folder)
+    for path in sorted(folder.glob("active/*/curves.json")):
+        curves = {k: v for k, v in json.loads(path.read_text()).items() if k != "config"}
+        loop_curves(curves, path.parent / "curves.png")
     with atomic(folder / "README.md") as tmp:
         tmp.write_text(page_text)
     if folder.resolve() == README.parent / "results" and HEADLINE[0] in README.read_text():

@@ -111,13 +111,13 @@ def test_the_best_epochs_weights_are_tested_when_it_is_not_the_last(monkeypatch,
     import train as train_module
     snapshots, tested = [], []
 
-    def fake_evaluate(model, split, classes, window, batch_size, precision):
+    def fake_evaluate(model, split, classes, window, batch_size, precision, tta=False):
         weights = {k: v.clone() for k, v in model.state_dict().items()}
         if len(snapshots) < 3:                         # validation after epochs 1, 2, 3: epoch 2 is best
             snapshots.append(weights)
             return dict(miou=[0.5, 0.9, 0.7][len(snapshots) - 1])
         tested.append(weights)
-        return train_module.evaluate.__wrapped__(model, split, classes, window, batch_size, precision)
+        return train_module.evaluate.__wrapped__(model, split, classes, window, batch_size, precision, tta)
     fake_evaluate.__wrapped__ = train_module.evaluate
     monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
     metrics = train(dict(TINY, points=100, epochs=3, out=str(tmp_path)))
