@@ -111,7 +111,8 @@ def loop_curves(curves, path):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy, by_seed in curves.items():
-        rounds = min(len(points) for points in by_seed.values())
+        rounds = max(len(points) for points in by_seed.values())
+        by_seed = {seed: points for seed, points in by_seed.items() if len(points) == rounds}   # finished seeds
         clicks = [np.mean([points[r]["clicks"] for points in by_seed.values()]) for r in range(rounds)]
         miou = [[points[r]["miou"] for points in by_seed.values()] for r in range(rounds)]
         ax.errorbar(clicks, [np.mean(m) for m in miou], yerr=[std(m) for m in miou], marker="o", capsize=4,

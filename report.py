@@ -196,15 +196,18 @@ def labelling_loops(folder):
         config, curves = record.pop("config"), record
         if set(curves) != {"proposed", "random"}:
             continue
-        seeds = sorted(set(curves["proposed"]) & set(curves["random"]), key=int)
-        rounds = min(len(curves[s][seed]) for s in curves for seed in seeds)
+        rounds = config["rounds"] + 1                      # round 0 and the added rounds; seeds that finished them
+        seeds = sorted((s for s in curves["proposed"] if all(len(curves[k].get(s, [])) == rounds for k in curves)), key=int)
+        if not seeds:
+            continue
         at = lambda strategy, r, key: {int(seed): curves[strategy][seed][r][key] for seed in seeds}
         log = path.parent / "active.log"
         _, when, command = header(log) if log.exists() else (None, "", "")
         lines += [f"## The labelling loop: {path.parent.name}", "", f"`{command}` — {when} ([log]({log.relative_to(folder)})). "
                   f"Round 0: {config['start_per_class']} random clicks per class per tile; each round adds "
                   f"{config['clicks']} clicks, labelled from the masks, and trains again from scratch "
-                  f"(`{config['train_flags'] or 'the --data defaults'}`). Test mIoU, paired by seed.", "",
+                  f"(`{config['train_flags'] or 'the --data defaults'}`). Test mIoU over {len(seeds)} seed"
+                  f"{'s' * (len(seeds) > 1)}, paired by seed.", "",
                   "| round | clicks | proposed mIoU | random mIoU | proposed − random |", "|---|---|---|---|---|"]
         for r in range(rounds):
             lines.append(f"| {r} | {np.mean(list(at('proposed', r, 'clicks').values())):.0f} | "
@@ -215,8 +218,9 @@ def labelling_loops(folder):
         clicks = lambda strategy, r: np.mean(list(at(strategy, r, "clicks").values()))
         lines += ["", f"Random clicks reach {last:.4f} with {clicks('random', rounds - 1):.0f} clicks; proposed clicks " +
                   (f"reach it at round {reach}, with {clicks('proposed', reach):.0f} "
-                   f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them)." if reach is not None
-                   else "do not reach it."), "", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
+                   f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them; of the clicks added "
+                   f"after round 0, {reach * config['clicks']} against {(rounds - 1) * config['clicks']}, "
+                   f"{reach / (rounds - 1):.0%})." if reach is not None else "do not reach it."), "", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
     return lines
 
 
