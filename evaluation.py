@@ -5,9 +5,10 @@ of any size, with overlapping windows and averages their logits where they overl
 is dropped or resized and no seam shows. With `tta` (test-time augmentation) each window is also
 seen in the 7 other symmetries of the square (clicks.dihedral), turned back and averaged: the
 answer no longer depends on which way the tile happens to face, for 8x the inference.
-`evaluate` scores a split from one confusion matrix accumulated over all its pixels: mIoU, pixel accuracy, per-class IoU / precision / recall, and
-the pixel accuracy of always answering the commonest class, the floor a useful model clears.
-Validation, testing, predict.py and report.py's figures all go through here.
+`evaluate` scores a split from one confusion matrix accumulated over all its pixels: mIoU, pixel
+accuracy, per-class IoU / precision / recall, and the pixel accuracy of always answering the
+commonest class, the floor a useful model clears. Validation, testing, predict.py and
+report.py's figures all go through here.
 """
 import json
 
