@@ -29,7 +29,7 @@ import numpy as np
 
 import tiles
 from cli import OneLineParser, atomic, check_output_folder
-from clicks import Clicks
+from clicks import NO_CLICKS, Clicks
 from data import IGNORE
 
 STRATEGIES = ("proposed", "random")
@@ -50,8 +50,7 @@ def masks_and_clicks(work, with_clicks=True):
     """{stem: (dense mask, Clicks)} of the training tiles, with the workspace's current clicks."""
     legend = tiles.read_legend(work)
     paths, images, masks, click_files = tiles.read_split(work, "train", legend)
-    none = Clicks(*(np.zeros(0, np.int64),) * 3)
-    return {p.stem: (m, tiles.read_clicks(f, i.shape[1:], legend.names) if f and with_clicks else none)
+    return {p.stem: (m, tiles.read_clicks(f, i.shape[1:], legend.names) if f and with_clicks else NO_CLICKS)
             for p, i, m, f in zip(paths, images, masks, click_files)}, legend.names
 
 

@@ -32,6 +32,9 @@ class Clicks(NamedTuple):
         return point_labels
 
 
+NO_CLICKS = Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))   # a tile not yet clicked
+
+
 def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None, strategy="random"):
     """Clicks on one image, drawn from its dense mask.
 

@@ -28,12 +28,10 @@ from PIL import Image, ImageDraw
 import tiles
 from checkpoint import load_checkpoint
 from cli import OneLineParser, add_device_options, atomic, check_output_folder
-from clicks import Clicks
+from clicks import NO_CLICKS
 from data import IGNORE
 from device import pick_device, pick_precision
 from evaluation import predict_tile
-
-NO_CLICKS = Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 def margin_and_class(logits):
