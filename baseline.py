@@ -15,7 +15,8 @@ seed give both the same clicks. Tiles are featurised block by block, each block 
 margin as wide as the widest filter, so memory stays bounded on big tiles and the features equal
 those of the whole tile. Scores come from evaluation.py, the network's own. <out>/metrics.json
 holds the fields of train.py's that apply, and <out>/predictions/ a class map and a preview per
-test tile, as predict.py writes them.
+test tile, as predict.py writes them; with --predict-train, <out>/train-predictions/ the class
+map of each training tile, which train.py --extra-targets can learn from (docs/recipe.md).
 """
 import os
 import time
@@ -101,7 +102,10 @@ def score(forest, split, classes, name, save=None):
 
 
 def run(config):
-    config = check_config({**DEFAULTS, **config})
+    predict_train = config.pop("predict_train", False)
+    if predict_train and not config.get("data"):
+        raise ValueError("--predict-train needs a tile folder (--data DIR): the maps are named after its tiles")
+    config = {**check_config({**DEFAULTS, **config}), "predict_train": predict_train}
     how, what, name = label_mode(config)
     if how == "dense":
         raise ValueError("--dense: the pixel classifier is the clicks baseline; give --points N or --points-per-class K")
@@ -130,11 +134,17 @@ def run(config):
         for picture, suffix in ((class_map, "classes"), (tiles.colourise(class_map, colours), "preview")):
             with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
                 Image.fromarray(picture).save(tmp, format="PNG")
+    if config.get("predict_train"):        # the forest's map of each training tile: extra targets for train.py
+        (out / "train-predictions").mkdir(exist_ok=True)
+        for stem, image in zip(data["stems"]["train"], train_images):
+            with atomic(out / "train-predictions" / f"{stem}_classes.png") as tmp:
+                Image.fromarray(predict(forest, image)).save(tmp, format="PNG")
+        print(f"class maps of the {len(train_images)} training tiles in {out / 'train-predictions'}", flush=True)
     val = score(forest, data["val"], data["classes"], "val") if len(data["val"][0]) else None
     test = score(forest, data["test"], data["classes"], "test", save)
     print_table(test, data["classes"])
     kept = ("points", "points_per_class", "strategy", "seed", "data", "image_size", "train_size", "val_size",
-            "test_size", "out")
+            "test_size", "out", "predict_train")
     metrics = dict(config={**{k: config[k] for k in kept}, "trees": TREES, "sigmas": list(SIGMAS)},
                    method="pixel random forest", classes=list(data["classes"]), labeled_fraction=labeled_fraction,
                    features=int(x.shape[1]), machine=machine, sklearn=sklearn.__version__,
@@ -147,6 +157,8 @@ def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     add_data_options(parser)                 # train.py's flags: the same clicks (--dense is refused)
     parser.add_argument("--out", help="output folder (default runs/forest-<labels>-seed<seed>)")
+    parser.add_argument("--predict-train", action="store_true", help="also write <out>/train-predictions/: the "
+                        "forest's class map of each training tile, extra targets for train.py --extra-targets")
     run_command(parser, run, argv)
 
 

@@ -114,11 +114,13 @@ class PointDataset(torch.utils.data.Dataset):
     pixel a label). The part of a crop that overhangs its tile (tiles smaller than S) is zero
     image and UNLABELED pixels. The turn (`dihedral`) mirrors and rotates image and labels
     together, so the clicks stay on the pixels they label. The dense mask of evaluation is never
-    served here.
+    served here. With `targets` (one class map per tile, 255 where it says nothing: another
+    model's predictions, train.py --extra-targets) an item has a third member, the same crop
+    of the tile's map as labels.
     """
 
-    def __init__(self, images, point_labels, crop_size):
-        self.images, self.point_labels, self.crop_size = images, point_labels, crop_size
+    def __init__(self, images, point_labels, crop_size, targets=None):
+        self.images, self.point_labels, self.crop_size, self.targets = images, point_labels, crop_size, targets
 
     def __len__(self):
         return len(self.images)
@@ -135,7 +137,12 @@ class PointDataset(torch.utils.data.Dataset):
             point_labels = np.full((size, size), UNLABELED, np.int64)
             point_labels[:h, :w] = every_pixel(labels[top:top + h, left:left + w])
         image, point_labels = dihedral(image, turn), dihedral(point_labels, turn)
-        return torch.from_numpy(image.copy()), torch.from_numpy(point_labels.copy())
+        item = (torch.from_numpy(image.copy()), torch.from_numpy(point_labels.copy()))
+        if self.targets is None:
+            return item
+        target_labels = np.full((size, size), UNLABELED, np.int64)        # same crop, same turn
+        target_labels[:h, :w] = every_pixel(self.targets[tile][top:top + h, left:left + w])
+        return item + (torch.from_numpy(dihedral(target_labels, turn).copy()),)
 
 
 def dihedral(array, turn):

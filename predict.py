@@ -8,7 +8,9 @@ when it gives them), both at the input's own size: whole tiles are covered by ov
 windows (evaluation.predict_tile), never resized. A GeoTIFF input is read and segmented block by
 block, so a scene larger than memory fits, and also gives <stem>_classes.tif: the class map as a
 raster with the input's CRS and transform (and the legend as its colour table), to open over the
-input in a GIS. The class names, band count and normalisation come from the checkpoint. All
+input in a GIS. With --min-confidence P a pixel whose top class is less probable than P is
+written 255 (unknown, black in the preview): the network's confident pixels, which train.py
+--extra-targets can train a new model on (self-training, docs/recipe.md). The class names, band count and normalisation come from the checkpoint. All
 inputs are checked before the first file is written, and every file is written atomically.
 """
 import time
@@ -48,9 +50,14 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder for the predicted PNGs (and GeoTIFFs)")
     parser.add_argument("--tta", action="store_true", help="average the 8 flips and quarter turns of each window "
                         "(8x the time; what train.py's tile recipe scores with)")
+    parser.add_argument("--min-confidence", type=float, help="write 255 (unknown) where the top class's "
+                        "probability is below this, e.g. 0.9: confident pixels only, as targets for self-training "
+                        "(train.py --extra-targets)")
     add_device_options(parser)
     args = parser.parse_args(argv)
     try:
+        if args.min_confidence is not None and not 0 < args.min_confidence < 1:
+            raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
         check_output_folder(args.out)
         model, checkpoint = load_checkpoint(args.checkpoint)
         files = expand(args.inputs)
@@ -67,7 +74,12 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     window, colours = checkpoint["image_size"], checkpoint.get("colours")
-    predict = lambda pixels: predict_tile(model, pixels, window, precision=precision, tta=args.tta).argmax(0).numpy().astype("uint8")
+    def predict(pixels):
+        probabilities = predict_tile(model, pixels, window, precision=precision, tta=args.tta).softmax(0)
+        confidence, classes = probabilities.max(0)
+        if args.min_confidence is not None:
+            classes[confidence < args.min_confidence] = 255
+        return classes.numpy().astype("uint8")
     for i, path in enumerate(files, 1):
         start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
         if geotiff.is_geotiff(path):       # block by block, and a class raster that keeps its place on the map

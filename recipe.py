@@ -30,6 +30,8 @@ DEFAULTS = dict(
     loss="pce",               # pce, or pce+crf: pCE + crf_weight * R, R the local CRF energy (crf.py)
     crf_weight=CRF_WEIGHT, crf_sigma_xy=CRF_SIGMA_XY, crf_sigma_band=CRF_SIGMA_BAND,
     epochs=5, batch_size=8, lr=1e-3, weight_decay=1e-4,
+    extra_targets=None,       # a folder of class maps of the training tiles, trained on as extra targets ...
+    extra_weight=0.5,         # ... with this weight beside the clicks' pCE (docs/recipe.md)
     augment="hflip",          # training crops: hflip (the report's) or dihedral (flips and quarter turns)
     tta=False,                # test-time augmentation: average the 8 dihedral views at test time
     image_size=128,           # synthetic scenes are this size; folder tiles are cropped to it
@@ -119,6 +121,10 @@ def check_config(config):
     if not config["crf_weight"] >= 0 or not config["crf_sigma_xy"] > 0 or not config["crf_sigma_band"] > 0:
         raise ValueError(f"--crf-weight must be >= 0 and the CRF sigmas > 0, got {config['crf_weight']}, "
                          f"{config['crf_sigma_xy']} and {config['crf_sigma_band']}")
+    if not config["extra_weight"] > 0:
+        raise ValueError(f"--extra-weight must be > 0, got {config['extra_weight']}")
+    if config["extra_targets"] and not config["data"]:
+        raise ValueError("--extra-targets needs a tile folder (--data DIR): its maps are found by tile name")
     if config["image_size"] % DIVISOR:
         raise ValueError(f"--image-size must be a multiple of {DIVISOR}, got {config['image_size']}")
     if not config["lr"] > 0 or not config["weight_decay"] >= 0:
@@ -136,9 +142,10 @@ def make_optimizer(model, config):
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
 
 
-def train_step(model, optimizer, images, point_labels, precision, crf=None):
+def train_step(model, optimizer, images, point_labels, precision, crf=None, extra=None):
     """One step on a batch: the forward pass in the run's precision, pCE on the clicks in fp32
-    (plus crf[0] * R, the CRF energy of crf.py, when crf is given), backward, optimizer step.
+    (plus crf[0] * R, the CRF energy of crf.py, when crf is given; plus weight * pCE on another
+    model's labels when extra = (target_labels, weight) is given), backward, optimizer step.
     Returns the loss."""
     device = next(model.parameters()).device
     with autocast(device, precision):
@@ -147,6 +154,9 @@ def train_step(model, optimizer, images, point_labels, precision, crf=None):
     if crf is not None:                                     # the image's edges speak where no click does
         weight, sigma_xy, sigma_band = crf
         loss = loss + weight * crf_energy(logits, model.standardise(images.to(device)), sigma_xy, sigma_band)
+    if extra is not None:                                   # e.g. the forest's map: many labels, less sure
+        target_labels, weight = extra
+        loss = loss + weight * partial_cross_entropy(logits.float(), target_labels.to(device))
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 import active
-import tiles
 from data import IGNORE
 
 

@@ -219,6 +219,24 @@ def keep_clicks(folder, data):
             write_clicks(Path(folder) / f"{stem}.csv", labels, data["classes"])
 
 
+def read_targets(folder, data):
+    """Extra targets for the training tiles (train.py --extra-targets): <stem>_classes.png in
+    `folder` for every training tile, as baseline.py --predict-train and predict.py write them:
+    (H, W) uint8 class indices, 255 where there is no target."""
+    if not data.get("stems"):
+        raise ValueError("--extra-targets needs a tile folder (--data DIR): its maps are found by tile name")
+    folder, legend = Path(folder), Legend(tuple(data["classes"]))
+    if not folder.is_dir():
+        raise ValueError(f"--extra-targets {folder}: not a folder")
+    targets = []
+    for stem, image in zip(data["stems"]["train"], data["train"][0]):
+        path = folder / f"{stem}_classes.png"
+        if not path.is_file():
+            raise ValueError(f"{path}: missing; --extra-targets needs a class map for every training tile")
+        targets.append(read_mask(path, legend, image.shape[-2:]))
+    return targets
+
+
 def stems(folder, suffixes):
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes} if folder.is_dir() else {}
 
@@ -312,6 +330,7 @@ def colour_rgb(colour):
 
 
 def colourise(class_map, colours=None):
-    """(H, W) class indices -> (H, W, 3) uint8 preview in the legend's colours, or PALETTE's."""
+    """(H, W) class indices -> (H, W, 3) uint8 preview in the legend's colours, or PALETTE's;
+    unknown (255) in black."""
     rgb = np.array([colour_rgb(c) for c in colours or PALETTE], dtype=np.uint8)
-    return rgb[class_map % len(rgb)]
+    return np.where((class_map == IGNORE)[..., None], np.uint8(0), rgb[class_map % len(rgb)])

@@ -58,11 +58,13 @@ def train(config):
     generator = torch.Generator().manual_seed(config["seed"])
     sampler = CropSampler(train_points, [i.shape[-2:] for i in train_images], config["image_size"],
                           config["crops_per_epoch"], generator, config["augment"])
-    loader = torch.utils.data.DataLoader(PointDataset(train_images, train_points, config["image_size"]),
+    targets = config["extra_targets"] and tiles.read_targets(config["extra_targets"], data)
+    loader = torch.utils.data.DataLoader(PointDataset(train_images, train_points, config["image_size"], targets or None),
                                          batch_size=config["batch_size"], sampler=sampler, generator=generator)
     print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; "
           f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled); loss {config['loss']}"
-          + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "") + "; "
+          + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "")
+          + (f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}" if targets else "") + "; "
           f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch ({config['augment']}); "
           f"encoder init: {model.encoder_init}; device: {device} ({machine(device)}); precision {precision} ({why})",
           flush=True)
@@ -73,8 +75,9 @@ def train(config):
     for epoch in range(1, config["epochs"] + 1):
         epoch_start, losses, said = time.time(), [], time.time()
         model.train()
-        for image, point_labels in loader:        # clicks only: the dense masks are for scoring
-            losses.append(train_step(model, optimizer, image, point_labels, precision, crf))
+        for image, point_labels, *target_labels in loader:     # clicks only: the dense masks are for scoring
+            extra = (target_labels[0], config["extra_weight"]) if targets else None
+            losses.append(train_step(model, optimizer, image, point_labels, precision, crf, extra))
             if time.time() - said > 60:            # long epochs (big tiles) say where they are
                 print(f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss {np.mean(losses):.4f}, "
                       f"{time.time() - epoch_start:.0f}s", flush=True)
@@ -140,6 +143,10 @@ def main(argv=None):
     parser.add_argument("--crf-sigma-xy", type=float, default=DEFAULTS["crf_sigma_xy"], help="kernel width, input pixels")
     parser.add_argument("--crf-sigma-band", type=float, default=DEFAULTS["crf_sigma_band"],
                         help="kernel width, in standard deviations of the bands")
+    parser.add_argument("--extra-targets", help="folder of <stem>_classes.png maps of the training tiles (255: "
+                        "none), e.g. baseline.py --predict-train or predict.py --min-confidence: extra targets")
+    parser.add_argument("--extra-weight", type=float, default=DEFAULTS["extra_weight"],
+                        help="their pCE's weight beside the clicks'")
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     add_device_options(parser)

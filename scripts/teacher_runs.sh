@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Two more levers of the tile recipe, measured on the validation split (docs/recipe.md): another
+# model's dense labels as extra, down-weighted targets (train.py --extra-targets).
+#   - forest targets: the pixel forest's class map of every training tile (baseline.py --predict-train);
+#   - self-training: the tile recipe's own confident pixels, top class >= 0.9 (predict.py --min-confidence).
+# Both beside the tile recipe alone, all on this machine:
+#   bash scripts/teacher_runs.sh dronedeploy 0        (SET: a folder from scripts/prepare_data.sh; SEED)
+# Writes RESULTS/<set>/teachers/{tile-recipe,forest,forest-targets,self-training}[-seedN]/, each with
+# its log (headed by date, machine and command) and metrics.json. A step whose metrics.json exists
+# is skipped, so an interrupted sequence picks up where it stopped.
+set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: bash scripts/teacher_runs.sh SET SEED" >&2; exit 2; }
+set_=$1 seed=$2 RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python}
+[ -d "$set_" ] || { echo "teacher_runs.sh: error: $set_/ not found (scripts/prepare_data.sh makes it)" >&2; exit 2; }
+runs=$RESULTS/$(basename "$set_")/teachers suffix=$([ "$seed" = 0 ] || echo "-seed$seed")
+machine="$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; torch $($PYTHON -c 'import torch; print(torch.__version__)')"
+labels="--data $set_ --points-per-class 10 --seed $seed"
+
+step() {   # step FOLDER SCRIPT FLAGS...: one logged run of SCRIPT, skipped if FOLDER has its metrics.json
+  folder=$1; shift
+  [ -f "$folder/metrics.json" ] && { echo "$folder: done before, skipped"; return 0; }
+  mkdir -p "$folder"
+  { echo "# $(date -u "+%Y-%m-%d %H:%M UTC"), $machine"; echo "\$ python $* --out $folder"; } > "$folder/run.log"
+  PYTHONUNBUFFERED=1 $PYTHON "$@" --out "$folder" >> "$folder/run.log" 2>&1 || { echo "$folder: failed, see $folder/run.log" >&2; exit 1; }
+  echo "$(date -u +%H:%M:%S) $folder: $(grep -h '^test mIoU' "$folder/run.log")"
+}
+
+step "$runs/forest$suffix" baseline.py $labels --predict-train
+step "$runs/tile-recipe$suffix" train.py $labels
+step "$runs/forest-targets$suffix" train.py $labels --extra-targets "$runs/forest$suffix/train-predictions"
+confident=$runs/tile-recipe$suffix/confident-train
+[ -d "$confident" ] || { $PYTHON predict.py "$runs/tile-recipe$suffix/model.pt" "$set_/train/images" --min-confidence 0.9 \
+                           --out "$confident.tmp" > "$runs/tile-recipe$suffix/predict-train.log" && mv "$confident.tmp" "$confident"; }
+step "$runs/self-training$suffix" train.py $labels --extra-targets "$confident"
