@@ -16,7 +16,8 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         first = next((line.strip() for line in str(message).splitlines() if line.strip()), "error")
-        self.exit(2, f"{self.prog}: error: {first}\n")
+        # under torchrun every process meets the same bad input: process 0 says so, all exit 2
+        self.exit(2, f"{self.prog}: error: {first}\n" if os.environ.get("RANK", "0") == "0" else None)
 
 
 def run_command(parser, function, argv=None):

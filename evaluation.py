@@ -15,6 +15,7 @@ import json
 import numpy as np
 import torch
 
+import distributed
 from cli import atomic
 from clicks import dihedral, undo_dihedral
 from device import autocast, memory_format
@@ -56,10 +57,10 @@ def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=
     images, dense_masks = split
     model.eval()
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
-    for image, dense_mask in zip(images, dense_masks):
+    for image, dense_mask in distributed.share(list(zip(images, dense_masks))):    # under torchrun: a share each
         prediction = predict_tile(model, image, window, batch_size, precision, tta).argmax(0)
         matrix += confusion_matrix(prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes))
-    return scores(matrix, classes)
+    return scores(distributed.sum_over_processes(matrix), classes)        # ... and the matrices summed
 
 
 def confusion_matrix(prediction, target, num_classes):

@@ -8,7 +8,9 @@ when it gives them), both at the input's own size: whole tiles are covered by ov
 windows (evaluation.predict_tile), never resized. A GeoTIFF input is read and segmented block by
 block, so a scene larger than memory fits, and also gives <stem>_classes.tif: the class map as a
 raster with the input's CRS and transform (and the legend as its colour table), to open over the
-input in a GIS. With --min-confidence P a pixel whose top class is less probable than P is
+input in a GIS. Under torchrun (`torchrun --nproc_per_node N predict.py ...`) each of the N
+processes segments every N-th input, so a folder of scenes takes 1/N of the time on N GPUs.
+With --min-confidence P a pixel whose top class is less probable than P is
 written 255 (unknown, black in the preview): the network's confident pixels, which train.py
 --extra-targets can train a new model on (self-training, docs/recipe.md). The class names, band count and normalisation come from the checkpoint. All
 inputs are checked before the first file is written, and every file is written atomically.
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+import distributed
 import geotiff
 from checkpoint import load_checkpoint
 from cli import OneLineParser, add_device_options, atomic, check_output_folder
@@ -65,12 +68,15 @@ def main(argv=None):
             bands = geotiff.band_count(path) if geotiff.is_geotiff(path) else read_image(path).shape[0]
             if bands != checkpoint["bands"]:
                 raise ValueError(f"{path}: has {bands} bands, the checkpoint was trained on {checkpoint['bands']}")
-        device = pick_device(args.device)
+        device = distributed.local_device(pick_device(args.device))   # under torchrun: this process's GPU
         precision, why = pick_precision(args.precision, device)
     except (ValueError, OSError) as error:
         parser.error(str(error))
     model.to(device, memory_format=torch.channels_last)
-    print(f"{len(files)} image(s); device {device}; precision {precision} ({why})", flush=True)
+    rank, world = distributed.rank_and_world()
+    files = distributed.share(files)           # under torchrun each process segments its share of the inputs
+    print((f"process {rank} of {world}: " if world > 1 else "") +
+          f"{len(files)} image(s); device {device}; precision {precision} ({why})", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     window, colours = checkpoint["image_size"], checkpoint.get("colours")

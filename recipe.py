@@ -16,6 +16,7 @@ from cli import check_output_folder
 from clicks import AUGMENTATIONS
 from crf import crf_energy
 from device import autocast, memory_format
+from distributed import label_share
 from pce import partial_cross_entropy
 from unet import DIVISOR
 
@@ -146,17 +147,19 @@ def train_step(model, optimizer, images, point_labels, precision, crf=None, extr
     """One step on a batch: the forward pass in the run's precision, pCE on the clicks in fp32
     (plus crf[0] * R, the CRF energy of crf.py, when crf is given; plus weight * pCE on another
     model's labels when extra = (target_labels, weight) is given), backward, optimizer step.
-    Returns the loss."""
+    Returns the loss. Under torchrun `model` is DistributedDataParallel and each pCE is scaled by
+    distributed.label_share, so the averaged gradient is that of pCE over the global batch."""
     device = next(model.parameters()).device
     with autocast(device, precision):
         logits = model(images.to(device, memory_format=memory_format(model)))
-    loss = partial_cross_entropy(logits.float(), point_labels.to(device))      # the loss in fp32
+    point_labels = point_labels.to(device)
+    loss = partial_cross_entropy(logits.float(), point_labels) * label_share(point_labels)   # the loss in fp32
     if crf is not None:                                     # the image's edges speak where no click does
         weight, sigma_xy, sigma_band = crf
-        loss = loss + weight * crf_energy(logits, model.standardise(images.to(device)), sigma_xy, sigma_band)
+        loss = loss + weight * crf_energy(logits, getattr(model, "module", model).standardise(images.to(device)), sigma_xy, sigma_band)
     if extra is not None:                                   # e.g. the forest's map: many labels, less sure
-        target_labels, weight = extra
-        loss = loss + weight * partial_cross_entropy(logits.float(), target_labels.to(device))
+        target_labels, weight = extra[0].to(device), extra[1]
+        loss = loss + weight * partial_cross_entropy(logits.float(), target_labels) * label_share(target_labels)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import distributed
 import tiles
 from checkpoint import save_checkpoint
 from cli import OneLineParser, add_device_options, run_command
@@ -37,9 +38,10 @@ def train(config):
     # config
     config = check_config(settings(config))
     started = time.time()
-    torch.manual_seed(config["seed"])
-    device = pick_device(config["device"])
+    torch.manual_seed(config["seed"])                   # the same on every process under torchrun
+    device = distributed.setup(pick_device(config["device"]))   # joins torchrun's processes, if any
     precision, why = pick_precision(config["precision"], device)
+    world = distributed.rank_and_world()[1]
     crf = crf_settings(config)
 
     # data: the training tiles with their clicks; val and test with their dense masks
@@ -52,6 +54,7 @@ def train(config):
     model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"])
     model = model.to(device, memory_format=torch.channels_last)   # the layout fast CPU and GPU convolutions want
     optimizer, scheduler = make_optimizer(model, config)
+    trained = distributed.wrap(model, device)      # DistributedDataParallel under torchrun, else the model
 
     # the loop. An epoch: one crop per synthetic scene, or enough crops around the labels to cover
     # big tiles once, in an order drawn from the seed
@@ -59,14 +62,17 @@ def train(config):
     sampler = CropSampler(train_points, [i.shape[-2:] for i in train_images], config["image_size"],
                           config["crops_per_epoch"], generator, config["augment"])
     targets = config["extra_targets"] and tiles.read_targets(config["extra_targets"], data)
+    batch_size = distributed.per_process_batch(config["batch_size"])   # --batch-size is the total
     loader = torch.utils.data.DataLoader(PointDataset(train_images, train_points, config["image_size"], targets or None),
-                                         batch_size=config["batch_size"], sampler=sampler, generator=generator)
+                                         batch_size=batch_size, sampler=distributed.shard(sampler, config["batch_size"]),
+                                         generator=generator)
     print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; "
           f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled); loss {config['loss']}"
           + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "")
           + (f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}" if targets else "") + "; "
           f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch ({config['augment']}); "
-          f"encoder init: {model.encoder_init}; device: {device} ({machine(device)}); precision {precision} ({why})",
+          f"encoder init: {model.encoder_init}; device: {device} ({machine(device)}); precision {precision} ({why})"
+          + (f"; {world} processes, batch {batch_size} each" if world > 1 else ""),
           flush=True)
 
     score = lambda split, tta=False: evaluate(model, split, data["classes"], config["image_size"],
@@ -77,7 +83,7 @@ def train(config):
         model.train()
         for image, point_labels, *target_labels in loader:     # clicks only: the dense masks are for scoring
             extra = (target_labels[0], config["extra_weight"]) if targets else None
-            losses.append(train_step(model, optimizer, image, point_labels, precision, crf, extra))
+            losses.append(train_step(trained, optimizer, image, point_labels, precision, crf, extra))
             if time.time() - said > 60:            # long epochs (big tiles) say where they are
                 print(f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss {np.mean(losses):.4f}, "
                       f"{time.time() - epoch_start:.0f}s", flush=True)
@@ -117,12 +123,15 @@ def train(config):
     metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
                    crops_per_epoch=sampler.crops, encoder_init=model.encoder_init, device=str(device),
                    machine=machine(device), torch=torch.__version__, precision=precision,
-                   best_epoch=best[1], history=history, test=test, **extra, wall_time_s=round(time.time() - started, 1))
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / "model.pt", model, data["classes"], data.get("colours"), data["bands"], config["image_size"])
-    if config["data"]:
-        tiles.keep_clicks(out / "clicks", data)       # the clicks it learned from, for suggest.py
-    save_metrics(out, metrics)
+                   world_size=world, batch_per_process=batch_size, best_epoch=best[1], history=history, test=test,
+                   **extra, wall_time_s=round(time.time() - started, 1))
+    if distributed.is_main():                      # one writer
+        out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(out / "model.pt", model, data["classes"], data.get("colours"), data["bands"], config["image_size"])
+        if config["data"]:
+            tiles.keep_clicks(out / "clicks", data)       # the clicks it learned from, for suggest.py
+        save_metrics(out, metrics)
+    distributed.finish()
     return metrics
 
 
