@@ -16,6 +16,7 @@ from clicks import sample_points
 from data import CLASSES, COLOURS, make_split
 from evaluation import predict_tile
 from paper import DENSITY_POINTS, FINAL, REPORT_DENSITY_MIOU, STRATEGY_POINTS
+from records import differences
 
 
 def figures(r, out):
@@ -122,11 +123,6 @@ def loop_curves(curves, path):
     ax.legend()
     ax.grid(alpha=0.3)
     save(fig, path)
-
-
-def differences(a, b):
-    """a - b on the seeds both have ({seed: value} each)."""
-    return [a[s] - b[s] for s in sorted(a) if s in b]
 
 
 def std(values):

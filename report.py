@@ -9,52 +9,21 @@ output, and the wall time and peak memory of every logged command, each with its
 machine and date. Every cell is mean ± std over the seeds that finished (sample std, n - 1).
 Differences between two settings are paired by seed (same scenes, same test set) and called
 "within noise" when |mean| <= 2 standard errors of the paired differences; a single seed cannot
-say, and says so. (One chapter, longer than most: the report's tables and the page that holds
-them and every other record of the folder are one rendering; figures.py draws the figures.)
+say, and says so. (figures.py draws the figures; tile_report.py writes the sections on real tiles.)
 """
 import json
-import math
-import re
 from pathlib import Path
 
 import numpy as np
 
 from cli import OneLineParser, atomic
 from data import CLASSES
-from figures import differences, figures, loop_curves
+from figures import figures, loop_curves
 from paper import DENSITY_POINTS, FINAL, REGULARISED, REPORT_DENSITY_MIOU, REPORT_FINAL, STRATEGY_POINTS
 from recipe import DEFAULTS, label_mode
-from records import QUICK, key, load_records, same_as_done
-
-def dig(metrics, path):
-    """metrics[path[0]][path[1]]..."""
-    for step in path:
-        metrics = metrics[step]
-    return metrics
-
-
-def mean_std(values):
-    values = list(values.values()) if isinstance(values, dict) else values
-    if not values:
-        return "not run yet"
-    defined = [v for v in values if v is not None]    # None: a ratio with nothing to count
-    if not defined:
-        return "undefined"
-    note = f" ({len(defined)} of {len(values)} seeds defined)" if len(defined) < len(values) else ""
-    if len(defined) == 1:
-        return f"{defined[0]:.4f} ({note[2:-1] or '1 seed'})"
-    return f"{np.mean(defined):.4f} ± {np.std(defined, ddof=1):.4f}{note}"
-
-
-def paired(a, b):
-    """a - b on the seeds both have ({seed: value} each): 'mean ± std (verdict)'."""
-    d = differences(a, b)
-    if len(d) < 2:
-        return f"{d[0]:+.4f} (1 seed: noise unknown)" if d else "not run yet"
-    mean, std = np.mean(d), np.std(d, ddof=1)
-    verdict = "within noise" if abs(mean) <= 2 * std / math.sqrt(len(d)) else "beyond noise"
-    return f"{mean:+.4f} ± {std:.4f} ({verdict})"
-
+from records import (QUICK, dig, header, key, load_records, logged_command, mean_std, method, over_seeds, paired,
+                     run_groups, same_as_done)
+from tile_report import ablation, labelling_loops, teachers
 
 class Results:
     def __init__(self, records, seeds, quick, precision="auto"):
@@ -170,74 +139,12 @@ def page(folder, tables_text):
         lines += ["", body.replace("\n## ", "\n### ").strip(), ""]
         lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
     lines += ablation(folder)
+    lines += teachers(folder)
     lines += labelling_loops(folder)
+    lines += processes(folder)
     lines += single_runs(folder)
     lines += logged_commands(folder)
     return "\n".join(lines).rstrip() + "\n"
-
-
-def logged_command(line):
-    """The command of a log's '$ ' line, without the timing wrapper and a trailing comment."""
-    return line[2:].replace("/usr/bin/time -v ", "").split("   #")[0]
-
-
-def header(log):
-    """(log, its first line without '# ', the first command it ran)."""
-    text = log.read_text().splitlines()
-    command = next((logged_command(line) for line in text if line.startswith("$ ")), "")
-    return log, text[0].lstrip("# ").strip(), command
-
-
-def labelling_loops(folder):
-    """active.py's loops: test mIoU per round and strategy, over seeds, and the figure beside it."""
-    lines = []
-    for path in sorted(folder.glob("active/*/curves.json")):
-        record = json.loads(path.read_text())
-        config, curves = record.pop("config"), record
-        if set(curves) != {"proposed", "random"}:
-            continue
-        rounds = config["rounds"] + 1                      # round 0 and the added rounds; seeds that finished them
-        seeds = sorted((s for s in curves["proposed"] if all(len(curves[k].get(s, [])) == rounds for k in curves)), key=int)
-        if not seeds:
-            continue
-        at = lambda strategy, r, key: {int(seed): curves[strategy][seed][r][key] for seed in seeds}
-        log = path.parent / "active.log"
-        _, when, command = header(log) if log.exists() else (None, "", "")
-        lines += [f"## The labelling loop: {path.parent.name}", "", f"`{command}` — {when} ([log]({log.relative_to(folder)})). "
-                  f"Round 0: {config['start_per_class']} random clicks per class per tile; each round adds "
-                  f"{config['clicks']} clicks, labelled from the masks, and trains again from scratch "
-                  f"(`{config['train_flags'] or 'the --data defaults'}`). Test mIoU over {len(seeds)} seed"
-                  f"{'s' * (len(seeds) > 1)}, paired by seed.", "",
-                  "| round | clicks | proposed mIoU | random mIoU | proposed − random |", "|---|---|---|---|---|"]
-        for r in range(rounds):
-            lines.append(f"| {r} | {np.mean(list(at('proposed', r, 'clicks').values())):.0f} | "
-                         f"{mean_std(at('proposed', r, 'miou'))} | {mean_std(at('random', r, 'miou'))} | "
-                         f"{paired(at('proposed', r, 'miou'), at('random', r, 'miou'))} |")
-        last = np.mean(list(at("random", rounds - 1, "miou").values()))
-        reach = next((r for r in range(rounds) if np.mean(list(at("proposed", r, "miou").values())) >= last), None)
-        clicks = lambda strategy, r: np.mean(list(at(strategy, r, "clicks").values()))
-        lines += ["", f"Random clicks reach {last:.4f} with {clicks('random', rounds - 1):.0f} clicks; proposed clicks " +
-                  (f"reach it at round {reach}, with {clicks('proposed', reach):.0f} "
-                   f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them; of the clicks added "
-                   f"after round 0, {reach * config['clicks']} against {(rounds - 1) * config['clicks']}, "
-                   f"{reach / (rounds - 1):.0%})." if reach is not None else "do not reach it."), "", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
-    return lines
-
-
-def run_groups(folder):
-    """{name: [metrics, one per seed]} of every run with a metrics.json outside the experiments'
-    runs/, grouped by folder name without its seed."""
-    groups = {}
-    for path in sorted(folder.glob("**/metrics.json")):
-        if path.relative_to(folder).parts[0] not in ("runs", "active"):
-            name = re.sub(r"[-_]seed-?\d+$", "", str(path.parent.relative_to(folder)))
-            groups.setdefault(name, []).append(json.loads(path.read_text()))
-    return groups
-
-
-def over_seeds(runs, *path):
-    """{seed: metrics[path[0]][path[1]]...} over one group's runs."""
-    return {run["config"]["seed"]: dig(run, path) for run in runs}
 
 
 def headline(folder, r=None):
@@ -278,104 +185,22 @@ def with_headline(readme, table):
     return readme[:start] + "\n" + table + "\n" + readme[end:]
 
 
-def method(run):
-    """What a run trained: the pixel random forest, or the U-Net, its loss and, where it is not the
-    report's, its recipe."""
-    if "method" in run:
-        return run["method"]
-    c = {**DEFAULTS, **run["config"]}
-    recipe = [c["augment"]] * (c["augment"] != DEFAULTS["augment"]) + [f"{c['epochs']} epochs"] * (c["epochs"] != 5) + \
-        ["TTA"] * c["tta"]
-    return "U-Net, " + c["loss"] + (f" (λ {c['crf_weight']:g}, σ_xy {c['crf_sigma_xy']:g}, σ_band {c['crf_sigma_band']:g})"
-                                   if c["loss"] == "pce+crf" else "") + (f"; {', '.join(recipe)}" if recipe else "")
-
-
-# The tile recipe's ablation (scripts/recipe_runs.sh): (row, run folder, scored with TTA). Runs made
-# with --tta were also scored without it, so one run gives two rows.
-LEVERS = [("the report's recipe: hflip, 5 epochs", "recipe-hflip-5ep-points-per-class-10", False),
-          ("report's + TTA", "recipe-hflip-5ep-points-per-class-10", True),
-          ("report's + dihedral", "recipe-dihedral-5ep-points-per-class-10", False),
-          ("report's + 10 epochs", "recipe-hflip-10ep-points-per-class-10", False),
-          ("report's + dihedral + 10 epochs", "points-per-class-10", False),
-          ("**tile recipe**: dihedral + 10 epochs + TTA (`--data` default)", "points-per-class-10", True)]
-FOREST = "forest-points-per-class-10"
-# issue 19's targets: the tile recipe's test mIoU at least the forest's + this, on the same clicks
-TARGET_MARGIN = dict(dronedeploy=0.08, dubai=0.08, synthetic=0.05)
-
-
-def scored(run, tta):
-    """(best val mIoU, test scores, wall seconds) of a run as scored with or without TTA. The wall
-    time leaves out the final scorings that the row did not need (those done for the ablation)."""
-    if "method" in run:                                                # the forest
-        return run["val_miou"], run["test"], run["wall_time_s"]
-    seconds = run.get("scoring_seconds", {})
-    if tta:
-        val, test = run["val_miou_tta"], run["test"]
-        extra = seconds.get("test_without_tta", 0) + seconds.get("val_tta", 0)
-    else:
-        val = max(h["val_miou"] for h in run["history"] if h["val_miou"] is not None)
-        test = run.get("test_without_tta", run["test"])
-        extra = (seconds["test"] + seconds.get("val_tta", 0)) if "test_without_tta" in run else 0
-    return val, test, run["wall_time_s"] - extra
-
-
-def ablation(folder):
-    """The tile recipe's levers alone and together, beside the pixel random forest, per data set."""
-    groups = run_groups(folder)
-    sets = [s for s in ("dronedeploy", "dubai") if f"{s}/{LEVERS[0][1]}" in groups and f"{s}/{FOREST}" in groups]
-    if not sets:
+def processes(folder):
+    """scripts/distributed_check.sh: the same run as one process and as N under torchrun."""
+    runs = [(path.parent, json.loads(path.read_text())) for path in sorted(folder.glob("distributed/*/metrics.json"))]
+    if not runs:
         return []
-    lines = ["## The tile recipe: each lever alone and together", "",
-             "The runs of `scripts/recipe_runs.sh` ([docs/recipe.md](../docs/recipe.md)): the same clicks (10 random per class), splits",
-             "and seeds for every row, the pixel random forest of `baseline.py` last. Val mIoU is what the recipe",
-             "was chosen on; − forest is paired by seed. Wall: one run, with the scorings a row did not need",
-             "left out; the network runs shared one GPU, several at a time, so their wall times compare",
-             "with each other roughly, and not with the forest's, which ran on a CPU.", ""]
-    for data in sets:
-        rows = [(label, groups[f"{data}/{name}"], tta) for label, name, tta in LEVERS] + \
-               [("pixel random forest", groups[f"{data}/{FOREST}"], None)]
-        classes = rows[0][1][0]["classes"]
-        forest = {run["config"]["seed"]: scored(run, None)[1]["miou"] for run in rows[-1][1]}
-        lines += [f"**{data}**", "", "| recipe | seeds | val mIoU | test mIoU | − forest | pixel accuracy | "
-                  + " | ".join(classes) + " | wall |", "|---" * (len(classes) + 7) + "|"]
-        for label, runs, tta in rows:
-            views = {run["config"]["seed"]: scored(run, tta) for run in runs}
-            test = {seed: v[1] for seed, v in views.items()}
-            cells = [mean_std({s: v[0] for s, v in views.items()}), mean_std({s: t["miou"] for s, t in test.items()}),
-                     "—" if tta is None else paired({s: t["miou"] for s, t in test.items()}, forest),
-                     mean_std({s: t["pixel_accuracy"] for s, t in test.items()})]
-            cells += [mean_std({s: t["per_class"][k]["iou"] for s, t in test.items()}) for k in classes]
-            lines.append(f"| {label} | {', '.join(map(str, sorted(views)))} | " + " | ".join(cells) +
-                         f" | {np.mean([v[2] for v in views.values()]):.0f} s |")
-        network, forest_run = rows[-2][1][0], rows[-1][1][0]
-        lines += ["", f"Network: {network['machine']}, {network['precision']}, torch {network['torch']}, "
-                  f"{network['encoder_init']} init. Forest: {forest_run['machine']}, scikit-learn {forest_run['sklearn']}.", ""]
-    return lines + targets(groups)
-
-
-def targets(groups):
-    """Issue 19's targets, met or not: the tile recipe against the forest on the same clicks."""
-    lines = ["### Targets: the tile recipe against the pixel random forest", "",
-             "| data | forest test mIoU | tile recipe test mIoU | tile recipe − forest | target | met | pixel accuracy, "
-             "forest → tile recipe | met |", "|---|---|---|---|---|---|---|---|"]
-    for data, margin in TARGET_MARGIN.items():
-        name = "points-per-class-10" if data != "synthetic" else "tile-recipe-points-per-class-10"
-        if f"{data}/{name}" not in groups or f"{data}/{FOREST}" not in groups:
-            continue
-        net = {run["config"]["seed"]: scored(run, True)[1] for run in groups[f"{data}/{name}"]}
-        forest = {run["config"]["seed"]: run["test"] for run in groups[f"{data}/{FOREST}"]}
-        gap = differences({s: t["miou"] for s, t in net.items()}, {s: t["miou"] for s, t in forest.items()})
-        accuracy = [np.mean([t["pixel_accuracy"] for t in side.values()]) for side in (forest, net)]
-        lines.append(f"| {data} | {mean_std({s: t['miou'] for s, t in forest.items()})} | "
-                     f"{mean_std({s: t['miou'] for s, t in net.items()})} | "
-                     f"{paired({s: t['miou'] for s, t in net.items()}, {s: t['miou'] for s, t in forest.items()})} | "
-                     f"+{margin:.2f} | {'yes' if np.mean(gap) >= margin else f'no, short by {margin - np.mean(gap):.4f}'} | "
-                     f"{accuracy[0]:.4f} → {accuracy[1]:.4f} | {'yes' if accuracy[1] >= accuracy[0] else 'no'} |")
-    if "dubai/points-per-class-10" in groups and f"dubai/{LEVERS[0][1]}" in groups:
-        tile, report = (np.mean([scored(run, tta)[2] for run in groups[f"dubai/{name}"]])
-                        for name, tta in (("points-per-class-10", True), (LEVERS[0][1], False)))
-        lines += ["", f"Time on Dubai, same machine: the tile recipe {tile:.0f} s, the report's {report:.0f} s: "
-                  f"{tile / report:.2f}x (target: at most 2x)."]
+    lines = ["## One process or several (torchrun)", "", "The runs of `scripts/distributed_check.sh` "
+             "([docs/distributed.md](../docs/distributed.md)), the same flags as one process and as several:", "",
+             "| run | command | processes | batch per process | seconds per epoch (training + val) | crops per second | best val mIoU | "
+             "test mIoU | pixel accuracy | machine, date |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for path, run in runs:
+        _, when, command = header(path / "train.log")
+        seconds = np.mean([h["seconds"] for h in run["history"]])
+        lines.append(f"| {path.name} | `{command}` | {run.get('world_size', 1)} | {run.get('batch_per_process')} | "
+                     f"{seconds:.1f} | {run['crops_per_epoch'] / seconds:.1f} | "
+                     f"{max(h['val_miou'] for h in run['history']):.4f} | {run['test']['miou']:.4f} | "
+                     f"{run['test']['pixel_accuracy']:.4f} | {run['machine']}, {when} |")
     return lines + [""]
 
 
