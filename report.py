@@ -160,17 +160,20 @@ def headline(folder, r=None):
         lines.append(f"| synthetic ([tables](results/README.md#the-reports-experiments)) | "
                      f"{label_mode({**DEFAULTS, **config})[1]}, U-Net | {len(miou)} | "
                      f"{mean_std(miou)} | {mean_std(r.values(config, 'test', 'pixel_accuracy'))} | {theirs} |")
+    shown = {}
     for name, runs in groups.items():
         c = {**DEFAULTS, **runs[0]["config"]}
-        if (c["data"] or name.startswith("synthetic/")) and c["loss"] == "pce" and "recipe-" not in name:
+        if (c["data"] or name.startswith("synthetic/")) and c["loss"] == "pce" and name.count("/") == 1 \
+                and "recipe-" not in name:                       # not the ablations' runs (recipe-*, teachers/)
+            shown[name] = runs
             lines.append(f"| {c['data'] or 'synthetic'} ([runs](results/README.md#single-runs)) | {label_mode(c)[1]}"
                          f", {runs[0].get('method', 'U-Net')} | {len(runs)} | "
                          f"{mean_std(over_seeds(runs, 'test', 'miou'))} | "
                          f"{mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | — |")
     networks = [rec["metrics"] for rec in r.records.values()] + \
-               [run for runs in groups.values() for run in runs if "encoder_init" in run]
+               [run for runs in shown.values() for run in runs if "encoder_init" in run]
     machines = sorted({run["machine"] + ", " + run["precision"] for run in networks} |
-                      {run["machine"] + ", " + run["method"] for runs in groups.values() for run in runs if "method" in run})
+                      {run["machine"] + ", " + run["method"] for runs in shown.values() for run in runs if "method" in run})
     inits = sorted({run["encoder_init"] for run in networks})
     return "\n".join(lines + ["", f"Computed on: {'; '.join(machines)}. The network's encoder init: {', '.join(inits)}."])
 
