@@ -196,14 +196,14 @@ def processes(folder):
     lines = ["## One process or several (torchrun)", "", "The runs of `scripts/distributed_check.sh` "
              "([docs/distributed.md](../docs/distributed.md)), the same flags as one process and as several:", "",
              "| run | command | processes | batch per process | seconds per epoch (training + val) | crops per second | best val mIoU | "
-             "test mIoU | pixel accuracy | machine, date |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "test mIoU | pixel accuracy | machine, threads per process; date |", "|---|---|---|---|---|---|---|---|---|---|"]
     for path, run in runs:
         _, when, command = header(path / "train.log")
         seconds = np.mean([h["seconds"] for h in run["history"]])
         lines.append(f"| {path.name} | `{command}` | {run.get('world_size', 1)} | {run.get('batch_per_process')} | "
                      f"{seconds:.1f} | {run['crops_per_epoch'] / seconds:.1f} | "
                      f"{max(h['val_miou'] for h in run['history']):.4f} | {run['test']['miou']:.4f} | "
-                     f"{run['test']['pixel_accuracy']:.4f} | {run['machine']}, {when} |")
+                     f"{run['test']['pixel_accuracy']:.4f} | {run['machine']}, torch {run['torch']}; {when.split(',')[0]} |")
     return lines + [""]
 
 
