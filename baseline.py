@@ -111,7 +111,8 @@ def run(config):
         raise ValueError("--dense: the pixel classifier is the clicks baseline; give --points N or --points-per-class K")
     started = time.time()
     data = tiles.load_data(how, config["seed"], config["data"], config["image_size"],
-                           [config[f"{split}_size"] for split in ("train", "val", "test")])
+                           [config[f"{split}_size"] for split in ("train", "val", "test")],
+                           config["points_file"] and (config["points_file"], config["class_field"]))
     train_images, train_points = data["train"]
     if not all(isinstance(labels, Clicks) for labels in train_points):
         raise ValueError("the pixel classifier trains on clicks: every training tile needs points/<stem>.csv or "
@@ -142,11 +143,12 @@ def run(config):
         print(f"class maps of the {len(train_images)} training tiles in {out / 'train-predictions'}", flush=True)
     val = score(forest, data["val"], data["classes"], "val") if len(data["val"][0]) else None
     test = score(forest, data["test"], data["classes"], "test", save)
-    print_table(test, data["classes"])
+    print_table(test, data["classes"], data.get("scored_on", {}).get("test", "masks"))
     kept = ("points", "points_per_class", "strategy", "seed", "data", "image_size", "train_size", "val_size",
-            "test_size", "out", "predict_train")
+            "test_size", "out", "predict_train", "points_file", "class_field")
     metrics = dict(config={**{k: config[k] for k in kept}, "trees": TREES, "sigmas": list(SIGMAS)},
                    method="pixel random forest", classes=list(data["classes"]), labeled_fraction=labeled_fraction,
+                   scored_on=data.get("scored_on") or dict(val="masks", test="masks"),
                    features=int(x.shape[1]), machine=machine, sklearn=sklearn.__version__,
                    val_miou=val and val["miou"], test=test, wall_time_s=round(time.time() - started, 1))
     save_metrics(out, metrics)

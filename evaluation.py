@@ -88,13 +88,19 @@ def scores(matrix, classes):
                 confusion_matrix=matrix.tolist())
 
 
-def print_table(test, classes):
-    """Per-class IoU, precision and recall, one line a class."""
+def print_table(test, classes, scored_on="masks"):
+    """Per-class IoU, precision and recall, one line a class; scored on reference points, with the
+    number of points of each class beside them (a class with 6 points has a wide margin), and
+    precision and recall under their map-accuracy names, user's and producer's accuracy."""
     fmt = lambda v: "   -  " if v is None else f"{v:.4f}"
-    print(f"{'class':<12} {'IoU':>7} {'precision':>10} {'recall':>7}")
-    for c in classes:
+    points = scored_on != "masks"
+    truth = np.asarray(test["confusion_matrix"]).sum(1)
+    print(f"{'class':<12} {'IoU':>7} {'precision':>10} {'recall':>7}" +
+          (f"   {scored_on}: user's = precision, producer's = recall" if points else ""))
+    for k, c in enumerate(classes):
         s = test["per_class"][c]
-        print(f"{c:<12} {fmt(s['iou']):>7} {fmt(s['precision']):>10} {fmt(s['recall']):>7}")
+        print(f"{c:<12} {fmt(s['iou']):>7} {fmt(s['precision']):>10} {fmt(s['recall']):>7}" +
+              (f"   {truth[k]} {'points' if scored_on == 'reference points' else 'scored pixels'}" if points else ""))
 
 
 def save_metrics(out, metrics):

@@ -23,6 +23,7 @@ from PIL import Image
 
 import distributed
 import geotiff
+import vector
 from checkpoint import load_checkpoint
 from cli import OneLineParser, add_device_options, atomic, check_output_folder
 from device import pick_device, pick_precision
@@ -53,18 +54,26 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder for the predicted PNGs (and GeoTIFFs)")
     parser.add_argument("--tta", action="store_true", help="average the 8 flips and quarter turns of each window "
                         "(8x the time; what train.py's tile recipe scores with)")
+    parser.add_argument("--polygons", action="store_true", help="for GeoTIFF inputs also write <stem>_polygons.gpkg: "
+                        "the class map as polygons with a class name, in the scene's CRS (docs/gis.md)")
+    parser.add_argument("--min-area", type=float, default=0.0, help="with --polygons: merge patches smaller than "
+                        "this (map units², e.g. m²) into their neighbours first")
     parser.add_argument("--min-confidence", type=float, help="write 255 (unknown) where the top class's "
                         "probability is below this, e.g. 0.9: confident pixels only, as targets for self-training "
                         "(train.py --extra-targets)")
     add_device_options(parser)
     args = parser.parse_args(argv)
     try:
+        if args.min_area < 0 or (args.min_area and not args.polygons):
+            raise ValueError(f"--min-area must be >= 0 and goes with --polygons, got {args.min_area}")
         if args.min_confidence is not None and not 0 < args.min_confidence < 1:
             raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
         check_output_folder(args.out)
         model, checkpoint = load_checkpoint(args.checkpoint)
         files = expand(args.inputs)
         for path in files:                                # check everything before writing anything
+            if args.polygons and not geotiff.is_geotiff(path):
+                raise ValueError(f"{path}: --polygons needs GeoTIFF inputs, whose pixels have map coordinates")
             bands = geotiff.band_count(path) if geotiff.is_geotiff(path) else read_image(path).shape[0]
             if bands != checkpoint["bands"]:
                 raise ValueError(f"{path}: has {bands} bands, the checkpoint was trained on {checkpoint['bands']}")
@@ -93,6 +102,10 @@ def main(argv=None):
             blocks = announce(geotiff.predict_scene(path, predict, window), f"[{i}/{len(files)}] {path}")
             with atomic(out / written[-1]) as tmp:
                 class_map = geotiff.write_classes(tmp, path, blocks, colours and [colour_rgb(c) for c in colours])
+            if args.polygons:              # polygons a GIS opens, read block by block from the class raster
+                written.append(f"{path.stem}_polygons.gpkg")
+                with atomic(out / written[-1]) as tmp:
+                    vector.write_polygons(tmp, out / written[-2], checkpoint["classes"], args.min_area)
         else:
             class_map = predict(read_image(path))
         for picture, name in ((class_map, written[0]), (colourise(class_map, colours), written[1])):

@@ -28,6 +28,8 @@ DEFAULTS = dict(
     points_per_class=None,    # ... or clicks per class present in the image
     strategy="random",        # how per-class clicks are placed: random | stratified
     dense=False,              # train on the full masks instead (the upper bound)
+    points_file=None,         # ... or the clicks of a GIS point layer (GeoPackage, GeoJSON, shapefile)
+    class_field="class",      # the layer's attribute that holds each point's class
     loss="pce",               # pce, or pce+crf: pCE + crf_weight * R, R the local CRF energy (crf.py)
     crf_weight=CRF_WEIGHT, crf_sigma_xy=CRF_SIGMA_XY, crf_sigma_band=CRF_SIGMA_BAND,
     epochs=5, batch_size=8, lr=1e-3, weight_decay=1e-4,
@@ -61,9 +63,13 @@ def label_mode(config):
     """How a run's training labels are made, decided here and nowhere else. Returns (how, what,
     name): how is "dense", the keyword arguments of clicks.sample_points, or None (a tile folder
     whose training tiles all bring their own clicks); `what` is said in the log, `name` names the run."""
-    given = [k for k in ("points", "points_per_class") if config[k] is not None] + (["dense"] if config["dense"] else [])
+    given = [k for k in ("points", "points_per_class", "points_file") if config.get(k) is not None] + \
+        (["dense"] if config["dense"] else [])
     if len(given) > 1 or not (given or config["data"]):
-        raise ValueError(f"choose exactly one of --points N, --points-per-class K, --dense (got {given or 'none'})")
+        raise ValueError(f"choose exactly one of --points N, --points-per-class K, --dense, --points-file "
+                         f"(got {given or 'none'})")
+    if config.get("points_file"):
+        return None, f"clicks from the point layer {config['points_file']}", "layer"
     if config["dense"]:
         return "dense", "dense masks", "dense"
     if config["points"] is not None:
@@ -84,6 +90,9 @@ def add_data_options(parser):
     for key in ("seed", "image_size", "train_size", "val_size", "test_size"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
     parser.add_argument("--data", help="folder of your own tiles (docs/own-data.md)")
+    parser.add_argument("--points-file", help="a GIS point layer (GeoPackage, GeoJSON, shapefile) of clicks and "
+                        "reference points over the --data GeoTIFF tiles (docs/gis.md)")
+    parser.add_argument("--class-field", default=DEFAULTS["class_field"], help="the layer's class attribute")
 
 
 def run_name(config):

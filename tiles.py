@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 import geotiff
+import vector
 from cli import atomic
 from clicks import Clicks, band_statistics, count_labels, sample_points, sample_split_points
 from data import CLASSES, COLOURS, IGNORE, make_split
@@ -241,8 +242,9 @@ def stems(folder, suffixes):
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes} if folder.is_dir() else {}
 
 
-def read_split(root, split, legend):
-    """image paths, images, masks (None where a training tile has clicks and no mask), click files."""
+def read_split(root, split, legend, layer=None):
+    """image paths, images, masks (None where a tile has no mask: a training tile with clicks, or
+    any tile when a point layer gives its clicks or reference points), click files."""
     images = stems(root / split / "images", IMAGE_SUFFIXES)
     if not images:
         raise ValueError(f"{root / split / 'images'}: missing or holds no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -250,7 +252,7 @@ def read_split(root, split, legend):
     out = ([], [], [], [])
     for stem, path in images.items():
         image = read_image(path)
-        if stem not in masks and not (split == "train" and stem in clicks):
+        if stem not in masks and not (split == "train" and stem in clicks) and not layer:
             needs = "a mask (masks/<stem>.png or .npy) or clicks (points/<stem>.csv)" if split == "train" else \
                     "a mask (masks/<stem>.png or .npy): val and test tiles are scored"
             raise ValueError(f"{path}: no mask; a {split} image needs {needs}")
@@ -259,15 +261,18 @@ def read_split(root, split, legend):
     return out
 
 
-def load_data(how, seed=0, folder=None, image_size=128, sizes=(200, 60, 60)):
+def load_data(how, seed=0, folder=None, image_size=128, sizes=(200, 60, 60), layer=None):
     """What a run trains and scores on: {'train': (images, point_labels), 'val'|'test': (images,
     dense_masks), 'classes', 'bands', 'mean', 'std'}, from the synthetic scenes (`sizes` scenes of
     image_size^2 per split) or from a folder of tiles. how: "dense" (a training tile's labels are
     its dense mask), sample_points arguments (its clicks, drawn once from the mask with `seed`), or
     None (a folder whose training tiles all bring clicks). train.py and baseline.py both call this,
-    so the same flags and seed give them the same clicks."""
+    so the same flags and seed give them the same clicks. layer=(path, class field): the clicks and
+    reference points come from a GIS point layer (vector.py)."""
     if folder:
-        return load_folder(folder, seed, how)
+        return load_folder(folder, seed, how, layer)
+    if layer:
+        raise ValueError("--points-file needs a folder of GeoTIFF tiles (--data DIR): its points are placed by map coordinates")
     data = dict(classes=CLASSES, bands=3)
     for split, size in zip(("train", "val", "test"), sizes):
         images, dense_masks = make_split(split, size, seed, image_size)
@@ -279,21 +284,35 @@ def load_data(how, seed=0, folder=None, image_size=128, sizes=(200, 60, 60)):
     return data
 
 
-def load_folder(root, seed, how):
+def load_folder(root, seed, how, layer=None):
     """load_data's dict from a folder of tiles (format in the module docstring).
     how: for training tiles without a clicks file, "dense" (their full mask) or sample_points
-    arguments (clicks sampled from the mask); None means every training tile must bring clicks."""
+    arguments (clicks sampled from the mask); None means every training tile must bring clicks,
+    or, with a point layer, get them from it (and val/test tiles without masks its reference points)."""
     root = Path(root)
     legend = read_legend(root)
     classes = legend.names
-    data = dict(classes=classes, colours=legend.colours, stems={})
+    data = dict(classes=classes, colours=legend.colours, stems={}, scored_on={})
+    layer = layer and (layer[0], vector.read_layer(layer[0], layer[1], classes))
+    placed = dict(train=0, val=0, test=0, left_out=0)
     rng = np.random.default_rng([seed, 1000])                  # as data.sample_split_points
     for split in ("train", "val", "test"):
         if split == "val" and not (root / "val").exists():
             data["val"] = ([], [])
             continue
-        paths, images, masks, clicks = read_split(root, split, legend)
+        paths, images, masks, clicks = read_split(root, split, legend, layer)
         data["stems"][split] = [path.stem for path in paths]
+        if layer:                                   # the layer's points on each tile: clicks, or reference points
+            located = [vector.layer_clicks(layer[1], *tile) for tile in zip(paths, images, masks)]
+            placed["left_out"] += sum(left_out for _, left_out in located)
+            if split == "train":
+                placed["train"] += sum(c.rows.size for c, _ in located)
+                data[split] = (images, [c for c, _ in located])
+                continue
+            placed[split] += sum(c.rows.size for (c, _), m in zip(located, masks) if m is None)
+            data["scored_on"][split] = "masks" if all(m is not None for m in masks) else \
+                "reference points" if all(m is None for m in masks) else "masks and reference points"
+            masks = [m if m is not None else vector.reference_mask(c, i.shape[-2:]) for (c, _), m, i in zip(located, masks, images)]
         if split == "train":
             point_labels = [training_labels(*tile, classes, how, rng) for tile in zip(paths, images, masks, clicks)]
             if not sum(count_labels(labels) for labels in point_labels):
@@ -302,6 +321,14 @@ def load_folder(root, seed, how):
             data[split] = (images, point_labels)
         else:
             data[split] = (images, masks)
+    if layer:
+        if not placed["train"] + placed["val"] + placed["test"]:
+            raise ValueError(f"{layer[0]}: no point falls inside any tile of {root} (the layer's CRS: {layer[1][0]})")
+        if not placed["train"]:
+            raise ValueError(f"{layer[0]}: no point falls on a training tile of {root}: nothing to train on")
+        print(f"point layer {layer[0]}: {placed['train']} clicks on the training tiles; {placed['val']} and "
+              f"{placed['test']} reference points on val and test tiles without masks; {placed['left_out']} points "
+              f"on nodata or unknown pixels left out", flush=True)
     band_counts = {i.shape[0] for split in ("train", "val", "test") for i in data[split][0]}
     if len(band_counts) > 1:
         raise ValueError(f"{root}: all tiles need the same number of bands, found {sorted(band_counts)}")

@@ -46,7 +46,8 @@ def train(config):
 
     # data: the training tiles with their clicks; val and test with their dense masks
     data = tiles.load_data(label_mode(config)[0], config["seed"], config["data"], config["image_size"],
-                           [config[f"{split}_size"] for split in ("train", "val", "test")])
+                           [config[f"{split}_size"] for split in ("train", "val", "test")],
+                           config["points_file"] and (config["points_file"], config["class_field"]))
     train_images, train_points = data["train"]
     labeled_fraction = sum(map(count_labels, train_points)) / sum(i.shape[-2] * i.shape[-1] for i in train_images)
 
@@ -116,11 +117,12 @@ def train(config):
             extra["val_miou_tta"] = val["miou"]
         print(f"test-time augmentation (8 orientations): test mIoU {extra['test_without_tta']['miou']:.4f} "
               f"-> {test['miou']:.4f}", flush=True)
-    print_table(test, data["classes"])
+    print_table(test, data["classes"], data.get("scored_on", {}).get("test", "masks"))
 
     # save
     out = Path(config["out"] or Path("runs") / run_name(config))
     metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
+                   scored_on=data.get("scored_on") or dict(val="masks", test="masks"),
                    crops_per_epoch=sampler.crops, encoder_init=model.encoder_init, device=str(device),
                    machine=machine(device), torch=torch.__version__, precision=precision,
                    world_size=world, batch_per_process=batch_size, best_epoch=best[1], history=history, test=test,

@@ -1,0 +1,127 @@
+"""GIS point layers in, polygons out: the clicks where GIS users keep them.
+
+An analyst clicks in QGIS (or ArcGIS, or QField in the field): a point layer, a GeoPackage, a
+GeoJSON or a shapefile, each point with a class attribute, in map coordinates. `read_layer`
+reads it with fiona (GDAL's vector side, rasterio's sibling); `layer_clicks` places its points on
+each GeoTIFF tile whose footprint holds them: reprojected from the layer's CRS to the tile's
+(rasterio.warp.transform; a GeoJSON is lon/lat WGS 84, RFC 7946), then to a pixel by the tile's
+transform. On training tiles the points are clicks; on val and test tiles without masks they are
+reference points, and the split is scored on them (the good-practice way of assessing a land-cover
+map, Olofsson et al. 2014): a mask that is unknown (255) everywhere but at the points, through
+the same confusion matrix. `write_polygons` turns a class raster into polygons with a class name,
+block by block, for a GIS to open.
+"""
+import warnings
+from pathlib import Path
+
+import fiona
+import numpy as np
+import rasterio
+from rasterio import features, warp
+
+from clicks import Clicks
+from data import IGNORE
+
+POINT_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
+
+
+def class_index(value, classes):
+    """A class attribute -> its index: a class name of classes.txt, or the index itself; None if neither."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value in classes:
+            return list(classes).index(value)
+        return int(value) if value.isdigit() and int(value) < len(classes) else None
+    if isinstance(value, (int, float)) and float(value).is_integer() and 0 <= value < len(classes):
+        return int(value)
+    return None
+
+
+def read_layer(path, class_field, classes):
+    """(the layer's CRS, [(feature id, x, y, class index)]) of a point layer; every bad input one
+    ValueError line: a missing file, no CRS, no such field, a non-point geometry, an unknown class."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--points-file {path}: not found (a GeoPackage, GeoJSON or shapefile of points)")
+    try:
+        with fiona.open(path) as layer:
+            fields = list(layer.schema["properties"])
+            if class_field not in fields:
+                raise ValueError(f"{path}: the layer has no field {class_field!r}; its fields: "
+                                 f"{', '.join(fields) or 'none'} (choose one with --class-field)")
+            if not layer.crs:
+                raise ValueError(f"{path}: the layer has no CRS; set its CRS in your GIS and save it again")
+            crs, points = layer.crs, []
+            for feature in layer:
+                kind = feature.geometry.type if feature.geometry else "feature without a geometry"
+                if kind != "Point":
+                    raise ValueError(f"{path}: feature {feature.id} is a {kind}; a layer of clicks holds points")
+                value = feature.properties[class_field]
+                index = class_index(value, classes)
+                if index is None:
+                    raise ValueError(f"{path}: feature {feature.id} has class {value!r}, which classes.txt lacks "
+                                     f"({', '.join(classes)}, or an index 0..{len(classes) - 1})")
+                x, y = feature.geometry.coordinates[:2]
+                points.append((feature.id, float(x), float(y), index))
+    except fiona.errors.FionaError as error:
+        raise ValueError(f"{path}: cannot read the point layer ({type(error).__name__}: {error})") from None
+    return crs, points
+
+
+def layer_clicks(layer, tile_path, image, mask=None):
+    """(Clicks, points left out) of the layer's points inside one GeoTIFF tile, in the layer's
+    order. A point on nodata pixels (every band the tile's nodata value) or on an unknown (255)
+    pixel of `mask` is left out and counted, not fatal."""
+    crs, points = layer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)      # said below, in one line
+        raster = rasterio.open(tile_path)
+    with raster:
+        if raster.crs is None:
+            raise ValueError(f"{tile_path}: not georeferenced (no CRS), but the point layer is in map "
+                             f"coordinates; give tiles as GeoTIFFs with their CRS and transform")
+        tile_crs, transform, nodata = raster.crs, raster.transform, raster.nodata
+    if not points:
+        return Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)), 0
+    xs, ys = warp.transform(crs, tile_crs, [p[1] for p in points], [p[2] for p in points])
+    cols, rows = ~transform @ (np.array(xs), np.array(ys))
+    rows, cols = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+    inside = (rows >= 0) & (rows < image.shape[-2]) & (cols >= 0) & (cols < image.shape[-1])
+    rows, cols = rows[inside], cols[inside]
+    classes = np.array([p[3] for p in points], np.int64)[inside]
+    keep = np.ones(len(rows), bool)
+    if nodata is not None:
+        keep &= ~(np.asarray(image)[:, rows, cols] == nodata).all(0)
+    if mask is not None:
+        keep &= np.asarray(mask)[rows, cols] != IGNORE
+    return Clicks(rows[keep], cols[keep], classes[keep]), int((~keep).sum())
+
+
+def reference_mask(clicks, shape):
+    """The reference points of a val/test tile as a mask: their class at their pixel, unknown (255)
+    everywhere else, so the confusion matrix counts exactly the points."""
+    mask = np.full(shape, IGNORE, np.uint8)
+    mask[clicks.rows, clicks.cols] = clicks.classes
+    return mask
+
+
+def write_polygons(path, raster_path, classes, min_area=0.0, block=2048):
+    """The class raster at `raster_path` as polygons with a `class` name attribute, in its CRS, to a
+    GeoPackage at `path`, block by block (rasterio.features.shapes), so a scene of any size fits in
+    memory; polygons are cut at block edges. With min_area (map units²) smaller patches are first
+    merged into their neighbours (rasterio.features.sieve, within each block)."""
+    with rasterio.open(raster_path) as raster:
+        pixel_area = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d)
+        size = int(min_area // pixel_area) if min_area else 0
+        schema = {"geometry": "Polygon", "properties": {"class": "str", "code": "int"}}
+        with fiona.open(path, "w", driver="GPKG", crs=raster.crs, schema=schema, layer="classes") as out:
+            for row in range(0, raster.height, block):
+                for col in range(0, raster.width, block):
+                    window = rasterio.windows.Window(col, row, min(block, raster.width - col), min(block, raster.height - row))
+                    class_map = raster.read(1, window=window)
+                    if size > 1:
+                        class_map = features.sieve(class_map, size=size, connectivity=4)
+                    shapes = features.shapes(class_map, mask=class_map != IGNORE, connectivity=4,
+                                             transform=raster.window_transform(window))
+                    out.writerecords({"geometry": geometry, "properties": {"class": classes[int(value)], "code": int(value)}}
+                                     for geometry, value in shapes)
