@@ -3,11 +3,15 @@
     python export.py tiles DIR                          200/60/60 PNG tiles + masks, seed 0
     python export.py tiles DIR --format tif --bands 4   GeoTIFFs, RGB + near infrared, on a made-up map
     python export.py scene FILE.tif --size 10000        one 10,000^2 uint16 GeoTIFF, made block by block
+    python export.py layers DIR --points-per-class 10 --reference-points 50
+                                                        point layers over a GeoTIFF folder (docs/gis.md)
 
 A folder written by `tiles` is in the format train.py --data reads (docs/own-data.md) and trains to
 exactly the built-in numbers: the same 8-bit pixels, the same clicks from the same seed. Its
 GeoTIFFs are placed side by side in UTM zone 32N at 10 m per pixel, as Sentinel-2's visible and
-near-infrared bands. A `scene` tests predict.py at scale.
+near-infrared bands. A `scene` tests predict.py at scale. `layers` plays a GIS user over such a
+folder: DIR/clicks.gpkg, K random clicks per class on each training tile, and DIR/reference.gpkg,
+N random reference points on each test tile, both in lon/lat, each point's class from the masks.
 """
 import itertools
 import tempfile
@@ -18,7 +22,10 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 import geotiff
-from cli import OneLineParser
+import tiles
+import vector
+from cli import OneLineParser, atomic
+from clicks import sample_points
 from data import CLASSES, split_scene
 
 EXAMPLE_CRS = "EPSG:32632"       # UTM zone 32N ...
@@ -77,10 +84,29 @@ def export_scene(path, size, bands=4, seed=0, block=1000):
                          from_origin(500_000, 5_000_000, EXAMPLE_PIXEL, EXAMPLE_PIXEL), blocks())
 
 
+def export_layers(root, points_per_class, reference_points, seed=0):
+    """DIR/clicks.gpkg and DIR/reference.gpkg over a folder of GeoTIFF tiles, from its masks."""
+    root, rng = Path(root), np.random.default_rng([seed, 2000])
+    legend = tiles.read_legend(root)
+    for split, name, how in (("train", "clicks", dict(points_per_class=points_per_class)),
+                             ("test", "reference", dict(points_per_image=reference_points))):
+        found = []
+        for tile in sorted((root / split / "images").glob("*.tif")):
+            mask = tiles.read_mask(root / split / "masks" / tile.name, legend, geotiff.read(tile, 1).shape)
+            found.append((tile, sample_points(mask, rng, **how)))
+        if not found:
+            raise ValueError(f"{root / split / 'images'}: no GeoTIFF tiles (export them with --format tif)")
+        with atomic(root / f"{name}.gpkg") as tmp:
+            vector.write_points(tmp, found, legend.names)
+        print(f"wrote {sum(c.rows.size for _, c in found)} points on {len(found)} {split} tiles to {root / name}.gpkg")
+
+
 def main(argv=None):
     parser = OneLineParser(prog="export.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["tiles", "scene"])
-    parser.add_argument("path", help="tiles: a new folder; scene: the GeoTIFF to write")
+    parser.add_argument("command", choices=["tiles", "scene", "layers"])
+    parser.add_argument("path", help="tiles: a new folder; scene: the GeoTIFF to write; layers: a GeoTIFF tile folder")
+    parser.add_argument("--points-per-class", type=int, default=10, help="layers: clicks per class per training tile")
+    parser.add_argument("--reference-points", type=int, default=50, help="layers: reference points per test tile")
     parser.add_argument("--seed", type=int, default=0)
     for split, size in (("train", 200), ("val", 60), ("test", 60)):
         parser.add_argument(f"--{split}-size", type=int, default=size)
@@ -90,7 +116,9 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=10_000, help="scene: its width and height in pixels")
     args = parser.parse_args(argv)
     try:
-        if args.command == "scene":
+        if args.command == "layers":
+            export_layers(args.path, args.points_per_class, args.reference_points, args.seed)
+        elif args.command == "scene":
             if args.size < 1 or Path(args.path).exists():
                 raise ValueError(f"scene needs a new file and a size >= 1, got {args.path} and {args.size}")
             export_scene(args.path, args.size, args.bands, args.seed)

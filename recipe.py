@@ -69,7 +69,8 @@ def label_mode(config):
         raise ValueError(f"choose exactly one of --points N, --points-per-class K, --dense, --points-file "
                          f"(got {given or 'none'})")
     if config.get("points_file"):
-        return None, f"clicks from the point layer {config['points_file']}", "layer"
+        files = config["points_file"]
+        return None, f"clicks from {', '.join([files] if isinstance(files, str) else files)}", "layer"
     if config["dense"]:
         return "dense", "dense masks", "dense"
     if config["points"] is not None:
@@ -90,8 +91,8 @@ def add_data_options(parser):
     for key in ("seed", "image_size", "train_size", "val_size", "test_size"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
     parser.add_argument("--data", help="folder of your own tiles (docs/own-data.md)")
-    parser.add_argument("--points-file", help="a GIS point layer (GeoPackage, GeoJSON, shapefile) of clicks and "
-                        "reference points over the --data GeoTIFF tiles (docs/gis.md)")
+    parser.add_argument("--points-file", nargs="+", help="GIS point layers (GeoPackage, GeoJSON, shapefile): clicks "
+                        "on the --data GeoTIFF tiles, reference points on val/test tiles without masks (docs/gis.md)")
     parser.add_argument("--class-field", default=DEFAULTS["class_field"], help="the layer's class attribute")
 
 

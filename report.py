@@ -23,7 +23,7 @@ from paper import DENSITY_POINTS, FINAL, REGULARISED, REPORT_DENSITY_MIOU, REPOR
 from recipe import DEFAULTS, label_mode
 from records import (QUICK, dig, header, key, load_records, logged_command, mean_std, method, over_seeds, paired,
                      run_groups, same_as_done)
-from tile_report import ablation, labelling_loops, teachers
+from tile_report import ablation, gis_example, labelling_loops, teachers
 
 class Results:
     def __init__(self, records, seeds, quick, precision="auto"):
@@ -140,6 +140,7 @@ def page(folder, tables_text):
         lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
     lines += ablation(folder)
     lines += teachers(folder)
+    lines += gis_example(folder)
     lines += labelling_loops(folder)
     lines += processes(folder)
     lines += single_runs(folder)

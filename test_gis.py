@@ -85,10 +85,8 @@ def test_reference_points_score_as_the_dense_masks_restricted_to_them(georeferen
     bare = tmp_path / "no-masks"
     shutil.copytree(g["root"], bare)
     shutil.rmtree(bare / "test" / "masks")
-    both = tmp_path / "both.gpkg"
-    with fiona.open(g["gpkg"]) as a, fiona.open(g["reference"]) as b:
-        write_layer(both, [dict(geometry=dict(f.geometry), properties=dict(f.properties)) for f in list(a) + list(b)])
-    data = tiles.load_data(None, 0, str(bare), layer=(str(both), "class"))
+    both = [str(g["gpkg"]), str(g["reference"])]                   # clicks and reference points, two layers
+    data = tiles.load_data(None, 0, str(bare), layer=(both, "class"))
     assert data["scored_on"]["test"] == "reference points"
     for stem, mask in zip(data["stems"]["test"], data["test"][1]):
         dense = tiles.read_mask(g["root"] / "test" / "masks" / f"{stem}.tif", g["legend"], (64, 64))
@@ -96,7 +94,7 @@ def test_reference_points_score_as_the_dense_masks_restricted_to_them(georeferen
         restricted = np.full((64, 64), 255, np.uint8)
         restricted[want.rows, want.cols] = dense[want.rows, want.cols]
         assert np.array_equal(mask, restricted)
-    metrics = train(dict(FAST, data=str(bare), points_file=str(both), out=str(tmp_path / "run")))
+    metrics = train(dict(FAST, data=str(bare), points_file=both, out=str(tmp_path / "run")))
     assert metrics["scored_on"]["test"] == "reference points"
     assert np.asarray(metrics["test"]["confusion_matrix"]).sum() == sum(
         g["expected"]["test", s].rows.size for s in data["stems"]["test"])
@@ -194,3 +192,16 @@ def test_scored_on_is_recorded_for_mask_runs_too(tmp_path):
     metrics = train(dict(FAST, data=str(root), points_per_class=2, out=str(tmp_path / "r")))
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["scored_on"] == metrics["scored_on"] == \
         dict(val="masks", test="masks")
+
+
+def test_exported_layers_read_back_as_the_masks_classes(tmp_path):
+    root = tmp_path / "geo"
+    export.export_tiles(root, seed=1, sizes=(2, 1, 2), image_size=64, format="tif")
+    export.export_layers(root, points_per_class=2, reference_points=7)
+    shutil.rmtree(root / "test" / "masks")
+    data = tiles.load_data(None, 0, str(root), layer=([str(root / "clicks.gpkg"), str(root / "reference.gpkg")], "class"))
+    legend = tiles.read_legend(root)
+    for stem, clicks in zip(data["stems"]["train"], data["train"][1]):
+        mask = tiles.read_mask(root / "train" / "masks" / f"{stem}.tif", legend, (64, 64))
+        assert clicks.rows.size and np.array_equal(mask[clicks.rows, clicks.cols], clicks.classes)
+    assert [int((m != 255).sum()) for m in data["test"][1]] == [7, 7]

@@ -1,5 +1,6 @@
 """The results page's sections on real tiles: the tile recipe's ablation, its targets against the
-pixel random forest, the extra-target levers, and the labelling loops of active.py.
+pixel random forest, the extra-target levers, the labelling loops of active.py, and the GIS
+example's scores on reference points.
 
 report.py renders them into <folder>/README.md from the runs' metrics.json files (scripts/recipe_runs.sh,
 scripts/teacher_runs.sh, active.py); cells are mean ± std over seeds, differences paired by seed
@@ -8,7 +9,9 @@ scripts/teacher_runs.sh, active.py); cells are mean ± std over seeds, differenc
 import json
 
 import numpy as np
+import torch
 
+from evaluation import scores
 from records import differences, header, mean_std, paired, run_groups
 
 # The tile recipe's ablation (scripts/recipe_runs.sh): (row, run folder, scored with TTA). Runs made
@@ -175,4 +178,44 @@ def teachers(folder):
                          f" | {np.mean([v[2] for v in views.values()]):.0f} s |")
         run = rows[0][1][0]
         lines += ["", f"Machine: {run['machine']}, {run['precision']}, torch {run['torch']}, {run['encoder_init']} init.", ""]
+    return lines
+
+
+def bootstrap(matrix, draws=2000, seed=0):
+    """95% intervals of (mIoU, pixel accuracy) from resampling the scored points of a confusion
+    matrix with replacement: how far a second set of as many reference points could land."""
+    m = np.asarray(matrix)
+    rng = np.random.default_rng(seed)
+    samples = rng.multinomial(m.sum(), m.reshape(-1) / m.sum(), size=draws).reshape(draws, *m.shape)
+    values = [scores(torch.from_numpy(s), list(range(len(m)))) for s in samples]
+    return [np.percentile([v[key] for v in values], [2.5, 97.5]) for key in ("miou", "pixel_accuracy")]
+
+
+def gis_example(folder):
+    """scripts/gis_example.sh: one model's test split scored on its dense masks and on reference points."""
+    runs = {p.parent.name: json.loads(p.read_text()) for p in sorted(folder.glob("gis/*/metrics.json"))}
+    if set(runs) != {"dense-masks", "reference-points"}:
+        return []
+    points = runs["reference-points"]["test"]
+    (miou_low, miou_high), (pa_low, pa_high) = bootstrap(points["confusion_matrix"])
+    _, when, command = header(folder / "gis" / "reference-points" / "train.log")
+    classes = runs["dense-masks"]["classes"]
+    lines = ["## Scored on reference points: the GIS example", "",
+             f"`bash scripts/gis_example.sh` ([docs/gis.md](../docs/gis.md)) — {when}: one model (trained from a "
+             "point layer of clicks), its test tiles scored on their dense masks and on a layer of reference points alone. "
+             "The interval: 95% of bootstrap resamplings of the reference points.", "",
+             "| test split scored on | scored pixels | mIoU | pixel (overall) accuracy | " + " | ".join(classes) + " |",
+             "|---" * (len(classes) + 4) + "|"]
+    for name, run in runs.items():
+        test = run["test"]
+        n = int(np.asarray(test["confusion_matrix"]).sum())
+        interval = lambda low, high: f" [{low:.4f}, {high:.4f}]" if name == "reference-points" else ""
+        lines.append(f"| {name.replace('-', ' ')} | {n} | {test['miou']:.4f}{interval(miou_low, miou_high)} | "
+                     f"{test['pixel_accuracy']:.4f}{interval(pa_low, pa_high)} | " +
+                     " | ".join("—" if test["per_class"][k]["iou"] is None else f"{test['per_class'][k]['iou']:.4f}"
+                                for k in classes) + " |")
+    dense = runs["dense-masks"]["test"]
+    agree = miou_low <= dense["miou"] <= miou_high and pa_low <= dense["pixel_accuracy"] <= pa_high
+    lines += ["", f"The dense masks' mIoU and pixel accuracy lie {'inside' if agree else 'outside'} the reference "
+              f"points' intervals. Command of the second run: `{command}`; {runs['reference-points']['machine']}.", ""]
     return lines

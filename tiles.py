@@ -293,7 +293,9 @@ def load_folder(root, seed, how, layer=None):
     legend = read_legend(root)
     classes = legend.names
     data = dict(classes=classes, colours=legend.colours, stems={}, scored_on={})
-    layer = layer and (layer[0], vector.read_layer(layer[0], layer[1], classes))
+    if layer:                      # (path or paths, class field) -> (their names, [(crs, points) per layer])
+        files = [layer[0]] if isinstance(layer[0], (str, Path)) else list(layer[0])
+        layer = (", ".join(map(str, files)), [vector.read_layer(file, layer[1], classes) for file in files])
     placed = dict(train=0, val=0, test=0, left_out=0)
     rng = np.random.default_rng([seed, 1000])                  # as data.sample_split_points
     for split in ("train", "val", "test"):
@@ -323,7 +325,8 @@ def load_folder(root, seed, how, layer=None):
             data[split] = (images, masks)
     if layer:
         if not placed["train"] + placed["val"] + placed["test"]:
-            raise ValueError(f"{layer[0]}: no point falls inside any tile of {root} (the layer's CRS: {layer[1][0]})")
+            raise ValueError(f"{layer[0]}: no point falls inside any tile of {root} (the layers' CRS: "
+                             f"{', '.join(str(crs) for crs, _ in layer[1])})")
         if not placed["train"]:
             raise ValueError(f"{layer[0]}: no point falls on a training tile of {root}: nothing to train on")
         print(f"point layer {layer[0]}: {placed['train']} clicks on the training tiles; {placed['val']} and "

@@ -68,10 +68,15 @@ def read_layer(path, class_field, classes):
     return crs, points
 
 
-def layer_clicks(layer, tile_path, image, mask=None):
-    """(Clicks, points left out) of the layer's points inside one GeoTIFF tile, in the layer's
-    order. A point on nodata pixels (every band the tile's nodata value) or on an unknown (255)
-    pixel of `mask` is left out and counted, not fatal."""
+def layer_clicks(layers, tile_path, image, mask=None):
+    """(Clicks, points left out) of the points of `layers` (read_layer's, one or more) inside one
+    GeoTIFF tile, layer after layer, each in its order. A point on nodata pixels (every band the
+    tile's nodata value) or on an unknown (255) pixel of `mask` is left out and counted, not fatal."""
+    found = [one_layer_clicks(layer, tile_path, image, mask) for layer in layers]
+    return Clicks(*(np.concatenate([c[i] for c, _ in found]) for i in range(3))), sum(n for _, n in found)
+
+
+def one_layer_clicks(layer, tile_path, image, mask):
     crs, points = layer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)      # said below, in one line
@@ -95,6 +100,19 @@ def layer_clicks(layer, tile_path, image, mask=None):
     if mask is not None:
         keep &= np.asarray(mask)[rows, cols] != IGNORE
     return Clicks(rows[keep], cols[keep], classes[keep]), int((~keep).sum())
+
+
+def write_points(path, tiles_and_clicks, classes, crs="EPSG:4326", driver="GPKG"):
+    """A point layer of the clicks of GeoTIFF tiles: for each (tile path, Clicks), a point at the
+    centre of each clicked pixel, reprojected to `crs` (lon/lat by default), with its class name."""
+    schema = {"geometry": "Point", "properties": {"class": "str"}}
+    with fiona.open(path, "w", driver=driver, crs=crs, schema=schema, layer="points") as layer:
+        for tile, clicks in tiles_and_clicks:
+            with rasterio.open(tile) as raster:
+                xs, ys = raster.transform @ (clicks.cols + 0.5, clicks.rows + 0.5)
+                xs, ys = warp.transform(raster.crs, crs, list(xs), list(ys))
+            layer.writerecords({"geometry": {"type": "Point", "coordinates": (x, y)},
+                                "properties": {"class": classes[k]}} for x, y, k in zip(xs, ys, clicks.classes))
 
 
 def reference_mask(clicks, shape):

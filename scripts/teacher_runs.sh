@@ -5,6 +5,7 @@
 #   - self-training: the tile recipe's own confident pixels, top class >= 0.9 (predict.py --min-confidence).
 # Both beside the tile recipe alone, all on this machine:
 #   bash scripts/teacher_runs.sh dronedeploy 0        (SET: a folder from scripts/prepare_data.sh; SEED)
+#   NAME=synthetic bash scripts/teacher_runs.sh scenes 0   (the synthetic scenes as a folder: python export.py tiles scenes)
 # Writes RESULTS/<set>/teachers/{tile-recipe,forest,forest-targets,self-training}[-seedN]/, each with
 # its log (headed by date, machine and command) and metrics.json. A step whose metrics.json exists
 # is skipped, so an interrupted sequence picks up where it stopped.
@@ -12,7 +13,7 @@ set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: bash scripts/teacher_runs.sh SET SEED" >&2; exit 2; }
 set_=$1 seed=$2 RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python}
 [ -d "$set_" ] || { echo "teacher_runs.sh: error: $set_/ not found (scripts/prepare_data.sh makes it)" >&2; exit 2; }
-runs=$RESULTS/$(basename "$set_")/teachers suffix=$([ "$seed" = 0 ] || echo "-seed$seed")
+runs=$RESULTS/${NAME:-$(basename "$set_")}/teachers suffix=$([ "$seed" = 0 ] || echo "-seed$seed")
 machine="$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; torch $($PYTHON -c 'import torch; print(torch.__version__)')"
 labels="--data $set_ --points-per-class 10 --seed $seed"
 
