@@ -194,14 +194,27 @@ def test_scored_on_is_recorded_for_mask_runs_too(tmp_path):
         dict(val="masks", test="masks")
 
 
-def test_exported_layers_read_back_as_the_masks_classes(tmp_path):
+def test_a_folder_without_any_mask_trains_and_is_scored_from_exported_layers(tmp_path):
     root = tmp_path / "geo"
     export.export_tiles(root, seed=1, sizes=(2, 1, 2), image_size=64, format="tif")
     export.export_layers(root, points_per_class=2, reference_points=7)
-    shutil.rmtree(root / "test" / "masks")
-    data = tiles.load_data(None, 0, str(root), layer=([str(root / "clicks.gpkg"), str(root / "reference.gpkg")], "class"))
+    masks = tmp_path / "masks"
+    shutil.move(root / "train" / "masks", masks)
+    shutil.rmtree(root / "test" / "masks"), shutil.rmtree(root / "val")
+    layers = [str(root / "clicks.gpkg"), str(root / "reference.gpkg")]
+    data = tiles.load_data(None, 0, str(root), layer=(layers, "class"))
     legend = tiles.read_legend(root)
     for stem, clicks in zip(data["stems"]["train"], data["train"][1]):
-        mask = tiles.read_mask(root / "train" / "masks" / f"{stem}.tif", legend, (64, 64))
+        mask = tiles.read_mask(masks / f"{stem}.tif", legend, (64, 64))
         assert clicks.rows.size and np.array_equal(mask[clicks.rows, clicks.cols], clicks.classes)
     assert [int((m != 255).sum()) for m in data["test"][1]] == [7, 7]
+    metrics = train(dict(FAST, data=str(root), points_file=layers, out=str(tmp_path / "run")))
+    assert metrics["scored_on"]["test"] == "reference points" and np.asarray(metrics["test"]["confusion_matrix"]).sum() == 14
+    with pytest.raises(ValueError, match="its tiles have no masks and no point of"):
+        tiles.load_data(None, 0, str(root), layer=(layers[:1], "class"))
+
+
+def test_a_value_coded_legend_takes_the_codes_as_classes():
+    assert vector.class_index(3, ["a", "b"], [7, 3]) == 1 and vector.class_index("7", ["a", "b"], [7, 3]) == 0
+    assert vector.class_index(1, ["a", "b"], [7, 3]) is None and vector.class_index(1, ["a", "b"]) == 1
+    assert vector.class_index("b", ["a", "b"], [7, 3]) == 1 and vector.class_index(1.5, ["a", "b"]) is None

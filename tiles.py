@@ -11,13 +11,16 @@
 
 A training tile with a points CSV learns from those clicks only (it needs no mask); any other
 training tile gets clicks sampled once from its mask, as for the synthetic scenes. val and test
-need masks, since they are scored; val may be left out. Tiles may have any size and any number
+need masks, since they are scored; val may be left out. With GIS point layers (train.py
+--points-file, GeoTIFF tiles) the layers' points are the training tiles' clicks, and the
+reference points of val/test tiles that have no mask (docs/gis.md). Tiles may have any size and any number
 of bands (all tiles the same count). Tiles are kept as stored (uint8 stays uint8, .npy files are
 memory-mapped) and clicks as coordinate lists, so memory follows the size of the data; each band
 is standardised with the mean and std of the training tiles, which the checkpoint keeps.
 `python export.py tiles DIR` writes the synthetic scenes in this format. (Longer than the other
 chapters because the folder format is one contract: the legend, the images, the masks in three
-codings and the clicks are checked against each other, each bad input with its own one-line error.)
+codings and the clicks, from CSVs or GIS point layers (vector.py), are checked against each other,
+each bad input with its own one-line error.)
 """
 import csv
 import re
@@ -295,7 +298,7 @@ def load_folder(root, seed, how, layer=None):
     data = dict(classes=classes, colours=legend.colours, stems={}, scored_on={})
     if layer:                      # (path or paths, class field) -> (their names, [(crs, points) per layer])
         files = [layer[0]] if isinstance(layer[0], (str, Path)) else list(layer[0])
-        layer = (", ".join(map(str, files)), [vector.read_layer(file, layer[1], classes) for file in files])
+        layer = (", ".join(map(str, files)), [vector.read_layer(file, layer[1], classes, legend.codes) for file in files])
     placed = dict(train=0, val=0, test=0, left_out=0)
     rng = np.random.default_rng([seed, 1000])                  # as data.sample_split_points
     for split in ("train", "val", "test"):
@@ -312,6 +315,9 @@ def load_folder(root, seed, how, layer=None):
                 data[split] = (images, [c for c, _ in located])
                 continue
             placed[split] += sum(c.rows.size for (c, _), m in zip(located, masks) if m is None)
+            if all(m is None for m in masks) and not placed[split]:
+                raise ValueError(f"{root / split}: its tiles have no masks and no point of {layer[0]} falls on "
+                                 f"them: nothing to score them on")
             data["scored_on"][split] = "masks" if all(m is not None for m in masks) else \
                 "reference points" if all(m is None for m in masks) else "masks and reference points"
             masks = [m if m is not None else vector.reference_mask(c, i.shape[-2:]) for (c, _), m, i in zip(located, masks, images)]

@@ -4,6 +4,8 @@
     python train.py --points-per-class 10 --strategy stratified
     python train.py --dense                               the fully supervised ceiling
     python train.py --data DIR --points-per-class 10      your own tiles (docs/own-data.md)
+    python train.py --data DIR --points-file clicks.gpkg  clicks from a GIS point layer (docs/gis.md)
+    torchrun --nproc_per_node 4 train.py ...              the same run on 4 GPUs (docs/distributed.md)
 
 One run, top to bottom: config (recipe.py's defaults, checked) -> data (synthetic scenes, or a
 folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) -> model (unet.py)
@@ -13,7 +15,9 @@ turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights
 test split, evaluation.py; on real tiles averaged over the 8 orientations, --tta) -> save
 (<out>/metrics.json, <out>/model.pt and, for a tile folder, the clicks it learned from in
 <out>/clicks/, each file written atomically, so an interrupted run never leaves half a file).
-`train(config)` does the work; the command line only fills in `config`.
+`train(config)` does the work; the command line only fills in `config`. Under torchrun each
+process trains on its share of every batch and scores its share of the tiles (distributed.py);
+process 0 alone prints and saves.
 """
 import argparse
 import time
@@ -44,7 +48,8 @@ def train(config):
     world = distributed.rank_and_world()[1]
     crf = crf_settings(config)
 
-    # data: the training tiles with their clicks; val and test with their dense masks
+    # data: the training tiles with their clicks; val and test with their dense masks (or the
+    # reference points of a point layer)
     data = tiles.load_data(label_mode(config)[0], config["seed"], config["data"], config["image_size"],
                            [config[f"{split}_size"] for split in ("train", "val", "test")],
                            config["points_file"] and (config["points_file"], config["class_field"]))

@@ -25,19 +25,25 @@ from data import IGNORE
 POINT_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
 
 
-def class_index(value, classes):
-    """A class attribute -> its index: a class name of classes.txt, or the index itself; None if neither."""
+def class_index(value, classes, codes=None):
+    """A class attribute -> its index: a class name of classes.txt, or a number: the class's code
+    where classes.txt gives value codes (`Water 3`), else the index itself; None if neither."""
     if isinstance(value, str):
         value = value.strip()
         if value in classes:
             return list(classes).index(value)
-        return int(value) if value.isdigit() and int(value) < len(classes) else None
-    if isinstance(value, (int, float)) and float(value).is_integer() and 0 <= value < len(classes):
-        return int(value)
-    return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not number.is_integer():
+        return None
+    if codes and not isinstance(codes[0], str):
+        return codes.index(int(number)) if int(number) in codes else None
+    return int(number) if 0 <= number < len(classes) else None
 
 
-def read_layer(path, class_field, classes):
+def read_layer(path, class_field, classes, codes=None):
     """(the layer's CRS, [(feature id, x, y, class index)]) of a point layer; every bad input one
     ValueError line: a missing file, no CRS, no such field, a non-point geometry, an unknown class."""
     path = Path(path)
@@ -57,10 +63,12 @@ def read_layer(path, class_field, classes):
                 if kind != "Point":
                     raise ValueError(f"{path}: feature {feature.id} is a {kind}; a layer of clicks holds points")
                 value = feature.properties[class_field]
-                index = class_index(value, classes)
+                index = class_index(value, classes, codes)
                 if index is None:
+                    numbers = f"a code {', '.join(map(str, codes))}" if codes and not isinstance(codes[0], str) else \
+                        f"an index 0..{len(classes) - 1}"
                     raise ValueError(f"{path}: feature {feature.id} has class {value!r}, which classes.txt lacks "
-                                     f"({', '.join(classes)}, or an index 0..{len(classes) - 1})")
+                                     f"({', '.join(classes)}, or {numbers})")
                 x, y = feature.geometry.coordinates[:2]
                 points.append((feature.id, float(x), float(y), index))
     except fiona.errors.FionaError as error:
