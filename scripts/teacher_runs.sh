@@ -8,7 +8,8 @@
 #   NAME=synthetic bash scripts/teacher_runs.sh scenes 0   (the synthetic scenes as a folder: python export.py tiles scenes)
 # Writes RESULTS/<set>/teachers/{tile-recipe,forest,forest-targets,self-training}[-seedN]/, each with
 # its log (headed by date, machine and command) and metrics.json. A step whose metrics.json exists
-# is skipped, so an interrupted sequence picks up where it stopped.
+# is skipped, so an interrupted sequence picks up where it stopped. LEVERS="forest" (default
+# "forest self") runs only the forest's targets beside the tile recipe.
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: bash scripts/teacher_runs.sh SET SEED" >&2; exit 2; }
 set_=$1 seed=$2 RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python}
@@ -29,6 +30,7 @@ step() {   # step FOLDER SCRIPT FLAGS...: one logged run of SCRIPT, skipped if F
 step "$runs/forest$suffix" baseline.py $labels --predict-train
 step "$runs/tile-recipe$suffix" train.py $labels
 step "$runs/forest-targets$suffix" train.py $labels --extra-targets "$runs/forest$suffix/train-predictions"
+[[ " ${LEVERS:-forest self} " == *" self "* ]] || exit 0
 confident=$runs/tile-recipe$suffix/confident-train
 [ -d "$confident" ] || { $PYTHON predict.py "$runs/tile-recipe$suffix/model.pt" "$set_/train/images" --min-confidence 0.9 \
                            --out "$confident.tmp" > "$runs/tile-recipe$suffix/predict-train.log" && mv "$confident.tmp" "$confident"; }
