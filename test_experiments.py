@@ -7,6 +7,7 @@ import experiments as ex
 import paper
 import records
 import report
+import tile_report
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +147,8 @@ def test_ablation_rows_read_a_tta_run_both_ways_and_leave_out_the_scorings_they_
     run = dict(config=dict(seed=0), history=[dict(val_miou=0.3), dict(val_miou=0.5), dict(val_miou=None)],
                val_miou_tta=0.55, test=dict(miou=0.6), test_without_tta=dict(miou=0.58), wall_time_s=100.0,
                scoring_seconds=dict(test=8.0, test_without_tta=1.0, val_tta=4.0))
-    assert report.scored(run, True) == (0.55, dict(miou=0.6), 95.0)        # without the plain test and val TTA
-    assert report.scored(run, False) == (0.5, dict(miou=0.58), 88.0)       # without the TTA scorings
+    assert tile_report.scored(run, True) == (0.55, dict(miou=0.6), 95.0)        # without the plain test and val TTA
+    assert tile_report.scored(run, False) == (0.5, dict(miou=0.58), 88.0)       # without the TTA scorings
     plain = dict(run, test_without_tta=None, scoring_seconds=dict(test=1.0))
     del plain["test_without_tta"]
-    assert report.scored(plain, False) == (0.5, dict(miou=0.6), 100.0)      # a run that did not use TTA
+    assert tile_report.scored(plain, False) == (0.5, dict(miou=0.6), 100.0)      # a run that did not use TTA
