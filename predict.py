@@ -90,10 +90,11 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     window, colours = checkpoint["image_size"], checkpoint.get("colours")
     def predict(pixels):
-        probabilities = predict_tile(model, pixels, window, precision=precision, tta=args.tta).softmax(0)
-        confidence, classes = probabilities.max(0)
-        if args.min_confidence is not None:
-            classes[confidence < args.min_confidence] = 255
+        logits = predict_tile(model, pixels, window, precision=precision, tta=args.tta)
+        if args.min_confidence is None:
+            return logits.argmax(0).numpy().astype("uint8")
+        confidence, classes = logits.softmax(0).max(0)       # probabilities only where they are asked for
+        classes[confidence < args.min_confidence] = 255
         return classes.numpy().astype("uint8")
     for i, path in enumerate(files, 1):
         start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
