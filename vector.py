@@ -19,7 +19,7 @@ import numpy as np
 import rasterio
 from rasterio import features, warp
 
-from clicks import Clicks
+from clicks import NO_CLICKS, Clicks
 from data import IGNORE
 
 POINT_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
@@ -80,22 +80,22 @@ def layer_clicks(layers, tile_path, image, mask=None):
     """(Clicks, points left out) of the points of `layers` (read_layer's, one or more) inside one
     GeoTIFF tile, layer after layer, each in its order. A point on nodata pixels (every band the
     tile's nodata value) or on an unknown (255) pixel of `mask` is left out and counted, not fatal."""
-    found = [one_layer_clicks(layer, tile_path, image, mask) for layer in layers]
-    return Clicks(*(np.concatenate([c[i] for c, _ in found]) for i in range(3))), sum(n for _, n in found)
-
-
-def one_layer_clicks(layer, tile_path, image, mask):
-    crs, points = layer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)      # said below, in one line
         raster = rasterio.open(tile_path)
-    with raster:
+    with raster:                                   # the tile's place on the map, read once for all layers
         if raster.crs is None:
             raise ValueError(f"{tile_path}: not georeferenced (no CRS), but the point layer is in map "
                              f"coordinates; give tiles as GeoTIFFs with their CRS and transform")
-        tile_crs, transform, nodata = raster.crs, raster.transform, raster.nodata
+        place = raster.crs, raster.transform, raster.nodata
+    found = [one_layer_clicks(layer, place, image, mask) for layer in layers]
+    return Clicks(*(np.concatenate([c[i] for c, _ in found]) for i in range(3))), sum(n for _, n in found)
+
+
+def one_layer_clicks(layer, place, image, mask):
+    (crs, points), (tile_crs, transform, nodata) = layer, place
     if not points:
-        return Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)), 0
+        return NO_CLICKS, 0
     xs, ys = warp.transform(crs, tile_crs, [p[1] for p in points], [p[2] for p in points])
     cols, rows = ~transform @ (np.array(xs), np.array(ys))
     rows, cols = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
