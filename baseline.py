@@ -143,12 +143,12 @@ def run(config):
         print(f"class maps of the {len(train_images)} training tiles in {out / 'train-predictions'}", flush=True)
     val = score(forest, data["val"], data["classes"], "val") if len(data["val"][0]) else None
     test = score(forest, data["test"], data["classes"], "test", save)
-    print_table(test, data["classes"], data.get("scored_on", {}).get("test", "masks"))
+    print_table(test, data["classes"], data["scored_on"]["test"])
     kept = ("points", "points_per_class", "strategy", "seed", "data", "image_size", "train_size", "val_size",
             "test_size", "out", "predict_train", "points_file", "class_field")
     metrics = dict(config={**{k: config[k] for k in kept}, "trees": TREES, "sigmas": list(SIGMAS)},
                    method="pixel random forest", classes=list(data["classes"]), labeled_fraction=labeled_fraction,
-                   scored_on=data.get("scored_on") or dict(val="masks", test="masks"),
+                   scored_on=data["scored_on"],
                    features=int(x.shape[1]), machine=machine, sklearn=sklearn.__version__,
                    val_miou=val and val["miou"], test=test, wall_time_s=round(time.time() - started, 1))
     save_metrics(out, metrics)

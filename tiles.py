@@ -266,7 +266,8 @@ def read_split(root, split, legend, layer=None):
 
 def load_data(how, seed=0, folder=None, image_size=128, sizes=(200, 60, 60), layer=None):
     """What a run trains and scores on: {'train': (images, point_labels), 'val'|'test': (images,
-    dense_masks), 'classes', 'bands', 'mean', 'std'}, from the synthetic scenes (`sizes` scenes of
+    dense_masks), 'classes', 'bands', 'mean', 'std', 'scored_on' (per scored split: masks or
+    reference points)}, from the synthetic scenes (`sizes` scenes of
     image_size^2 per split) or from a folder of tiles. how: "dense" (a training tile's labels are
     its dense mask), sample_points arguments (its clicks, drawn once from the mask with `seed`), or
     None (a folder whose training tiles all bring clicks). train.py and baseline.py both call this,
@@ -276,7 +277,7 @@ def load_data(how, seed=0, folder=None, image_size=128, sizes=(200, 60, 60), lay
         return load_folder(folder, seed, how, layer)
     if layer:
         raise ValueError("--points-file needs a folder of GeoTIFF tiles (--data DIR): its points are placed by map coordinates")
-    data = dict(classes=CLASSES, bands=3)
+    data = dict(classes=CLASSES, bands=3, scored_on=dict(val="masks", test="masks"))
     for split, size in zip(("train", "val", "test"), sizes):
         images, dense_masks = make_split(split, size, seed, image_size)
         if split == "train":
@@ -329,6 +330,7 @@ def load_folder(root, seed, how, layer=None):
             data[split] = (images, point_labels)
         else:
             data[split] = (images, masks)
+            data["scored_on"].setdefault(split, "masks")
     if layer:
         if not placed["train"] + placed["val"] + placed["test"]:
             raise ValueError(f"{layer[0]}: no point falls inside any tile of {root} (the layers' CRS: "

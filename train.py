@@ -122,12 +122,12 @@ def train(config):
             extra["val_miou_tta"] = val["miou"]
         print(f"test-time augmentation (8 orientations): test mIoU {extra['test_without_tta']['miou']:.4f} "
               f"-> {test['miou']:.4f}", flush=True)
-    print_table(test, data["classes"], data.get("scored_on", {}).get("test", "masks"))
+    print_table(test, data["classes"], data["scored_on"]["test"])
 
     # save
     out = Path(config["out"] or Path("runs") / run_name(config))
     metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
-                   scored_on=data.get("scored_on") or dict(val="masks", test="masks"),
+                   scored_on=data["scored_on"],
                    crops_per_epoch=sampler.crops, encoder_init=model.encoder_init, device=str(device),
                    machine=machine(device), torch=torch.__version__, precision=precision,
                    world_size=world, batch_per_process=batch_size, best_epoch=best[1], history=history, test=test,
