@@ -16,7 +16,13 @@ its proposals, the class left empty; train.py stops with the file and row while 
 preview of each tile that got proposals (the image with the proposals ringed, the prediction
 beside it) goes to --out, default RUN_DIR/suggestions/. The same run and folder give the same
 proposals. The cost is one pass of inference over the training tiles, one tile at a time.
+
+Over georeferenced GeoTIFF tiles the proposals also go to OUT/proposals.gpkg, a point layer in
+the tiles' CRS with an empty `class` (and the model's guess beside it) for a person who labels
+in a GIS; filled in, it trains as one more layer: train.py --points-file clicks.gpkg
+OUT/proposals.gpkg. A run trained from point layers takes its own clicks as the current ones.
 """
+import json
 import math
 import time
 from pathlib import Path
@@ -25,7 +31,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+import geotiff
 import tiles
+import vector
 from checkpoint import load_checkpoint
 from cli import OneLineParser, add_device_options, atomic, check_output_folder
 from clicks import NO_CLICKS
@@ -75,9 +83,11 @@ def choose(pool, count, per_tile):
     return chosen
 
 
-def current_clicks(run, root, stem, image, classes):
-    """The tile's clicks: the folder's CSV (labelled since), else the ones the run trained on."""
-    for path in (root / "train" / "points" / f"{stem}.csv", run / "clicks" / f"{stem}.csv"):
+def current_clicks(run, root, stem, image, classes, from_layer):
+    """The tile's clicks: the folder's CSV (labelled since), else the ones the run trained on. A run
+    trained from a point layer read no CSV: its own clicks (the layer's) are the current ones."""
+    folder_csv = root / "train" / "points" / f"{stem}.csv"
+    for path in ([] if from_layer else [folder_csv]) + [run / "clicks" / f"{stem}.csv"]:
         if path.is_file():
             return tiles.read_clicks(path, image.shape[1:], classes)
     return NO_CLICKS
@@ -98,6 +108,22 @@ def preview(image, class_map, colours, clicks, proposals):
     return picture
 
 
+def write_layer(out, paths, chosen, classes):
+    """Over georeferenced GeoTIFF tiles, the proposals as a point layer too (OUT/proposals.gpkg)
+    for a person who labels in a GIS; returns how the summary line names it."""
+    tiles_with = sorted({entry[1] for entry in chosen})
+    if not tiles_with or not all(geotiff.is_geotiff(paths[t]) for t in tiles_with):
+        return ""
+    with geotiff.open_tiff(paths[tiles_with[0]]) as raster:
+        if raster.crs is None:
+            return ""
+    proposals = [(paths[t], [(y, x, k, m) for m, i, y, x, k in sorted(chosen, key=lambda e: e[1:4]) if i == t])
+                 for t in tiles_with]
+    with atomic(out / "proposals.gpkg") as tmp:
+        vector.write_proposals(tmp, proposals, classes)
+    return f" (or in the point layer {out / 'proposals.gpkg'}: train.py --points-file)"
+
+
 def suggest(run, root, count, spacing, out, device, precision):
     run, root = Path(run), Path(root)
     model, checkpoint = load_checkpoint(run / "model.pt")
@@ -105,7 +131,8 @@ def suggest(run, root, count, spacing, out, device, precision):
     if list(legend.names) != list(checkpoint["classes"]):
         raise ValueError(f"{root}/classes.txt lists {list(legend.names)}, the run was trained on {checkpoint['classes']}")
     paths, images, masks, _ = tiles.read_split(root, "train", legend)
-    clicks = [current_clicks(run, root, p.stem, i, legend.names) for p, i in zip(paths, images)]
+    config = json.loads((run / "metrics.json").read_text())["config"] if (run / "metrics.json").is_file() else {}
+    clicks = [current_clicks(run, root, p.stem, i, legend.names, config.get("points_file")) for p, i in zip(paths, images)]
     if not any(c.rows.size for c in clicks):
         raise ValueError(f"{run}/clicks/ and {root}/train/points/ hold no clicks: suggest.py proposes more clicks "
                          f"for a run trained on clicks (train.py --data {root} --points-per-class K)")
@@ -133,10 +160,11 @@ def suggest(run, root, count, spacing, out, device, precision):
         if tile_proposals:
             with atomic(out / f"{path.stem}.png") as tmp:
                 preview(image, class_map, legend.colours, tile_clicks, tile_proposals).save(tmp, format="PNG")
+    layer = write_layer(out, paths, chosen, legend.names)
     per_class = {legend.names[k]: sum(e[4] == k for e in chosen) for k in sorted({e[4] for e in chosen})}
     print(f"{len(chosen)} proposals on {sum(map(bool, proposals))} of {len(images)} training tiles "
           f"(by predicted class: {', '.join(f'{k} {v}' for k, v in per_class.items())}), at least {spacing} px apart; "
-          f"label them in {root / 'train' / 'points'}/, previews in {out}/; {time.time() - started:.1f}s", flush=True)
+          f"label them in {root / 'train' / 'points'}/{layer}, previews in {out}/; {time.time() - started:.1f}s", flush=True)
     return chosen
 
 

@@ -10,6 +10,7 @@ from rasterio import features, warp
 
 import export
 import predict
+import suggest
 import tiles
 import vector
 from clicks import sample_points
@@ -218,3 +219,34 @@ def test_a_value_coded_legend_takes_the_codes_as_classes():
     assert vector.class_index(3, ["a", "b"], [7, 3]) == 1 and vector.class_index("7", ["a", "b"], [7, 3]) == 0
     assert vector.class_index(1, ["a", "b"], [7, 3]) is None and vector.class_index(1, ["a", "b"]) == 1
     assert vector.class_index("b", ["a", "b"], [7, 3]) == 1 and vector.class_index(1.5, ["a", "b"]) is None
+
+
+def test_proposals_as_a_point_layer_land_on_their_pixels_and_train_once_filled_in(georeferenced, tmp_path, capsys):
+    g = georeferenced
+    root, run = tmp_path / "tiles", tmp_path / "round0"
+    shutil.copytree(g["root"], root)
+    train(dict(FAST, data=str(root), points_file=str(g["gpkg"]), out=str(run)))
+    (root / "train" / "points").mkdir()
+    (root / "train" / "points" / "scene_0000.csv").write_text("x,y,class\n1,1,\n")   # stale: a layer run reads no CSV
+    chosen = suggest.suggest(run, root, 6, 4, tmp_path / "s", "cpu", "fp32")
+    with fiona.open(tmp_path / "s" / "proposals.gpkg") as layer:
+        records, crs = list(layer), layer.crs
+    assert len(records) == len(chosen) == 6 and all(r.properties["class"] is None for r in records)
+    with rasterio.open(root / "train" / "images" / "scene_0000.tif") as raster:
+        assert crs == raster.crs                                               # the tiles' CRS
+    argv = ["--data", str(root), "--weights", "none", "--image-size", "64", "--epochs", "1", "--no-tta"]
+    with pytest.raises(SystemExit) as exit_info:                               # not labelled yet: one line
+        main(argv + ["--points-file", str(g["gpkg"]), str(tmp_path / "s" / "proposals.gpkg"), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "feature 1 has no class yet" in err, err
+    filled = write_layer(tmp_path / "filled.gpkg", crs=crs, records=[      # the person labels: here, as the model guessed
+        dict(geometry=dict(type="Point", coordinates=r.geometry.coordinates), properties={"class": r.properties["predicted"]})
+        for r in records])
+    data = tiles.load_data(None, 0, str(root), layer=([str(g["gpkg"]), str(filled)], "class"))
+    for t, (stem, clicks) in enumerate(zip(data["stems"]["train"], data["train"][1])):
+        old = g["expected"]["train", stem]
+        assert np.array_equal(clicks.rows[:old.rows.size], old.rows) and np.array_equal(clicks.cols[:old.cols.size], old.cols)
+        assert sorted(zip(clicks.rows[old.rows.size:].tolist(), clicks.cols[old.cols.size:].tolist())) == \
+            sorted((y, x) for _, i, y, x, _ in chosen if i == t)                # each point on its proposed pixel
+    main(argv + ["--points-file", str(g["gpkg"]), str(filled), "--out", str(tmp_path / "round1")])
+    assert json.loads((tmp_path / "round1" / "metrics.json").read_text())["test"]["miou"] >= 0

@@ -63,6 +63,9 @@ def read_layer(path, class_field, classes, codes=None):
                 if kind != "Point":
                     raise ValueError(f"{path}: feature {feature.id} is a {kind}; a layer of clicks holds points")
                 value = feature.properties[class_field]
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    raise ValueError(f"{path}: feature {feature.id} has no class yet (a proposal of suggest.py?): "
+                                     f"fill in its {class_field!r} with one of {', '.join(classes)}, or delete it")
                 index = class_index(value, classes, codes)
                 if index is None:
                     numbers = f"a code {', '.join(map(str, codes))}" if codes and not isinstance(codes[0], str) else \
@@ -113,14 +116,34 @@ def one_layer_clicks(layer, place, image, mask):
 def write_points(path, tiles_and_clicks, classes, crs="EPSG:4326", driver="GPKG"):
     """A point layer of the clicks of GeoTIFF tiles: for each (tile path, Clicks), a point at the
     centre of each clicked pixel, reprojected to `crs` (lon/lat by default), with its class name."""
-    schema = {"geometry": "Point", "properties": {"class": "str"}}
-    with fiona.open(path, "w", driver=driver, crs=crs, schema=schema, layer="points") as layer:
-        for tile, clicks in tiles_and_clicks:
+    write_pixel_points(path, {"class": "str"}, crs, driver, (
+        (tile, clicks.rows, clicks.cols, [{"class": classes[k]} for k in clicks.classes]) for tile, clicks in tiles_and_clicks))
+
+
+def write_proposals(path, tile_proposals, classes):
+    """suggest.py's proposals as a point layer for a GIS, in the first tile's CRS: for each (tile
+    path, [(y, x, predicted class, margin)]), a point with an empty `class` for the person to fill
+    in, the model's guess (`predicted`), its `margin` and the `tile`. Filled in, it is a layer of
+    clicks like any other (train.py --points-file)."""
+    with rasterio.open(tile_proposals[0][0]) as raster:
+        crs = raster.crs
+    schema = {"class": "str", "predicted": "str", "margin": "float", "tile": "str"}
+    write_pixel_points(path, schema, crs, "GPKG", (
+        (tile, [p[0] for p in points], [p[1] for p in points],
+         [{"class": None, "predicted": classes[k], "margin": round(m, 4), "tile": Path(tile).stem} for _, _, k, m in points])
+        for tile, points in tile_proposals))
+
+
+def write_pixel_points(path, fields, crs, driver, tiles_rows_cols_properties):
+    """A point at the centre of each pixel (row, col) of each GeoTIFF tile, in `crs`, with its properties."""
+    with fiona.open(path, "w", driver=driver, crs=crs, schema={"geometry": "Point", "properties": fields},
+                    layer="points") as layer:
+        for tile, rows, cols, properties in tiles_rows_cols_properties:
             with rasterio.open(tile) as raster:
-                xs, ys = raster.transform @ (clicks.cols + 0.5, clicks.rows + 0.5)
+                xs, ys = raster.transform @ (np.asarray(cols) + 0.5, np.asarray(rows) + 0.5)
                 xs, ys = warp.transform(raster.crs, crs, list(xs), list(ys))
-            layer.writerecords({"geometry": {"type": "Point", "coordinates": (x, y)},
-                                "properties": {"class": classes[k]}} for x, y, k in zip(xs, ys, clicks.classes))
+            layer.writerecords({"geometry": {"type": "Point", "coordinates": (x, y)}, "properties": p}
+                               for x, y, p in zip(xs, ys, properties))
 
 
 def reference_mask(clicks, shape):
