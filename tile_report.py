@@ -139,7 +139,31 @@ def labelling_loops(folder):
                   (f"reach it at round {reach}, with {clicks('proposed', reach):.0f} "
                    f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them; of the clicks added "
                    f"after round 0, {reach * config['clicks']} against {(rounds - 1) * config['clicks']}, "
-                   f"{reach / (rounds - 1):.0%})." if reach is not None else "do not reach it."), "", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
+                   f"{reach / (rounds - 1):.0%})." if reach is not None else "do not reach it."), ""]
+        lines += last_round(folder, path.parent.name, curves, seeds, rounds - 1, "--no-tta" in config["train_flags"])
+        lines += ["", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
+    return lines
+
+
+def last_round(folder, name, curves, seeds, r, without_tta):
+    """Per-class IoU of the last round by strategy, and the dense model of the same set beside it
+    (scored as the loop's rounds were: without TTA if they were)."""
+    mean = lambda strategy, key, k=None: np.mean([curves[strategy][s][r][key] if k is None else
+                                                 curves[strategy][s][r][key][k] for s in seeds])
+    classes = list(curves["proposed"][seeds[0]][r]["per_class"])
+    lines = ["Test IoU per class at the last round, proposed / random: " +
+             ", ".join(f"{k} {mean('proposed', 'per_class', k):.3f} / {mean('random', 'per_class', k):.3f}"
+                       for k in classes) + "."]
+    dense = run_groups(folder).get(f"{name}/dense", [])
+    if dense:
+        test = [run["test_without_tta"] if without_tta and "test_without_tta" in run else run["test"] for run in dense]
+        miou, accuracy = np.mean([t["miou"] for t in test]), np.mean([t["pixel_accuracy"] for t in test])
+        lines += ["", f"Against the dense model ({name}/dense: every pixel of every training tile, {len(dense)} seed"
+                  f"{'s' * (len(dense) > 1)}, {dense[0]['machine']}{', without TTA' * without_tta}): test mIoU {miou:.4f}, pixel accuracy {accuracy:.4f}. "
+                  f"The last round's proposed clicks: mIoU {mean('proposed', 'miou'):.4f} "
+                  f"({mean('proposed', 'miou') / miou:.2f}x), pixel accuracy {mean('proposed', 'pixel_accuracy'):.4f}; "
+                  f"random clicks: {mean('random', 'miou'):.4f} ({mean('random', 'miou') / miou:.2f}x), "
+                  f"{mean('random', 'pixel_accuracy'):.4f}."]
     return lines
 
 
