@@ -24,6 +24,7 @@ OUT/proposals.gpkg. A run trained from point layers takes its own clicks as the 
 """
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,11 +43,16 @@ from device import pick_device, pick_precision
 from evaluation import predict_tile
 
 
-def margin_and_class(logits):
+def margin_and_class(logits, rows=256):
     """Per pixel: the top probability minus the second (0: a coin toss between two classes), and
-    the predicted class."""
-    top2 = logits.softmax(0).topk(2, dim=0).values
-    return (top2[0] - top2[1]).numpy(), logits.argmax(0).numpy()
+    the predicted class (uint8); a band of rows at a time, so that a big tile's softmax never
+    needs a second copy of its logits."""
+    margin, predicted = np.empty(logits.shape[1:], np.float32), np.empty(logits.shape[1:], np.uint8)
+    for r in range(0, logits.shape[1], rows):
+        band = logits[:, r:r + rows]
+        top2 = band.softmax(0).topk(2, dim=0).values
+        margin[r:r + rows], predicted[r:r + rows] = (top2[0] - top2[1]).numpy(), band.argmax(0).numpy()
+    return margin, predicted
 
 
 def candidates(margin, blocked, spacing, limit):
@@ -83,14 +89,16 @@ def choose(pool, count, per_tile):
     return chosen
 
 
-def current_clicks(run, root, stem, image, classes, from_layer):
-    """The tile's clicks: the folder's CSV (labelled since), else the ones the run trained on. A run
-    trained from a point layer read no CSV: its own clicks (the layer's) are the current ones."""
+def click_file(run, root, stem, from_layer):
+    """Where the tile's current clicks are: the folder's CSV (labelled since), else the ones the run
+    trained on; None if neither. A run trained from a point layer read no CSV: its own clicks (the
+    layer's) are the current ones."""
     folder_csv = root / "train" / "points" / f"{stem}.csv"
-    for path in ([] if from_layer else [folder_csv]) + [run / "clicks" / f"{stem}.csv"]:
-        if path.is_file():
-            return tiles.read_clicks(path, image.shape[1:], classes)
-    return NO_CLICKS
+    return next((p for p in ([] if from_layer else [folder_csv]) + [run / "clicks" / f"{stem}.csv"] if p.is_file()), None)
+
+
+def read_clicks(path, image, classes):
+    return tiles.read_clicks(path, image.shape[1:], classes) if path else NO_CLICKS
 
 
 def preview(image, class_map, colours, clicks, proposals):
@@ -130,39 +138,44 @@ def suggest(run, root, count, spacing, out, device, precision):
     legend = tiles.read_legend(root)
     if list(legend.names) != list(checkpoint["classes"]):
         raise ValueError(f"{root}/classes.txt lists {list(legend.names)}, the run was trained on {checkpoint['classes']}")
-    paths, images, masks, _ = tiles.read_split(root, "train", legend)
     config = json.loads((run / "metrics.json").read_text())["config"] if (run / "metrics.json").is_file() else {}
-    clicks = [current_clicks(run, root, p.stem, i, legend.names, config.get("points_file")) for p, i in zip(paths, images)]
-    if not any(c.rows.size for c in clicks):
+    source = lambda stem: click_file(run, root, stem, config.get("points_file"))
+    training_stems = tiles.stems(root / "train" / "images", tiles.IMAGE_SUFFIXES)
+    if training_stems and not any(source(stem) for stem in training_stems):
         raise ValueError(f"{run}/clicks/ and {root}/train/points/ hold no clicks: suggest.py proposes more clicks "
                          f"for a run trained on clicks (train.py --data {root} --points-per-class K)")
     device = pick_device(device)
     precision, _ = pick_precision(precision, device)
     model.to(device, memory_format=torch.channels_last)        # as predict.py: the layout fast convolutions want
-    started, said, pool, maps = time.time(), time.time(), [], []
-    for i, (image, mask, tile_clicks) in enumerate(zip(images, masks, clicks)):
-        margin, class_map = margin_and_class(predict_tile(model, image, checkpoint["image_size"], precision=precision))
-        blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
-        for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
-            blocked[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = True
-        pool += [(float(margin[y, x]), i, y, x, int(class_map[y, x])) for y, x in candidates(margin, blocked, spacing, count)]
-        maps.append(class_map.astype(np.uint8))
-        if time.time() - said > 30:
-            print(f"  {i + 1}/{len(images)} tiles, {time.time() - started:.0f}s", flush=True)
-            said = time.time()
-    chosen = choose(pool, count, per_tile=max(1, math.ceil(2 * count / len(images))))
-    proposals = [sorted((y, x) for _, t, y, x, _ in chosen if t == i) for i in range(len(images))]
-    (root / "train" / "points").mkdir(exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    for path, image, tile_clicks, tile_proposals, class_map in zip(paths, images, clicks, proposals, maps):
-        if tile_clicks.rows.size or tile_proposals:           # every click kept, none lost
-            tiles.write_clicks(root / "train" / "points" / f"{path.stem}.csv", tile_clicks, legend.names, tile_proposals)
-        if tile_proposals:
-            with atomic(out / f"{path.stem}.png") as tmp:
-                preview(image, class_map, legend.colours, tile_clicks, tile_proposals).save(tmp, format="PNG")
+    started, said, pool, paths, clicks = time.time(), time.time(), [], [], []
+    with tempfile.TemporaryDirectory(dir=out) as scratch:      # class maps wait here for the previews: one tile in memory
+        for i, (path, image, mask, _) in enumerate(tiles.iter_split(root, "train", legend)):
+            tile_clicks = read_clicks(source(path.stem), image, legend.names)
+            margin, class_map = margin_and_class(predict_tile(model, image, checkpoint["image_size"], precision=precision))
+            blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
+            for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
+                blocked[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = True
+            pool += [(float(margin[y, x]), i, y, x, int(class_map[y, x])) for y, x in candidates(margin, blocked, spacing, count)]
+            np.save(Path(scratch) / f"{i}.npy", class_map)
+            paths.append(path), clicks.append(tile_clicks)
+            if time.time() - said > 30:
+                print(f"  {i + 1} training tiles, {time.time() - started:.0f}s", flush=True)
+                said = time.time()
+        chosen = choose(pool, count, per_tile=max(1, math.ceil(2 * count / len(paths))))
+        proposals = [sorted((y, x) for _, t, y, x, _ in chosen if t == i) for i in range(len(paths))]
+        (root / "train" / "points").mkdir(exist_ok=True)
+        for i, (path, tile_clicks, tile_proposals) in enumerate(zip(paths, clicks, proposals)):
+            if tile_clicks.rows.size or tile_proposals:           # every click kept, none lost
+                tiles.write_clicks(root / "train" / "points" / f"{path.stem}.csv", tile_clicks, legend.names, tile_proposals)
+            if tile_proposals:
+                picture = preview(tiles.read_image(path), np.load(Path(scratch) / f"{i}.npy"), legend.colours,
+                                  tile_clicks, tile_proposals)
+                with atomic(out / f"{path.stem}.png") as tmp:
+                    picture.save(tmp, format="PNG")
     layer = write_layer(out, paths, chosen, legend.names)
     per_class = {legend.names[k]: sum(e[4] == k for e in chosen) for k in sorted({e[4] for e in chosen})}
-    print(f"{len(chosen)} proposals on {sum(map(bool, proposals))} of {len(images)} training tiles "
+    print(f"{len(chosen)} proposals on {sum(map(bool, proposals))} of {len(paths)} training tiles "
           f"(by predicted class: {', '.join(f'{k} {v}' for k, v in per_class.items())}), at least {spacing} px apart; "
           f"label them in {root / 'train' / 'points'}/{layer}, previews in {out}/; {time.time() - started:.1f}s", flush=True)
     return chosen

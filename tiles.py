@@ -248,11 +248,20 @@ def stems(folder, suffixes):
 def read_split(root, split, legend, layer=None):
     """image paths, images, masks (None where a tile has no mask: a training tile with clicks, or
     any tile when a point layer gives its clicks or reference points), click files."""
+    out = ([], [], [], [])
+    for tile in iter_split(root, split, legend, layer):
+        for column, value in zip(out, tile):
+            column.append(value)
+    return out
+
+
+def iter_split(root, split, legend, layer=None):
+    """read_split's tiles one at a time, (path, image, mask, click file): a pass over a split that
+    needs one tile at a time holds only that one in memory."""
     images = stems(root / split / "images", IMAGE_SUFFIXES)
     if not images:
         raise ValueError(f"{root / split / 'images'}: missing or holds no images ({', '.join(IMAGE_SUFFIXES)})")
     masks, clicks = stems(root / split / "masks", MASK_SUFFIXES), stems(root / split / "points", (".csv",))
-    out = ([], [], [], [])
     for stem, path in images.items():
         image = read_image(path)
         if stem not in masks and not (split == "train" and stem in clicks) and not layer:
@@ -260,8 +269,7 @@ def read_split(root, split, legend, layer=None):
                     "a mask (masks/<stem>.png or .npy): val and test tiles are scored"
             raise ValueError(f"{path}: no mask; a {split} image needs {needs}")
         mask = read_mask(masks[stem], legend, image.shape[1:]) if stem in masks else None
-        out[0].append(path), out[1].append(image), out[2].append(mask), out[3].append(clicks.get(stem))
-    return out
+        yield path, image, mask, clicks.get(stem)
 
 
 def load_data(how, seed=0, folder=None, image_size=128, sizes=(200, 60, 60), layer=None):
