@@ -90,7 +90,7 @@ def add_random_clicks(work, count, rng):
 
 
 def logged(command, log):
-    """Run a command as its own process, its output, wall time and peak memory in `log`."""
+    """Run a command as its own process, its output and wall time in `log`."""
     start = time.time()
     with open(log, "w") as f:
         f.write(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n$ python {' '.join(command)}\n")
