@@ -107,6 +107,10 @@ def targets(groups):
     return lines + [""]
 
 
+# issue 16's target: proposed clicks' test mIoU minus random clicks' at the last round, at least this
+LOOP_TARGETS = {"synthetic": 0.02, "dronedeploy": 0.05}
+
+
 def labelling_loops(folder):
     """active.py's loops: test mIoU per round and strategy, over seeds, and the figure beside it."""
     lines = []
@@ -140,6 +144,11 @@ def labelling_loops(folder):
                    f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them; of the clicks added "
                    f"after round 0, {reach * config['clicks']} against {(rounds - 1) * config['clicks']}, "
                    f"{reach / (rounds - 1):.0%})." if reach is not None else "do not reach it."), ""]
+        if path.parent.name in LOOP_TARGETS:
+            goal, gain = LOOP_TARGETS[path.parent.name], np.mean(differences(at("proposed", rounds - 1, "miou"),
+                                                                             at("random", rounds - 1, "miou")))
+            lines += [f"Target: proposed − random ≥ +{goal:.2f} mIoU at the last round, {len(seeds)} seed"
+                      f"{'s' * (len(seeds) > 1)}: {gain:+.4f}, " + ("met." if gain >= goal else f"missed by {goal - gain:.4f}."), ""]
         lines += last_round(folder, path.parent.name, curves, seeds, rounds - 1, "--no-tta" in config["train_flags"])
         lines += ["", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
     return lines
