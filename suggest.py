@@ -119,16 +119,16 @@ def preview(image, class_map, colours, clicks, proposals):
 def write_layer(out, paths, chosen, classes):
     """Over georeferenced GeoTIFF tiles, the proposals as a point layer too (OUT/proposals.gpkg)
     for a person who labels in a GIS; returns how the summary line names it."""
-    tiles_with = sorted({entry[1] for entry in chosen})
-    if not tiles_with or not all(geotiff.is_geotiff(paths[t]) for t in tiles_with):
+    by_tile = {}
+    for margin, t, y, x, k in sorted(chosen, key=lambda entry: entry[1:4]):
+        by_tile.setdefault(paths[t], []).append((y, x, k, margin))
+    if not by_tile or not all(geotiff.is_geotiff(path) for path in by_tile):
         return ""
-    with geotiff.open_tiff(paths[tiles_with[0]]) as raster:
+    with geotiff.open_tiff(next(iter(by_tile))) as raster:
         if raster.crs is None:
             return ""
-    proposals = [(paths[t], [(y, x, k, m) for m, i, y, x, k in sorted(chosen, key=lambda e: e[1:4]) if i == t])
-                 for t in tiles_with]
     with atomic(out / "proposals.gpkg") as tmp:
-        vector.write_proposals(tmp, proposals, classes)
+        vector.write_proposals(tmp, list(by_tile.items()), classes)
     return f" (or in the point layer {out / 'proposals.gpkg'}: train.py --points-file)"
 
 
