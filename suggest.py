@@ -103,10 +103,14 @@ def read_clicks(path, image, classes):
 
 def preview(image, class_map, colours, clicks, proposals):
     """The image (first three bands, stretched) with clicks dotted and proposals ringed | the prediction."""
-    rgb = np.stack([image[min(b, len(image) - 1)] for b in range(3)], -1).astype(np.float32)
-    low, high = np.percentile(rgb, 2), np.percentile(rgb, 98)
-    rgb = np.clip((rgb - low) / max(high - low, 1e-6) * 255, 0, 255).astype(np.uint8)
-    picture = Image.fromarray(np.concatenate([rgb, tiles.colourise(class_map, colours)], 1))
+    bands, (h, w) = [np.asarray(image[min(b, len(image) - 1)]) for b in range(3)], class_map.shape
+    step = max(1, h // 1024, w // 1024)             # the stretch from a sample: a big tile is not copied as floats
+    low, high = np.percentile(np.stack([band[::step, ::step] for band in bands]).astype(np.float32), [2, 98])
+    both = np.empty((h, 2 * w, 3), np.uint8)
+    for b, band in enumerate(bands):                # one band at a time in float
+        both[:, :w, b] = np.clip((band.astype(np.float32) - low) / max(high - low, 1e-6) * 255, 0, 255)
+    both[:, w:] = tiles.colourise(class_map, colours)
+    picture = Image.fromarray(both)
     draw = ImageDraw.Draw(picture)
     for y, x in zip(clicks.rows.tolist(), clicks.cols.tolist()):
         draw.rectangle([x - 1, y - 1, x + 1, y + 1], fill="white")
