@@ -143,12 +143,15 @@ def labelling_loops(folder):
                   (f"reach it at round {reach}, with {clicks('proposed', reach):.0f} "
                    f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them; of the clicks added "
                    f"after round 0, {reach * config['clicks']} against {(rounds - 1) * config['clicks']}, "
-                   f"{reach / (rounds - 1):.0%})." if reach is not None else "do not reach it."), ""]
+                   f"{reach / (rounds - 1):.0%})." if reach else "do not reach it." if reach is None else
+                   "are there at round 0: random clicks' last round scored below their round 0, so this says "
+                   "nothing about clicks saved."), ""]
         if path.parent.name in LOOP_TARGETS:
             goal, gain = LOOP_TARGETS[path.parent.name], np.mean(differences(at("proposed", rounds - 1, "miou"),
                                                                              at("random", rounds - 1, "miou")))
             lines += [f"Target: proposed − random ≥ +{goal:.2f} mIoU at the last round, {len(seeds)} seed"
-                      f"{'s' * (len(seeds) > 1)}: {gain:+.4f}, " + ("met." if gain >= goal else f"missed by {goal - gain:.4f}."), ""]
+                      f"{'s' * (len(seeds) > 1)}: {gain:+.4f}, " + ("met" if gain >= goal else f"missed by {goal - gain:.4f}") +
+                      (" (one seed: noise unknown; the target is asked of 3 seeds)." if len(seeds) == 1 else "."), ""]
         lines += last_round(folder, path.parent.name, curves, seeds, rounds - 1, "--no-tta" in config["train_flags"])
         lines += ["", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
     return lines
