@@ -129,10 +129,11 @@ def write_layer(out, paths, chosen, classes):
     if not by_tile or not all(geotiff.is_geotiff(path) for path in by_tile):
         return ""
     with geotiff.open_tiff(next(iter(by_tile))) as raster:
-        if raster.crs is None:
-            return ""
+        crs = raster.crs                                    # the layer's: the first tile's
+    if crs is None:
+        return ""
     with atomic(out / "proposals.gpkg") as tmp:
-        vector.write_proposals(tmp, list(by_tile.items()), classes)
+        vector.write_proposals(tmp, list(by_tile.items()), classes, crs)
     return f" (or in the point layer {out / 'proposals.gpkg'}: train.py --points-file)"
 
 

@@ -120,13 +120,11 @@ def write_points(path, tiles_and_clicks, classes, crs="EPSG:4326", driver="GPKG"
         (tile, clicks.rows, clicks.cols, [{"class": classes[k]} for k in clicks.classes]) for tile, clicks in tiles_and_clicks))
 
 
-def write_proposals(path, tile_proposals, classes):
-    """suggest.py's proposals as a point layer for a GIS, in the first tile's CRS: for each (tile
-    path, [(y, x, predicted class, margin)]), a point with an empty `class` for the person to fill
-    in, the model's guess (`predicted`), its `margin` and the `tile`. Filled in, it is a layer of
-    clicks like any other (train.py --points-file)."""
-    with rasterio.open(tile_proposals[0][0]) as raster:
-        crs = raster.crs
+def write_proposals(path, tile_proposals, classes, crs):
+    """suggest.py's proposals as a point layer for a GIS, in `crs`: for each (tile path, [(y, x,
+    predicted class, margin)]), a point with an empty `class` for the person to fill in, the
+    model's guess (`predicted`), its `margin` and the `tile`. Filled in, it is a layer of clicks
+    like any other (train.py --points-file)."""
     schema = {"class": "str", "predicted": "str", "margin": "float", "tile": "str"}
     write_pixel_points(path, schema, crs, "GPKG", (
         (tile, [p[0] for p in points], [p[1] for p in points],
