@@ -7,6 +7,7 @@ scripts/teacher_runs.sh, active.py); cells are mean ± std over seeds, differenc
 (records.py).
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -124,6 +125,7 @@ def labelling_loops(folder):
         if not seeds:
             continue
         at = lambda strategy, r, key: {int(seed): curves[strategy][seed][r][key] for seed in seeds}
+        data = {"scenes": "synthetic"}.get(Path(config["data"]).name, Path(config["data"]).name)   # its results/<set>/
         log = path.parent / "active.log"
         _, when, command = header(log) if log.exists() else (None, "", "")
         lines += [f"## The labelling loop: {path.parent.name}", "", f"`{command}` — {when} ([log]({log.relative_to(folder)})). "
@@ -146,13 +148,13 @@ def labelling_loops(folder):
                    f"{reach / (rounds - 1):.0%})." if reach else "do not reach it." if reach is None else
                    "are there at round 0: random clicks' last round scored below their round 0, so this says "
                    "nothing about clicks saved."), ""]
-        if path.parent.name in LOOP_TARGETS:
-            goal, gain = LOOP_TARGETS[path.parent.name], np.mean(differences(at("proposed", rounds - 1, "miou"),
+        if data in LOOP_TARGETS:
+            goal, gain = LOOP_TARGETS[data], np.mean(differences(at("proposed", rounds - 1, "miou"),
                                                                              at("random", rounds - 1, "miou")))
             lines += [f"Target: proposed − random ≥ +{goal:.2f} mIoU at the last round, {len(seeds)} seed"
                       f"{'s' * (len(seeds) > 1)}: {gain:+.4f}, " + ("met" if gain >= goal else f"missed by {goal - gain:.4f}") +
                       (" (one seed: noise unknown; the target is asked of 3 seeds)." if len(seeds) == 1 else "."), ""]
-        lines += last_round(folder, path.parent.name, curves, seeds, rounds - 1, "--no-tta" in config["train_flags"])
+        lines += last_round(folder, data, curves, seeds, rounds - 1, "--no-tta" in config["train_flags"])
         lines += ["", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
     return lines
 
