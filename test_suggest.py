@@ -46,6 +46,26 @@ def test_candidates_are_least_sure_first_spaced_and_never_blocked():
     assert taken[0] == np.unravel_index(np.argmin(np.where(blocked, 9, margin)), margin.shape)
 
 
+def test_candidates_by_slices_of_the_order_are_those_of_one_full_sort():
+    def full_sort(margin, blocked, spacing, limit):                   # the whole tile's argsort, greedy
+        free, taken = ~blocked, []
+        for flat in np.argsort(np.where(blocked, np.inf, margin), axis=None, kind="stable"):
+            y, x = divmod(int(flat), margin.shape[1])
+            if blocked[y, x] or len(taken) == limit:
+                break
+            if free[y, x]:
+                taken.append((y, x))
+                free[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = False
+        return taken
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        margin = rng.random(tuple(rng.integers(1, 70, 2))).astype(np.float32)
+        if trial % 2:
+            margin = np.round(margin * 4) / 4                         # ties: row by row in both
+        blocked, spacing, limit = rng.random(margin.shape) < rng.random(), int(rng.integers(1, 9)), int(rng.integers(1, 150))
+        assert suggest.candidates(margin, blocked, spacing, limit) == full_sort(margin, blocked, spacing, limit)
+
+
 def test_each_predicted_class_is_asked_in_turn_and_tiles_are_capped():
     pool = [(0.01 * i, i % 3, i, 0, 0) for i in range(30)] + [(0.5, 5, 0, 0, 3), (0.6, 6, 0, 0, 3)]
     chosen = suggest.choose(pool, 6, per_tile=2)
