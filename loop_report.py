@@ -53,8 +53,8 @@ def labelling_loops(folder):
                    "are there at round 0: random clicks' last round scored below their round 0, so this says "
                    "nothing about clicks saved."), ""]
         if data in LOOP_TARGETS:
-            goal, gain = LOOP_TARGETS[data], np.mean(differences(at("proposed", rounds - 1, "miou"),
-                                                                             at("random", rounds - 1, "miou")))
+            goal = LOOP_TARGETS[data]
+            gain = np.mean(differences(at("proposed", rounds - 1, "miou"), at("random", rounds - 1, "miou")))
             lines += [f"Target: proposed − random ≥ +{goal:.2f} mIoU at the last round, {len(seeds)} seed"
                       f"{'s' * (len(seeds) > 1)}: {gain:+.4f}, " + ("met" if gain >= goal else f"missed by {goal - gain:.4f}") +
                       (" (one seed: noise unknown; the target is asked of 3 seeds)." if len(seeds) == 1 else "."), ""]
