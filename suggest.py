@@ -175,6 +175,7 @@ def suggest(run, root, count, spacing, out, device, precision):
             pool += [(float(margin[y, x]), i, y, x, int(class_map[y, x])) for y, x in candidates(margin, blocked, spacing, count)]
             np.save(Path(scratch) / f"{i}.npy", class_map)
             paths.append(path), clicks.append(tile_clicks)
+            del image, mask, margin, class_map, blocked     # else they live on while the next tile is read and predicted
             if time.time() - said > 30:
                 print(f"  {i + 1} training tiles, {time.time() - started:.0f}s", flush=True)
                 said = time.time()
