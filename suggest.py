@@ -165,6 +165,7 @@ def suggest(run, root, count, spacing, out, device, precision):
     model.to(device, memory_format=torch.channels_last)        # as predict.py: the layout fast convolutions want
     out.mkdir(parents=True, exist_ok=True)
     started, said, pool, paths, clicks = time.time(), time.time(), [], [], []
+    per_tile = max(1, math.ceil(2 * count / max(1, len(training_stems))))    # proposals a tile may get at most
     with tempfile.TemporaryDirectory(dir=out) as scratch:      # class maps wait here for the previews: one tile in memory
         for i, (path, image, mask, _) in enumerate(tiles.iter_split(root, "train", legend)):
             tile_clicks = read_clicks(source(path.stem), image, legend.names)
@@ -172,14 +173,19 @@ def suggest(run, root, count, spacing, out, device, precision):
             blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
             for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
                 blocked[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = True
-            pool += [(float(margin[y, x]), i, y, x, int(class_map[y, x])) for y, x in candidates(margin, blocked, spacing, count)]
+            taken = {}                 # choose() takes at most per_tile from a tile: of each class, its least sure per_tile
+            for y, x in candidates(margin, blocked, spacing, count):
+                k = int(class_map[y, x])
+                if taken.setdefault(k, 0) < per_tile:
+                    taken[k] += 1
+                    pool.append((float(margin[y, x]), i, y, x, k))
             np.save(Path(scratch) / f"{i}.npy", class_map)
             paths.append(path), clicks.append(tile_clicks)
             del image, mask, margin, class_map, blocked     # else they live on while the next tile is read and predicted
             if time.time() - said > 30:
                 print(f"  {i + 1} training tiles, {time.time() - started:.0f}s", flush=True)
                 said = time.time()
-        chosen = choose(pool, count, per_tile=max(1, math.ceil(2 * count / len(paths))))
+        chosen = choose(pool, count, per_tile)
         proposals = [sorted((y, x) for _, t, y, x, _ in chosen if t == i) for i in range(len(paths))]
         (root / "train" / "points").mkdir(exist_ok=True)
         for i, (path, tile_clicks, tile_proposals) in enumerate(zip(paths, clicks, proposals)):
