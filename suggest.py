@@ -173,11 +173,11 @@ def suggest(run, root, count, spacing, out, device, precision):
             blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
             for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
                 blocked[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = True
-            taken = {}                 # choose() takes at most per_tile from a tile: of each class, its least sure per_tile
+            kept = {}                  # choose() takes at most per_tile from a tile: of each class, its least sure per_tile
             for y, x in candidates(margin, blocked, spacing, count):
                 k = int(class_map[y, x])
-                if taken.setdefault(k, 0) < per_tile:
-                    taken[k] += 1
+                if kept.setdefault(k, 0) < per_tile:
+                    kept[k] += 1
                     pool.append((float(margin[y, x]), i, y, x, k))
             np.save(Path(scratch) / f"{i}.npy", class_map)
             paths.append(path), clicks.append(tile_clicks)
