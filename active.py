@@ -14,7 +14,8 @@ Every round's model is scored on the test split (dense masks). Each training is 
 exactly as a user runs them; WORK is a copy of DIR's layout whose images and masks are links and
 whose train/points/ holds that strategy's clicks. Writes OUT/<strategy>-seed<S>/round<R>/ (the
 run folders, each with train.log) and OUT/curves.json after every round, so a crash loses
-nothing and a rerun goes on where it stopped; `python report.py` renders the curves.
+nothing and a rerun goes on where it stopped (a training cut short, from its last saved epoch:
+train.py --resume); `python report.py` renders the curves.
 """
 import argparse
 import csv
@@ -90,9 +91,12 @@ def add_random_clicks(work, count, rng):
 
 
 def logged(command, log):
-    """Run a command as its own process, its output and wall time in `log`."""
+    """Run a command as its own process, its output and wall time in `log`. A train.py run that was
+    interrupted (its resume.pt beside the log) goes on from its last saved epoch, its log appended to."""
+    resume = command[0] == "train.py" and (log.parent / "resume.pt").is_file()
+    command = command + ["--resume"] if resume else command
     start = time.time()
-    with open(log, "w") as f:
+    with open(log, "a" if resume else "w") as f:
         f.write(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n$ python {' '.join(command)}\n")
         f.flush()
         code = subprocess.call([sys.executable] + command, stdout=f, stderr=subprocess.STDOUT)

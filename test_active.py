@@ -1,4 +1,7 @@
-"""active.py: the oracle labels exactly what the masks say, and random clicks go only where clicks may."""
+"""active.py: the oracle labels exactly what the masks say, random clicks go only where clicks may, a training
+cut short resumes; and loop_report.py reports a loop against its targets."""
+import json
+
 import numpy as np
 import pytest
 
@@ -72,3 +75,32 @@ def test_the_loop_runs_each_round_once_and_resumes_where_it_stopped(exported, tm
     capsys.readouterr()
     active.main(argv)                                                  # nothing left to train
     assert [log.stat().st_mtime_ns for log in logs] == stamps and len(logs) == 3
+
+
+def test_a_training_cut_short_is_resumed_and_its_log_kept(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(active.subprocess, "call", lambda command, **kw: calls.append(command) or 0)
+    log = tmp_path / "train.log"
+    active.logged(["train.py", "--data", "w", "--out", str(tmp_path)], log)
+    log.write_text(log.read_text() + "epoch 1/10 ...\n")
+    (tmp_path / "resume.pt").write_bytes(b"state")
+    active.logged(["train.py", "--data", "w", "--out", str(tmp_path)], log)
+    assert "--resume" not in calls[0] and calls[1][-1] == "--resume"
+    text = log.read_text()
+    assert "epoch 1/10" in text and text.count("$ python train.py") == 2 and text.rstrip().endswith("exit 0")
+
+
+def test_the_dubai_loop_is_reported_against_its_dense_target(tmp_path):
+    from loop_report import labelling_loops
+    point = lambda miou: dict(clicks=100, miou=miou, pixel_accuracy=0.8, per_class={"Water": miou})
+    (tmp_path / "active" / "dubai").mkdir(parents=True)
+    (tmp_path / "active" / "dubai" / "curves.json").write_text(json.dumps(dict(
+        config=dict(data="dubai", rounds=1, clicks=50, start_per_class=2, train_flags="--no-tta"),
+        proposed={"0": [point(0.4), point(0.54)]}, random={"0": [point(0.4), point(0.5)]})))
+    (tmp_path / "dubai" / "dense").mkdir(parents=True)
+    (tmp_path / "dubai" / "dense" / "metrics.json").write_text(json.dumps(dict(
+        config=dict(seed=0), machine="a CPU", test=dict(miou=0.7, pixel_accuracy=0.9),
+        test_without_tta=dict(miou=0.6, pixel_accuracy=0.85))))
+    text = "\n".join(labelling_loops(tmp_path))
+    assert "test mIoU 0.6000" in text                          # the dense model scored as the rounds were: no TTA
+    assert "Target: proposed clicks ≥ 0.95x the dense model's mIoU: 0.900x, missed by 0.050x (0.0300 mIoU)." in text

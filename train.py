@@ -15,6 +15,8 @@ turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights
 test split, evaluation.py; on real tiles averaged over the 8 orientations, --tta) -> save
 (<out>/metrics.json, <out>/model.pt and, for a tile folder, the clicks it learned from in
 <out>/clicks/, each file written atomically, so an interrupted run never leaves half a file).
+A long run also saves its state after an epoch (<out>/resume.pt, at most once a minute): the same
+command with --resume goes on from there and ends as the uninterrupted run would have.
 `train(config)` does the work; the command line only fills in `config`. Under torchrun each
 process trains on its share of every batch and scores its share of the tiles (distributed.py);
 process 0 alone prints and saves.
@@ -28,7 +30,7 @@ import torch
 
 import distributed
 import tiles
-from checkpoint import save_checkpoint
+from checkpoint import read_progress, restore_progress, save_checkpoint, save_progress
 from cli import OneLineParser, add_device_options, run_command
 from clicks import AUGMENTATIONS, CropSampler, PointDataset, count_labels
 from device import machine, pick_device, pick_precision
@@ -37,11 +39,17 @@ from recipe import (DEFAULTS, TILE_RECIPE, add_data_options, check_config, crf_s
                     run_name, settings, train_step)
 from unet import UNet
 
+SAVE_PROGRESS_EVERY_S = 60       # <out>/resume.pt after an epoch, at most this often (a short run just reruns)
+
 
 def train(config):
     # config
+    config = dict(config)
+    resume = config.pop("resume", False)          # how to start, not what to train: not in the config
     config = check_config(settings(config))
     started = time.time()
+    out = Path(config["out"] or Path("runs") / run_name(config))
+    state = read_progress(out / "resume.pt", config) if resume else None     # checked before the data is read
     torch.manual_seed(config["seed"])                   # the same on every process under torchrun
     device = distributed.setup(pick_device(config["device"]))   # joins torchrun's processes, if any
     precision, why = pick_precision(config["precision"], device)
@@ -81,10 +89,18 @@ def train(config):
           + (f"; {world} processes, batch {batch_size} each" if world > 1 else ""),
           flush=True)
 
+    history, best, resumed = [], None, []     # best = (val mIoU, epoch, weights)
+    if state:                  # an interrupted run: weights, optimizer, schedule and random streams as they were
+        restore_progress(state, model, optimizer, scheduler, generator)
+        history, best, resumed = state["history"], state["best"], state["resumed"] + [state["epoch"]]
+        started -= state["elapsed"]
+        print(f"resumed from {out / 'resume.pt'} after epoch {state['epoch']}", flush=True)
+    elif (out / "resume.pt").exists():
+        print(f"{out / 'resume.pt'}: an interrupted run's state; this run starts over (--resume goes on from it)")
+    saved_at = time.time()
     score = lambda split, tta=False: evaluate(model, split, data["classes"], config["image_size"],
                                               config["batch_size"], precision, tta)
-    history, best = [], None      # best = (val mIoU, epoch, weights)
-    for epoch in range(1, config["epochs"] + 1):
+    for epoch in range(len(history) + 1, config["epochs"] + 1):
         epoch_start, losses, said = time.time(), [], time.time()
         model.train()
         for image, point_labels, *target_labels in loader:     # clicks only: the dense masks are for scoring
@@ -102,6 +118,11 @@ def train(config):
               f"{'-' if val_miou is None else f'{val_miou:.4f}'}  {history[-1]['seconds']:.1f}s", flush=True)
         if best is None or val_miou is None or val_miou > best[0]:   # without a val split: the last epoch
             best = (val_miou, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if distributed.is_main() and time.time() - saved_at > SAVE_PROGRESS_EVERY_S and epoch < config["epochs"]:
+            out.mkdir(parents=True, exist_ok=True)
+            save_progress(out / "resume.pt", epoch, model, optimizer, scheduler, generator, history, best, config,
+                          time.time() - started, resumed)
+            saved_at = time.time()
 
     # evaluation: the best epoch's weights on the test split (with --tta also without it, and on
     # val with it: what the choice of recipe was made on, docs/recipe.md)
@@ -125,19 +146,20 @@ def train(config):
     print_table(test, data["classes"], data["scored_on"]["test"])
 
     # save
-    out = Path(config["out"] or Path("runs") / run_name(config))
     metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
                    scored_on=data["scored_on"],
                    crops_per_epoch=sampler.crops, encoder_init=model.encoder_init, device=str(device),
                    machine=machine(device), torch=torch.__version__, precision=precision,
                    world_size=world, batch_per_process=batch_size, best_epoch=best[1], history=history, test=test,
-                   **extra, wall_time_s=round(time.time() - started, 1))
+                   **extra, **(dict(resumed_after_epochs=resumed) if resumed else {}),
+                   wall_time_s=round(time.time() - started, 1))
     if distributed.is_main():                      # one writer
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(out / "model.pt", model, data["classes"], data.get("colours"), data["bands"], config["image_size"])
         if config["data"]:
             tiles.keep_clicks(out / "clicks", data)       # the clicks it learned from, for suggest.py
         save_metrics(out, metrics)
+        (out / "resume.pt").unlink(missing_ok=True)       # the run is whole: nothing to go on from
     distributed.finish()
     return metrics
 
@@ -168,6 +190,8 @@ def main(argv=None):
     add_device_options(parser)
     parser.add_argument("--weights", default=DEFAULTS["weights"], help="imagenet, none or a resnet34 state dict file")
     parser.add_argument("--out", help="output folder (default runs/<name>)")
+    parser.add_argument("--resume", action="store_true", help="go on from <out>/resume.pt, the state an "
+                        "interrupted run with the same flags left after its last saved epoch")
     run_command(parser, train, argv)
 
 

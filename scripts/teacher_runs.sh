@@ -8,7 +8,8 @@
 #   NAME=synthetic bash scripts/teacher_runs.sh scenes 0   (the synthetic scenes as a folder: python export.py tiles scenes)
 # Writes RESULTS/<set>/teachers/{tile-recipe,forest,forest-targets,self-training}[-seedN]/, each with
 # its log (headed by date, machine and command) and metrics.json. A step whose metrics.json exists
-# is skipped, so an interrupted sequence picks up where it stopped. LEVERS="forest" (default
+# is skipped and one that left train.py's resume.pt is resumed, so an interrupted sequence picks up
+# where it stopped. LEVERS="forest" (default
 # "forest self") runs only the forest's targets beside the tile recipe. PARALLEL=2 runs the
 # forest's branch (forest, then its targets) beside the tile recipe's (tile recipe, then
 # self-training), for a GPU that one run leaves idle; EXTRA="FLAGS" adds flags to every train.py
@@ -22,11 +23,13 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 ||
 machine="${gpu:+$gpu, }$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc --all) cores; torch $($PYTHON -c 'import torch; print(torch.__version__)')"
 labels="--data $set_ --points-per-class 10 --seed $seed"
 
-step() {   # step FOLDER SCRIPT FLAGS...: one logged run of SCRIPT, skipped if FOLDER has its metrics.json
+step() {   # step FOLDER SCRIPT FLAGS...: one logged run of SCRIPT, skipped if FOLDER has its metrics.json,
+           # resumed (train.py --resume, the log appended to) if an interrupted one left its state there
   folder=$1; shift
   [ -f "$folder/metrics.json" ] && { echo "$folder: done before, skipped"; return 0; }
   mkdir -p "$folder"
-  { echo "# $(date -u "+%Y-%m-%d %H:%M UTC"), $machine"; echo "\$ python $* --out $folder"; } > "$folder/run.log"
+  if [ -f "$folder/resume.pt" ]; then set -- "$@" --resume; else : > "$folder/run.log"; fi
+  { echo "# $(date -u "+%Y-%m-%d %H:%M UTC"), $machine"; echo "\$ python $* --out $folder"; } >> "$folder/run.log"
   PYTHONUNBUFFERED=1 $PYTHON "$@" --out "$folder" >> "$folder/run.log" 2>&1 || { echo "$folder: failed, see $folder/run.log" >&2; exit 1; }
   echo "$(date -u +%H:%M:%S) $folder: $(grep -h '^test mIoU' "$folder/run.log")"
 }
