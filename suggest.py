@@ -155,9 +155,9 @@ def suggest(run, root, count, spacing, out, device, precision):
     if list(legend.names) != list(checkpoint["classes"]):
         raise ValueError(f"{root}/classes.txt lists {list(legend.names)}, the run was trained on {checkpoint['classes']}")
     config = json.loads((run / "metrics.json").read_text())["config"] if (run / "metrics.json").is_file() else {}
-    source = lambda stem: click_file(run, root, stem, config.get("points_file"))
     training_stems = tiles.stems(root / "train" / "images", tiles.IMAGE_SUFFIXES)
-    if training_stems and not any(source(stem) for stem in training_stems):
+    sources = {stem: click_file(run, root, stem, config.get("points_file")) for stem in training_stems}
+    if training_stems and not any(sources.values()):
         raise ValueError(f"{run}/clicks/ and {root}/train/points/ hold no clicks: suggest.py proposes more clicks "
                          f"for a run trained on clicks (train.py --data {root} --points-per-class K)")
     device = pick_device(device)
@@ -168,7 +168,7 @@ def suggest(run, root, count, spacing, out, device, precision):
     per_tile = max(1, math.ceil(2 * count / max(1, len(training_stems))))    # proposals a tile may get at most
     with tempfile.TemporaryDirectory(dir=out) as scratch:      # class maps wait here for the previews: one tile in memory
         for i, (path, image, mask, _) in enumerate(tiles.iter_split(root, "train", legend)):
-            tile_clicks = read_clicks(source(path.stem), image, legend.names)
+            tile_clicks = read_clicks(sources[path.stem], image, legend.names)
             margin, class_map = margin_and_class(predict_tile(model, image, checkpoint["image_size"], precision=precision))
             blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
             for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
