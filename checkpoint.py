@@ -58,8 +58,13 @@ def read_progress(path, config):
     if not path.is_file():
         raise ValueError(f"--resume: {path} not found: no interrupted run to go on from there (train.py writes it "
                          f"after each epoch once a run has trained for a minute)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved, given = json.loads(state["config"]), json.loads(json.dumps(config, sort_keys=True, default=str))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = json.loads(state["config"])
+    except Exception as error:
+        raise ValueError(f"--resume: {path} is not the state of a train.py run ({type(error).__name__}); "
+                         f"delete it and start over") from None
+    given = json.loads(json.dumps(config, sort_keys=True, default=str))
     differ = [k for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
     if differ:
         k = differ[0]

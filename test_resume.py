@@ -51,8 +51,11 @@ def test_resume_refuses_other_flags_and_a_missing_state(runs, capsys):
     root, _ = runs
     flags = ["--points", "100", "--train-size", "16", "--val-size", "4", "--test-size", "4", "--image-size", "64",
              "--batch-size", "4", "--weights", "none", "--resume"]
+    (root / "broken").mkdir()
+    (root / "broken" / "resume.pt").write_bytes(b"not a torch file")
     for given, named in ((["--epochs", "5", "--out", str(root / "copy")], "epochs=2, this one has epochs=5"),
-                         (["--out", str(root / "elsewhere")], "elsewhere/resume.pt not found")):
+                         (["--out", str(root / "elsewhere")], "elsewhere/resume.pt not found"),
+                         (["--out", str(root / "broken")], "broken/resume.pt is not the state of a train.py run")):
         with pytest.raises(SystemExit) as stop:
             main(flags + given)
         assert stop.value.code == 2
