@@ -95,6 +95,7 @@ def train(config):
         history, best, resumed = state["history"], state["best"], state["resumed"] + [state["epoch"]]
         started -= state["elapsed"]
         print(f"resumed from {out / 'resume.pt'} after epoch {state['epoch']}", flush=True)
+        del state                                  # three copies of the weights' size: not kept for the run
     elif (out / "resume.pt").exists():
         print(f"{out / 'resume.pt'}: an interrupted run's state; this run starts over (--resume goes on from it)")
     saved_at = time.time()
