@@ -152,3 +152,14 @@ def test_ablation_rows_read_a_tta_run_both_ways_and_leave_out_the_scorings_they_
     plain = dict(run, test_without_tta=None, scoring_seconds=dict(test=1.0))
     del plain["test_without_tta"]
     assert tile_report.scored(plain, False) == (0.5, dict(miou=0.6), 100.0)      # a run that did not use TTA
+
+
+@pytest.mark.parametrize("tile_seconds, verdict", [(200.0, "met"), (202.0, "missed by 0.02x")])
+def test_dubai_time_target_says_met_or_by_how_much_it_is_missed(tile_seconds, verdict):
+    def run(seconds):
+        return dict(config=dict(seed=0), history=[dict(val_miou=0.5)], val_miou_tta=0.5, test=dict(miou=0.5),
+                    wall_time_s=seconds)
+    groups = {"dubai/points-per-class-10": [run(tile_seconds)], f"dubai/{tile_report.LEVERS[0][1]}": [run(100.0)]}
+    time_line = [line for line in tile_report.targets(groups) if line.startswith("Time on Dubai")]
+    assert time_line == [f"Time on Dubai, same machine: the tile recipe {tile_seconds:.0f} s, the report's 100 s: "
+                         f"{tile_seconds / 100:.2f}x (target: at most 2x; {verdict})."]
