@@ -9,11 +9,10 @@
 # Writes RESULTS/<set>/teachers/{tile-recipe,forest,forest-targets,self-training}[-seedN]/, each with
 # its log (headed by date, machine and command) and metrics.json. A step whose metrics.json exists
 # is skipped and one that left train.py's resume.pt is resumed, so an interrupted sequence picks up
-# where it stopped. LEVERS="forest" (default
-# "forest self") runs only the forest's targets beside the tile recipe. PARALLEL=2 runs the
-# forest's branch (forest, then its targets) beside the tile recipe's (tile recipe, then
-# self-training), for a GPU that one run leaves idle; EXTRA="FLAGS" adds flags to every train.py
-# run (a smoke test: EXTRA="--epochs 1 --crops-per-epoch 16").
+# where it stopped. LEVERS="forest" (default "forest self") runs only the forest's targets beside
+# the tile recipe. PARALLEL=2 runs the forest's branch (forest, then its targets) beside the tile
+# recipe's (tile recipe, then self-training), for a GPU that one run leaves idle; EXTRA="FLAGS"
+# adds flags to every train.py run (a smoke test: EXTRA="--epochs 1 --crops-per-epoch 16").
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: bash scripts/teacher_runs.sh SET SEED" >&2; exit 2; }
 set_=$1 seed=$2 RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python}
