@@ -18,6 +18,7 @@ holds the fields of train.py's that apply, and <out>/predictions/ a class map an
 test tile, as predict.py writes them; with --predict-train, <out>/train-predictions/ the class
 map of each training tile, which train.py --extra-targets can learn from (docs/recipe.md).
 """
+
 import os
 import time
 from pathlib import Path
@@ -29,27 +30,33 @@ from PIL import Image
 from scipy import ndimage
 from sklearn.ensemble import RandomForestClassifier
 
-import tiles
-from cli import OneLineParser, atomic, run_command
 from clicks import Clicks, count_labels
-from device import cpu_name
 from evaluation import confusion_matrix, print_table, save_metrics, scores
+from lib import tiles
+from lib.cli import OneLineParser, atomic, run_command
+from lib.device import cpu_name
 from recipe import DEFAULTS, add_data_options, check_config, label_mode
 
-SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)      # px: ilastik's default scales
+SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 TREES = 200
-BLOCK = 512                              # tiles are featurised in BLOCK x BLOCK pieces ...
-MARGIN = int(4 * max(SIGMAS) + 0.5)      # ... plus the reach of the widest filter (scipy truncates at 4 sigma)
+BLOCK = 512  # tiles are featurised in BLOCK x BLOCK pieces ...
+MARGIN = int(
+    4 * max(SIGMAS) + 0.5
+)  # ... plus the reach of the widest filter (scipy truncates at 4 sigma)
 
 
 def features(image):
-    """(16 x bands, h, w) float32: each band raw, then smoothed, gradient magnitude and LoG per sigma."""
+    """(16 x bands, h, w) float32: each band raw, then smoothed, gradient magnitude and LoG per
+    sigma."""
     planes = []
     for band in np.asarray(image, dtype=np.float32):
         planes.append(band)
         for sigma in SIGMAS:
-            planes += [ndimage.gaussian_filter(band, sigma), ndimage.gaussian_gradient_magnitude(band, sigma),
-                       ndimage.gaussian_laplace(band, sigma)]
+            planes += [
+                ndimage.gaussian_filter(band, sigma),
+                ndimage.gaussian_gradient_magnitude(band, sigma),
+                ndimage.gaussian_laplace(band, sigma),
+            ]
     return np.stack(planes)
 
 
@@ -62,7 +69,11 @@ def blocks(image, block=BLOCK):
             y0, x0 = max(top - MARGIN, 0), max(left - MARGIN, 0)
             y1, x1 = min(top + block + MARGIN, h), min(left + block + MARGIN, w)
             f = features(image[:, y0:y1, x0:x1])
-            yield top, left, f[:, top - y0:min(top + block, h) - y0, left - x0:min(left + block, w) - x0]
+            yield (
+                top,
+                left,
+                f[:, top - y0 : min(top + block, h) - y0, left - x0 : min(left + block, w) - x0],
+            )
 
 
 def training_pixels(images, point_labels):
@@ -70,8 +81,12 @@ def training_pixels(images, point_labels):
     xs, ys = [], []
     for image, clicks in zip(images, point_labels):
         for top, left, f in blocks(image):
-            inside = (clicks.rows >= top) & (clicks.rows < top + f.shape[1]) & \
-                     (clicks.cols >= left) & (clicks.cols < left + f.shape[2])
+            inside = (
+                (clicks.rows >= top)
+                & (clicks.rows < top + f.shape[1])
+                & (clicks.cols >= left)
+                & (clicks.cols < left + f.shape[2])
+            )
             xs.append(f[:, clicks.rows[inside] - top, clicks.cols[inside] - left].T)
             ys.append(clicks.classes[inside])
     return np.concatenate(xs), np.concatenate(ys)
@@ -82,7 +97,7 @@ def predict(forest, image):
     class_map = np.zeros(image.shape[-2:], np.uint8)
     for top, left, f in blocks(image):
         classes = forest.predict(f.reshape(len(f), -1).T)
-        class_map[top:top + f.shape[1], left:left + f.shape[2]] = classes.reshape(f.shape[1:])
+        class_map[top : top + f.shape[1], left : left + f.shape[2]] = classes.reshape(f.shape[1:])
     return class_map
 
 
@@ -92,11 +107,16 @@ def score(forest, split, classes, name, save=None):
     started = said = time.time()
     for index, (image, dense_mask) in enumerate(zip(*split)):
         class_map = predict(forest, image)
-        matrix += confusion_matrix(torch.from_numpy(class_map), torch.tensor(np.asarray(dense_mask)), len(classes))
+        matrix += confusion_matrix(
+            torch.from_numpy(class_map), torch.tensor(np.asarray(dense_mask)), len(classes)
+        )
         if save:
             save(index, class_map)
-        if time.time() - said > 60:                    # big tiles take minutes: say where it is
-            print(f"  {name}: {index + 1}/{len(split[0])} tiles, {time.time() - started:.0f}s", flush=True)
+        if time.time() - said > 60:  # big tiles take minutes: say where it is
+            print(
+                f"  {name}: {index + 1}/{len(split[0])} tiles, {time.time() - started:.0f}s",
+                flush=True,
+            )
             said = time.time()
     return scores(matrix, classes)
 
@@ -104,26 +124,45 @@ def score(forest, split, classes, name, save=None):
 def run(config):
     predict_train = config.pop("predict_train", False)
     if predict_train and not config.get("data"):
-        raise ValueError("--predict-train needs a tile folder (--data DIR): the maps are named after its tiles")
+        raise ValueError(
+            "--predict-train needs a tile folder (--data DIR): the maps are named after its tiles"
+        )
     config = {**check_config({**DEFAULTS, **config}), "predict_train": predict_train}
     how, what, name = label_mode(config)
     if how == "dense":
-        raise ValueError("--dense: the pixel classifier is the clicks baseline; give --points N or --points-per-class K")
+        raise ValueError(
+            "--dense: the pixel classifier is the clicks baseline; give --points N or "
+            "--points-per-class K"
+        )
     started = time.time()
-    data = tiles.load_data(how, config["seed"], config["data"], config["image_size"],
-                           [config[f"{split}_size"] for split in ("train", "val", "test")],
-                           config["points_file"] and (config["points_file"], config["class_field"]))
+    data = tiles.load_data(
+        how,
+        config["seed"],
+        config["data"],
+        config["image_size"],
+        [config[f"{split}_size"] for split in ("train", "val", "test")],
+        config["points_file"] and (config["points_file"], config["class_field"]),
+    )
     train_images, train_points = data["train"]
     if not all(isinstance(labels, Clicks) for labels in train_points):
-        raise ValueError("the pixel classifier trains on clicks: every training tile needs points/<stem>.csv or "
-                         "a mask to sample them from")
+        raise ValueError(
+            "the pixel classifier trains on clicks: every training tile needs points/<stem>.csv or "
+            "a mask to sample them from"
+        )
     x, y = training_pixels(train_images, train_points)
-    labeled_fraction = sum(map(count_labels, train_points)) / sum(i.shape[-2] * i.shape[-1] for i in train_images)
+    labeled_fraction = sum(map(count_labels, train_points)) / sum(
+        i.shape[-2] * i.shape[-1] for i in train_images
+    )
     machine = f"{cpu_name()}, {os.cpu_count()} cores"
-    print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; {what} "
-          f"({labeled_fraction:.4%} of training pixels labeled); {x.shape[1]} features a pixel; random forest of "
-          f"{TREES} class-balanced trees; {machine}", flush=True)
-    forest = RandomForestClassifier(TREES, class_weight="balanced", n_jobs=-1, random_state=config["seed"]).fit(x, y)
+    print(
+        f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test "
+        f"tiles; {what} ({labeled_fraction:.4%} of training pixels labeled); {x.shape[1]} features "
+        f"a pixel; random forest of {TREES} class-balanced trees; {machine}",
+        flush=True,
+    )
+    forest = RandomForestClassifier(
+        TREES, class_weight="balanced", n_jobs=-1, random_state=config["seed"]
+    ).fit(x, y)
     print(f"fitted on {len(y)} clicks in {time.time() - started:.0f}s", flush=True)
 
     out = Path(config["out"] or Path("runs") / f"forest-{name}-seed{config['seed']}")
@@ -132,35 +171,69 @@ def run(config):
 
     def save(index, class_map):
         stem = stems[index] if stems else f"scene_{index:04d}"
-        for picture, suffix in ((class_map, "classes"), (tiles.colourise(class_map, colours), "preview")):
+        for picture, suffix in (
+            (class_map, "classes"),
+            (tiles.colourise(class_map, colours), "preview"),
+        ):
             with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
                 Image.fromarray(picture).save(tmp, format="PNG")
-    if config.get("predict_train"):        # the forest's map of each training tile: extra targets for train.py
+
+    if config.get(
+        "predict_train"
+    ):  # the forest's map of each training tile: extra targets for train.py
         (out / "train-predictions").mkdir(exist_ok=True)
         for stem, image in zip(data["stems"]["train"], train_images):
             with atomic(out / "train-predictions" / f"{stem}_classes.png") as tmp:
                 Image.fromarray(predict(forest, image)).save(tmp, format="PNG")
-        print(f"class maps of the {len(train_images)} training tiles in {out / 'train-predictions'}", flush=True)
+        print(
+            f"class maps of the {len(train_images)} training tiles in {out / 'train-predictions'}",
+            flush=True,
+        )
     val = score(forest, data["val"], data["classes"], "val") if len(data["val"][0]) else None
     test = score(forest, data["test"], data["classes"], "test", save)
     print_table(test, data["classes"], data["scored_on"]["test"])
-    kept = ("points", "points_per_class", "strategy", "seed", "data", "image_size", "train_size", "val_size",
-            "test_size", "out", "predict_train", "points_file", "class_field")
-    metrics = dict(config={**{k: config[k] for k in kept}, "trees": TREES, "sigmas": list(SIGMAS)},
-                   method="pixel random forest", classes=list(data["classes"]), labeled_fraction=labeled_fraction,
-                   scored_on=data["scored_on"],
-                   features=int(x.shape[1]), machine=machine, sklearn=sklearn.__version__,
-                   val_miou=val and val["miou"], test=test, wall_time_s=round(time.time() - started, 1))
+    kept = (
+        "points",
+        "points_per_class",
+        "strategy",
+        "seed",
+        "data",
+        "image_size",
+        "train_size",
+        "val_size",
+        "test_size",
+        "out",
+        "predict_train",
+        "points_file",
+        "class_field",
+    )
+    metrics = dict(
+        config={**{k: config[k] for k in kept}, "trees": TREES, "sigmas": list(SIGMAS)},
+        method="pixel random forest",
+        classes=list(data["classes"]),
+        labeled_fraction=labeled_fraction,
+        scored_on=data["scored_on"],
+        features=int(x.shape[1]),
+        machine=machine,
+        sklearn=sklearn.__version__,
+        val_miou=val and val["miou"],
+        test=test,
+        wall_time_s=round(time.time() - started, 1),
+    )
     save_metrics(out, metrics)
     return metrics
 
 
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    add_data_options(parser)                 # train.py's flags: the same clicks (--dense is refused)
+    add_data_options(parser)  # train.py's flags: the same clicks (--dense is refused)
     parser.add_argument("--out", help="output folder (default runs/forest-<labels>-seed<seed>)")
-    parser.add_argument("--predict-train", action="store_true", help="also write <out>/train-predictions/: the "
-                        "forest's class map of each training tile, extra targets for train.py --extra-targets")
+    parser.add_argument(
+        "--predict-train",
+        action="store_true",
+        help="also write <out>/train-predictions/: the "
+        "forest's class map of each training tile, extra targets for train.py --extra-targets",
+    )
     run_command(parser, run, argv)
 
 

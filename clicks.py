@@ -6,6 +6,7 @@ from the user's CSV, tiles.py) and then kept fixed, as an annotator clicks once;
 coordinate lists, so a big tile costs a few hundred numbers, not a label plane. `CropSampler`
 decides which crops an epoch trains on and `PointDataset` cuts them, image and clicks together.
 """
+
 import math
 from typing import NamedTuple
 
@@ -19,6 +20,7 @@ from pce import UNLABELED
 class Clicks(NamedTuple):
     """The clicks on one image as coordinate lists: row, column and class of each clicked pixel.
     A few hundred numbers, where an (H, W) label plane of a large tile would take megabytes."""
+
     rows: np.ndarray
     cols: np.ndarray
     classes: np.ndarray
@@ -27,12 +29,19 @@ class Clicks(NamedTuple):
         """The (h, w) int64 label plane of the window at (top, left): UNLABELED everywhere except at
         the clicks inside it, which carry their class."""
         point_labels = np.full(shape, UNLABELED, dtype=np.int64)
-        inside = (self.rows >= top) & (self.rows < top + shape[0]) & (self.cols >= left) & (self.cols < left + shape[1])
+        inside = (
+            (self.rows >= top)
+            & (self.rows < top + shape[0])
+            & (self.cols >= left)
+            & (self.cols < left + shape[1])
+        )
         point_labels[self.rows[inside] - top, self.cols[inside] - left] = self.classes[inside]
         return point_labels
 
 
-NO_CLICKS = Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))   # a tile not yet clicked
+NO_CLICKS = Clicks(
+    np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+)  # a tile not yet clicked
 
 
 def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None, strategy="random"):
@@ -54,8 +63,10 @@ def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None,
     if points_per_image is not None:
         candidates = np.flatnonzero(flat != IGNORE)
         if points_per_image > len(candidates):
-            raise ValueError(f"{points_per_image} points per image asked, but the image has only "
-                             f"{len(candidates)} labeled pixels ({dense_mask.shape[0]}x{dense_mask.shape[1]})")
+            raise ValueError(
+                f"{points_per_image} points per image asked, but the image has only "
+                f"{len(candidates)} labeled pixels ({dense_mask.shape[0]}x{dense_mask.shape[1]})"
+            )
         chosen = [rng.choice(candidates, size=points_per_image, replace=False)]
     else:
         chosen = []
@@ -79,12 +90,16 @@ def spread_choice(rng, pixels, k, width):
     cell_y = (ys - ys.min()) * grid // (ys.max() - ys.min() + 1)
     cell_x = (xs - xs.min()) * grid // (xs.max() - xs.min() + 1)
     cell = cell_y * grid + cell_x
-    order = rng.permutation(len(pixels))                   # random pick inside each cell...
+    order = rng.permutation(len(pixels))  # random pick inside each cell...
     by_cell = order[np.argsort(cell[order], kind="stable")]
     starts = np.flatnonzero(np.r_[True, np.diff(cell[by_cell]) != 0])
-    round_number = np.empty(len(pixels), dtype=np.int64)    # ...and its turn: 0 for a cell's first pixel
-    round_number[by_cell] = np.arange(len(pixels)) - np.repeat(starts, np.diff(np.r_[starts, len(pixels)]))
-    cell_turn = rng.permutation(grid * grid)[cell]          # cells take turns in random order each round
+    round_number = np.empty(
+        len(pixels), dtype=np.int64
+    )  # ...and its turn: 0 for a cell's first pixel
+    round_number[by_cell] = np.arange(len(pixels)) - np.repeat(
+        starts, np.diff(np.r_[starts, len(pixels)])
+    )
+    cell_turn = rng.permutation(grid * grid)[cell]  # cells take turns in random order each round
     return pixels[np.argsort(round_number * grid * grid + cell_turn, kind="stable")[:k]]
 
 
@@ -96,7 +111,11 @@ def every_pixel(dense_mask):
 
 def count_labels(labels):
     """Labeled pixels of one training tile: its clicks, or the known pixels of its dense mask."""
-    return labels.rows.size if isinstance(labels, Clicks) else int((np.asarray(labels) != IGNORE).sum())
+    return (
+        labels.rows.size
+        if isinstance(labels, Clicks)
+        else int((np.asarray(labels) != IGNORE).sum())
+    )
 
 
 def sample_split_points(dense_masks, seed, **how):
@@ -120,7 +139,12 @@ class PointDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, images, point_labels, crop_size, targets=None):
-        self.images, self.point_labels, self.crop_size, self.targets = images, point_labels, crop_size, targets
+        self.images, self.point_labels, self.crop_size, self.targets = (
+            images,
+            point_labels,
+            crop_size,
+            targets,
+        )
 
     def __len__(self):
         return len(self.images)
@@ -128,20 +152,23 @@ class PointDataset(torch.utils.data.Dataset):
     def __getitem__(self, place):
         tile, top, left, turn = place
         size, stored, labels = self.crop_size, self.images[tile], self.point_labels[tile]
-        h, w = min(size, stored.shape[-2] - top), min(size, stored.shape[-1] - left)    # inside the tile
+        h, w = (
+            min(size, stored.shape[-2] - top),
+            min(size, stored.shape[-1] - left),
+        )  # inside the tile
         image = np.zeros((stored.shape[0], size, size), np.float32)
-        image[:, :h, :w] = stored[:, top:top + h, left:left + w]
+        image[:, :h, :w] = stored[:, top : top + h, left : left + w]
         if isinstance(labels, Clicks):
             point_labels = labels.point_labels((size, size), top, left)
         else:
             point_labels = np.full((size, size), UNLABELED, np.int64)
-            point_labels[:h, :w] = every_pixel(labels[top:top + h, left:left + w])
+            point_labels[:h, :w] = every_pixel(labels[top : top + h, left : left + w])
         image, point_labels = dihedral(image, turn), dihedral(point_labels, turn)
         item = (torch.from_numpy(image.copy()), torch.from_numpy(point_labels.copy()))
         if self.targets is None:
             return item
-        target_labels = np.full((size, size), UNLABELED, np.int64)        # same crop, same turn
-        target_labels[:h, :w] = every_pixel(self.targets[tile][top:top + h, left:left + w])
+        target_labels = np.full((size, size), UNLABELED, np.int64)  # same crop, same turn
+        target_labels[:h, :w] = every_pixel(self.targets[tile][top : top + h, left : left + w])
         return item + (torch.from_numpy(dihedral(target_labels, turn).copy()),)
 
 
@@ -150,14 +177,18 @@ def dihedral(array, turn):
     array or a torch tensor: turn 0 is the identity, turn & 1 mirrors left-right, turn >> 1 then
     rotates by that many quarter turns. Nadir imagery has no "up": each is a view the network
     may meet."""
-    flip, rot90 = (np.flip, np.rot90) if isinstance(array, np.ndarray) else (torch.flip, torch.rot90)
+    flip, rot90 = (
+        (np.flip, np.rot90) if isinstance(array, np.ndarray) else (torch.flip, torch.rot90)
+    )
     array = flip(array, (-1,)) if turn & 1 else array
     return rot90(array, turn >> 1, (-2, -1)) if turn >> 1 else array
 
 
 def undo_dihedral(array, turn):
     """The inverse of dihedral(., turn): rotate back, then mirror back."""
-    flip, rot90 = (np.flip, np.rot90) if isinstance(array, np.ndarray) else (torch.flip, torch.rot90)
+    flip, rot90 = (
+        (np.flip, np.rot90) if isinstance(array, np.ndarray) else (torch.flip, torch.rot90)
+    )
     array = rot90(array, -(turn >> 1), (-2, -1)) if turn >> 1 else array
     return flip(array, (-1,)) if turn & 1 else array
 
@@ -182,44 +213,70 @@ class CropSampler(torch.utils.data.Sampler):
     global generator, which train.py seeds.
     """
 
-    def __init__(self, point_labels, shapes, crop_size, crops_per_epoch=None, generator=None, augment="hflip"):
+    def __init__(
+        self, point_labels, shapes, crop_size, crops_per_epoch=None, generator=None, augment="hflip"
+    ):
         if augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augment {augment!r}: use {' or '.join(AUGMENTATIONS)}")
         self.size, self.generator, self.augment = crop_size, generator, augment
         self.padded = [(max(h, crop_size), max(w, crop_size)) for h, w in shapes]
         area = sum(h * w for h, w in self.padded)
-        self.crops = crops_per_epoch or math.ceil(area / crop_size ** 2)
-        self.one_pass = self.crops == len(shapes) and all(p == (crop_size, crop_size) for p in self.padded)
+        self.crops = crops_per_epoch or math.ceil(area / crop_size**2)
+        self.one_pass = self.crops == len(shapes) and all(
+            p == (crop_size, crop_size) for p in self.padded
+        )
         clicked = [i for i, labels in enumerate(point_labels) if isinstance(labels, Clicks)]
-        dense = [i for i, labels in enumerate(point_labels) if not isinstance(labels, Clicks) and count_labels(labels)]
+        dense = [
+            i
+            for i, labels in enumerate(point_labels)
+            if not isinstance(labels, Clicks) and count_labels(labels)
+        ]
         clicks = sum(point_labels[i].rows.size for i in clicked)
         click_area = sum(self.padded[i][0] * self.padded[i][1] for i in clicked)
         # one anchor per click (weight: its share of the clicked tiles' area), one per dense tile
-        self.anchors = [(i, r, c) for i in clicked for r, c in zip(point_labels[i].rows.tolist(), point_labels[i].cols.tolist())]
+        self.anchors = [
+            (i, r, c)
+            for i in clicked
+            for r, c in zip(point_labels[i].rows.tolist(), point_labels[i].cols.tolist())
+        ]
         self.anchors += [(i, -1, -1) for i in dense]
-        self.weights = torch.tensor([click_area / max(clicks, 1)] * clicks +
-                                    [self.padded[i][0] * self.padded[i][1] for i in dense], dtype=torch.float64)
+        self.weights = torch.tensor(
+            [click_area / max(clicks, 1)] * clicks
+            + [self.padded[i][0] * self.padded[i][1] for i in dense],
+            dtype=torch.float64,
+        )
 
     def __len__(self):
         return self.crops
 
     def __iter__(self):
         if self.one_pass:
-            tiles = ((i, -1, -1) for i in torch.utils.data.RandomSampler(self.padded, generator=self.generator))
+            tiles = (
+                (i, -1, -1)
+                for i in torch.utils.data.RandomSampler(self.padded, generator=self.generator)
+            )
         else:
-            picks = torch.multinomial(self.weights, self.crops, replacement=True, generator=self.generator)
+            picks = torch.multinomial(
+                self.weights, self.crops, replacement=True, generator=self.generator
+            )
             tiles = [self.anchors[a] for a in picks.tolist()]
         for tile, row, col in tiles:
             (h, w) = self.padded[tile]
             top, left = window_start(h, self.size, row), window_start(w, self.size, col)
-            turn = int(torch.rand(()) < 0.5) if self.augment == "hflip" else int(torch.randint(8, ()))
+            turn = (
+                int(torch.rand(()) < 0.5) if self.augment == "hflip" else int(torch.randint(8, ()))
+            )
             yield tile, top, left, turn
 
 
 def window_start(length, size, anchor):
     """A random start for a window of `size` along an axis of `length`: anywhere when anchor < 0,
     else such that the window covers pixel `anchor`."""
-    low, high = (0, length - size) if anchor < 0 else (max(0, anchor - size + 1), min(anchor, length - size))
+    low, high = (
+        (0, length - size)
+        if anchor < 0
+        else (max(0, anchor - size + 1), min(anchor, length - size))
+    )
     return int(torch.randint(low, high + 1, ()))
 
 
@@ -231,6 +288,8 @@ def band_statistics(images):
     images = [np.asarray(image) for image in images]
     count = sum(image[0].size for image in images)
     mean = sum(np.array([band.sum(dtype=np.float64) for band in image]) for image in images) / count
-    squares = sum(np.array([np.square(band - m, dtype=np.float64).sum() for band, m in zip(image, mean)])
-                  for image in images)
+    squares = sum(
+        np.array([np.square(band - m, dtype=np.float64).sum() for band, m in zip(image, mean)])
+        for image in images
+    )
     return mean.tolist(), np.maximum(np.sqrt(squares / count), 1e-6).tolist()

@@ -10,15 +10,16 @@ accuracy, per-class IoU / precision / recall, and the pixel accuracy of always a
 commonest class, the floor a useful model clears. Validation, testing, predict.py and
 report.py's figures all go through here.
 """
+
 import json
 
 import numpy as np
 import torch
 
-import distributed
-from cli import atomic
 from clicks import dihedral, undo_dihedral
-from device import autocast, memory_format
+from lib import distributed
+from lib.cli import atomic
+from lib.device import autocast, memory_format
 from unet import DIVISOR
 
 
@@ -33,22 +34,29 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
     padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
     starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
     corners = [(y, x) for y in starts(ph) for x in starts(pw)]
-    device, layout = next(model.parameters()).device, memory_format(model)    # batches follow the model's layout
+    device, layout = (
+        next(model.parameters()).device,
+        memory_format(model),
+    )  # batches follow the model's layout
     logits, counts = None, torch.zeros(1, ph, pw)
     for i in range(0, len(corners), batch_size):
-        chunk = corners[i:i + batch_size]
-        windows = np.stack([padded[:, y:y + window, x:x + window] for y, x in chunk]).astype(np.float32)
+        chunk = corners[i : i + batch_size]
+        windows = np.stack([padded[:, y : y + window, x : x + window] for y, x in chunk]).astype(
+            np.float32
+        )
         windows = torch.from_numpy(windows).to(device, memory_format=layout)
         out = 0
         for turn in range(8) if tta else (0,):
             with autocast(device, precision):
-                out = out + undo_dihedral(model(dihedral(windows, turn).contiguous(memory_format=layout)).float(), turn)
+                out = out + undo_dihedral(
+                    model(dihedral(windows, turn).contiguous(memory_format=layout)).float(), turn
+                )
         out = (out / (8 if tta else 1)).cpu()
         logits = torch.zeros(out.shape[1], ph, pw) if logits is None else logits
         for (y, x), o in zip(chunk, out):
-            logits[:, y:y + window, x:x + window] += o
-            counts[:, y:y + window, x:x + window] += 1
-    return logits.div_(counts)[:, :h, :w]       # in place: on a big tile this is the largest array
+            logits[:, y : y + window, x : x + window] += o
+            counts[:, y : y + window, x : x + window] += 1
+    return logits.div_(counts)[:, :h, :w]  # in place: on a big tile this is the largest array
 
 
 def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=False):
@@ -57,10 +65,14 @@ def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=
     images, dense_masks = split
     model.eval()
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
-    for image, dense_mask in distributed.share(list(zip(images, dense_masks))):    # under torchrun: a share each
+    for image, dense_mask in distributed.share(
+        list(zip(images, dense_masks))
+    ):  # under torchrun: a share each
         prediction = predict_tile(model, image, window, batch_size, precision, tta).argmax(0)
-        matrix += confusion_matrix(prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes))
-    return scores(distributed.sum_over_processes(matrix), classes)        # ... and the matrices summed
+        matrix += confusion_matrix(
+            prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes)
+        )
+    return scores(distributed.sum_over_processes(matrix), classes)  # ... and the matrices summed
 
 
 def confusion_matrix(prediction, target, num_classes):
@@ -68,8 +80,12 @@ def confusion_matrix(prediction, target, num_classes):
     0..num_classes-1 (255: unknown) is not counted. int32 indices, no masked copies: on a
     16-megapixel tile this costs 64 MB, not half a gigabyte."""
     target, prediction = target.reshape(-1).to(torch.int32), prediction.reshape(-1).to(torch.int32)
-    index = torch.where((target >= 0) & (target < num_classes), target * num_classes + prediction, num_classes ** 2)
-    return torch.bincount(index, minlength=num_classes ** 2 + 1)[:-1].reshape(num_classes, num_classes)
+    index = torch.where(
+        (target >= 0) & (target < num_classes), target * num_classes + prediction, num_classes**2
+    )
+    return torch.bincount(index, minlength=num_classes**2 + 1)[:-1].reshape(
+        num_classes, num_classes
+    )
 
 
 def scores(matrix, classes):
@@ -79,13 +95,22 @@ def scores(matrix, classes):
     m = matrix.double()
     tp, truth, predicted = m.diag(), m.sum(1), m.sum(0)
     ratio = lambda a, b: [None if d == 0 else float(n / d) for n, d in zip(a, b)]
-    iou, precision, recall = ratio(tp, truth + predicted - tp), ratio(tp, predicted), ratio(tp, truth)
+    iou, precision, recall = (
+        ratio(tp, truth + predicted - tp),
+        ratio(tp, predicted),
+        ratio(tp, truth),
+    )
     present = [v for v in iou if v is not None]
-    return dict(miou=float(np.mean(present)) if present else 0.0,
-                pixel_accuracy=float(tp.sum() / m.sum()) if m.sum() else 0.0,
-                commonest_class_accuracy=float(truth.max() / m.sum()) if m.sum() else 0.0,
-                per_class={c: dict(iou=iou[k], precision=precision[k], recall=recall[k]) for k, c in enumerate(classes)},
-                confusion_matrix=matrix.tolist())
+    return dict(
+        miou=float(np.mean(present)) if present else 0.0,
+        pixel_accuracy=float(tp.sum() / m.sum()) if m.sum() else 0.0,
+        commonest_class_accuracy=float(truth.max() / m.sum()) if m.sum() else 0.0,
+        per_class={
+            c: dict(iou=iou[k], precision=precision[k], recall=recall[k])
+            for k, c in enumerate(classes)
+        },
+        confusion_matrix=matrix.tolist(),
+    )
 
 
 def print_table(test, classes, scored_on="masks"):
@@ -95,12 +120,20 @@ def print_table(test, classes, scored_on="masks"):
     fmt = lambda v: "   -  " if v is None else f"{v:.4f}"
     points = scored_on != "masks"
     truth = np.asarray(test["confusion_matrix"]).sum(1)
-    print(f"{'class':<12} {'IoU':>7} {'precision':>10} {'recall':>7}" +
-          (f"   {scored_on}: user's = precision, producer's = recall" if points else ""))
+    print(
+        f"{'class':<12} {'IoU':>7} {'precision':>10} {'recall':>7}"
+        + (f"   {scored_on}: user's = precision, producer's = recall" if points else "")
+    )
     for k, c in enumerate(classes):
         s = test["per_class"][c]
-        print(f"{c:<12} {fmt(s['iou']):>7} {fmt(s['precision']):>10} {fmt(s['recall']):>7}" +
-              (f"   {truth[k]} {'points' if scored_on == 'reference points' else 'scored pixels'}" if points else ""))
+        print(
+            f"{c:<12} {fmt(s['iou']):>7} {fmt(s['precision']):>10} {fmt(s['recall']):>7}"
+            + (
+                f"   {truth[k]} {'points' if scored_on == 'reference points' else 'scored pixels'}"
+                if points
+                else ""
+            )
+        )
 
 
 def save_metrics(out, metrics):
@@ -109,6 +142,9 @@ def save_metrics(out, metrics):
     with atomic(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     test = metrics["test"]
-    print(f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the commonest "
-          f"class: {test['commonest_class_accuracy']:.4f})  wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
-          flush=True)
+    print(
+        f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the "
+        f"commonest class: {test['commonest_class_accuracy']:.4f})  wall "
+        f"{metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
+        flush=True,
+    )

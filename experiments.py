@@ -5,9 +5,10 @@
     python experiments.py strategy     Table 2: random vs stratified, 5 / 10 / 20 points per class
     python experiments.py final        Table 3: 10 points per class, random, per-class scores
     python experiments.py baselines    dense (full-mask) upper bound; ImageNet vs random init
-    python experiments.py regularised  Table 4: pCE vs pCE + CRF at 5/10/20 points/class and 200/image
+    python experiments.py regularised  Table 4: pCE vs pCE + CRF, 5/10/20 points/class, 200/image
     python experiments.py precision    Table 5: the final model trained in fp32 and in bf16
-options: --seeds 3  --out results  --device auto  --precision auto  --quick (tiny smoke run, to results-quick/)
+options: --seeds 3  --out results  --device auto  --precision auto
+         --quick (a tiny smoke run, to results-quick/)
 
 Each configuration is trained from scratch once per seed, by `python train.py` in a process of
 its own (the same command a user runs, and the same numbers); the seed changes the scenes, the
@@ -17,19 +18,20 @@ tables (<out>/tables.md, <out>/README.md) and figures from those records: mean Â
 seeds; a difference is called "within noise" when it is smaller than twice its standard error
 (paired by seed).
 """
+
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from cli import OneLineParser, add_device_options
-from device import pick_device, pick_precision
-from paper import DENSITY_POINTS, FINAL, REGULARISED, STRATEGY_POINTS
-from records import QUICK, append_record, key, load_records, same_as_done
+from lib.cli import OneLineParser, add_device_options
+from lib.device import pick_device, pick_precision
+from reporting.paper import DENSITY_POINTS, FINAL, REGULARISED, STRATEGY_POINTS
+from reporting.records import QUICK, append_record, key, load_records, same_as_done
 
 SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"
-HERE = Path(__file__).resolve().parent          # where train.py and report.py are
+HERE = Path(__file__).resolve().parent  # where train.py and report.py are
 
 
 def planned(command, seeds):
@@ -39,7 +41,11 @@ def planned(command, seeds):
         if command in ("density", "all"):
             runs += [dict(points=p, seed=seed) for p in DENSITY_POINTS]
         if command in ("strategy", "all"):
-            runs += [dict(points_per_class=k, strategy=s, seed=seed) for k in STRATEGY_POINTS for s in ("random", "stratified")]
+            runs += [
+                dict(points_per_class=k, strategy=s, seed=seed)
+                for k in STRATEGY_POINTS
+                for s in ("random", "stratified")
+            ]
         if command in ("final", "all"):
             runs += [dict(FINAL, seed=seed)]
         if command in ("baselines", "all"):
@@ -59,33 +65,43 @@ def run_all(command, seeds, out, device, quick, precision="auto"):
     records_path = out / "runs.jsonl"
     records = load_records(records_path)
     extra = QUICK if quick else {}
-    plan = [{"precision": precision, **c} for c in planned(command, seeds)]    # Table 5 sets its own
+    plan = [{"precision": precision, **c} for c in planned(command, seeds)]  # Table 5 sets its own
     todo = [c for c in plan if key({**c, **extra}) not in records]
     print(f"{command}: {len(plan)} runs planned, {len(todo)} still to train -> {out}", flush=True)
     started, done = time.time(), 0
     for i, config in enumerate(todo, 1):
         if same_as_done({**config, **extra}, records):
-            print(f"[{i}/{len(todo)}] {describe(config)}: same computation as a finished run, reused", flush=True)
+            print(
+                f"[{i}/{len(todo)}] {describe(config)}: same computation as a finished run, reused",
+                flush=True,
+            )
             continue
         print(f"[{i}/{len(todo)}] {describe(config)} ...", flush=True)
         run_start = time.time()
         metrics = train(dict(config, **extra, device=device, out=str(out / "runs" / name(config))))
         if metrics is None:
-            sys.exit(f"experiments.py: error: the run {describe(config)} failed (its error is above); the "
-                     f"{done} runs finished before it are kept in {records_path}: run the same command to resume")
+            sys.exit(
+                f"experiments.py: error: the run {describe(config)} failed (its error is above); "
+                f"the {done} runs finished before it are kept in {records_path}: run the same "
+                f"command to resume"
+            )
         record = dict(key=key({**config, **extra}), config=config, quick=quick, metrics=metrics)
         append_record(records_path, record)
         records[record["key"]] = record
         done += 1
         elapsed = time.time() - started
         eta = elapsed / done * (len(todo) - i)
-        print(f"[{i}/{len(todo)}] done in {time.time() - run_start:.0f}s; elapsed {clock(elapsed)}, "
-              f"ETA {clock(eta)}", flush=True)
+        print(
+            f"[{i}/{len(todo)}] done in {time.time() - run_start:.0f}s; elapsed {clock(elapsed)}, "
+            f"ETA {clock(eta)}",
+            flush=True,
+        )
     subprocess.run([sys.executable, str(HERE / "report.py"), str(out)], check=True)
 
 
 def train(config):
-    """`python train.py` with these settings, in a process of its own; its metrics, or None if it failed."""
+    """`python train.py` with these settings, in a process of its own; its metrics, or None if it
+    failed."""
     argv = [sys.executable, str(HERE / "train.py")]
     for setting, value in config.items():
         if value is True:
@@ -106,27 +122,43 @@ def name(config):
 
 
 def clock(seconds):
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m" if seconds >= 3600 else \
-           f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return (
+        f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+        if seconds >= 3600
+        else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    )
 
 
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["all", "density", "strategy", "final", "baselines", "regularised",
-                                            "precision"])
+    parser.add_argument(
+        "command",
+        choices=["all", "density", "strategy", "final", "baselines", "regularised", "precision"],
+    )
     parser.add_argument("--seeds", type=int, default=SEEDS)
-    parser.add_argument("--out", help=f"results folder (default {OUT}, or {QUICK_OUT} with --quick)")
+    parser.add_argument(
+        "--out", help=f"results folder (default {OUT}, or {QUICK_OUT} with --quick)"
+    )
     add_device_options(parser)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 epoch: a smoke test")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     try:
-        print(f"precision: {' '.join(pick_precision(args.precision, pick_device(args.device)))}", flush=True)
+        print(
+            f"precision: {' '.join(pick_precision(args.precision, pick_device(args.device)))}",
+            flush=True,
+        )
     except ValueError as error:
         parser.error(str(error))
-    run_all(args.command, args.seeds, Path(args.out or (QUICK_OUT if args.quick else OUT)), args.device, args.quick,
-            args.precision)
+    run_all(
+        args.command,
+        args.seeds,
+        Path(args.out or (QUICK_OUT if args.quick else OUT)),
+        args.device,
+        args.quick,
+        args.precision,
+    )
 
 
 if __name__ == "__main__":

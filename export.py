@@ -1,10 +1,10 @@
 """Write the synthetic scenes as files: a tile folder, or one big GeoTIFF scene.
 
-    python export.py tiles DIR                          200/60/60 PNG tiles + masks, seed 0
-    python export.py tiles DIR --format tif --bands 4   GeoTIFFs, RGB + near infrared, on a made-up map
-    python export.py scene FILE.tif --size 10000        one 10,000^2 uint16 GeoTIFF, made block by block
+    python export.py tiles DIR                         200/60/60 PNG tiles + masks, seed 0
+    python export.py tiles DIR --format tif --bands 4  GeoTIFFs, RGB + near infrared, on a map
+    python export.py scene FILE.tif --size 10000       one 10,000² uint16 GeoTIFF, block by block
     python export.py layers DIR --points-per-class 10 --reference-points 50
-                                                        point layers over a GeoTIFF folder (docs/gis.md)
+                                                       point layers on its tiles (docs/gis.md)
 
 A folder written by `tiles` is in the format train.py --data reads (docs/own-data.md) and trains to
 exactly the built-in numbers: the same 8-bit pixels, the same clicks from the same seed. Its
@@ -13,6 +13,7 @@ near-infrared bands. A `scene` tests predict.py at scale. `layers` plays a GIS u
 folder: DIR/clicks.gpkg, K random clicks per class on each training tile, and DIR/reference.gpkg,
 N random reference points on each test tile, both in lon/lat, each point's class from the masks.
 """
+
 import itertools
 import tempfile
 from pathlib import Path
@@ -21,22 +22,24 @@ import numpy as np
 from PIL import Image
 from rasterio.transform import from_origin
 
-import geotiff
-import tiles
-import vector
-from cli import OneLineParser, atomic
 from clicks import sample_points
 from data import CLASSES, split_scene
+from lib import geotiff, tiles, vector
+from lib.cli import OneLineParser, atomic
 
-EXAMPLE_CRS = "EPSG:32632"       # UTM zone 32N ...
-EXAMPLE_PIXEL = 10.0             # ... at 10 m per pixel
+EXAMPLE_CRS = "EPSG:32632"  # UTM zone 32N ...
+EXAMPLE_PIXEL = 10.0  # ... at 10 m per pixel
 
 
 def example_transform(split_index, scene_index, size):
     """A made-up place on the map for scene `scene_index` of a split: side by side in a row, one
     row per split."""
-    return from_origin(500_000 + scene_index * size * EXAMPLE_PIXEL, 5_000_000 - split_index * size * EXAMPLE_PIXEL,
-                       EXAMPLE_PIXEL, EXAMPLE_PIXEL)
+    return from_origin(
+        500_000 + scene_index * size * EXAMPLE_PIXEL,
+        5_000_000 - split_index * size * EXAMPLE_PIXEL,
+        EXAMPLE_PIXEL,
+        EXAMPLE_PIXEL,
+    )
 
 
 def export_tiles(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png", bands=3):
@@ -44,10 +47,15 @@ def export_tiles(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png"
     infrared); built aside and renamed, so never half-written."""
     root = Path(root)
     if seed < 0 or min(sizes) < 0 or image_size < 1:
-        raise ValueError(f"seed and split sizes must be >= 0 and the image size >= 1, got seed {seed}, "
-                         f"sizes {tuple(sizes)}, image size {image_size}")
+        raise ValueError(
+            f"seed and split sizes must be >= 0 and the image size >= 1, got seed {seed}, sizes "
+            f"{tuple(sizes)}, image size {image_size}"
+        )
     if format not in ("png", "tif") or bands not in (3, 4) or (format, bands) == ("png", 4):
-        raise ValueError(f"export writes --format png (3 bands) or tif (3 or 4 bands), got {format} with {bands} bands")
+        raise ValueError(
+            f"export writes --format png (3 bands) or tif (3 or 4 bands), got {format} with "
+            f"{bands} bands"
+        )
     if root.exists() and any(root.iterdir()):
         raise ValueError(f"{root}: exists and is not empty; export into a new folder")
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +64,7 @@ def export_tiles(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png"
     for s, (split, size) in enumerate(zip(("train", "val", "test"), sizes)):
         for folder in ("images", "masks"):
             (staging / split / folder).mkdir(parents=True)
-        for i in range(size):                          # one scene at a time: big scenes fit in memory
+        for i in range(size):  # one scene at a time: big scenes fit in memory
             image, mask = split_scene(split, i, seed, image_size, bands)
             name = f"scene_{i:04d}.{format}"
             if format == "tif":
@@ -69,63 +77,116 @@ def export_tiles(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png"
     if root.exists():
         root.rmdir()
     staging.rename(root)
-    print(f"wrote {sum(sizes)} synthetic tiles ({image_size}x{image_size}, {bands} bands, {format}, seed {seed}) to {root}")
+    print(
+        f"wrote {sum(sizes)} synthetic tiles ({image_size}x{image_size}, {bands} bands, {format}, "
+        f"seed {seed}) to {root}"
+    )
 
 
 def export_scene(path, size, bands=4, seed=0, block=1000):
     """A size x size synthetic scene as a uint16 GeoTIFF, made and written block by block, so it
     can be far larger than memory: each block x block piece is one synthetic scene of the test
     split (values as the generator makes them, 0-255, in a 16-bit raster)."""
+
     def blocks():
         for k, (row, col) in enumerate(itertools.product(range(0, size, block), repeat=2)):
             image, _ = split_scene("test", k, seed, block, bands)
-            yield row, col, image[:, :min(block, size - row), :min(block, size - col)].astype(np.uint16)
-    geotiff.write_blocks(path, size, size, bands, "uint16", EXAMPLE_CRS,
-                         from_origin(500_000, 5_000_000, EXAMPLE_PIXEL, EXAMPLE_PIXEL), blocks())
+            yield (
+                row,
+                col,
+                image[:, : min(block, size - row), : min(block, size - col)].astype(np.uint16),
+            )
+
+    geotiff.write_blocks(
+        path,
+        size,
+        size,
+        bands,
+        "uint16",
+        EXAMPLE_CRS,
+        from_origin(500_000, 5_000_000, EXAMPLE_PIXEL, EXAMPLE_PIXEL),
+        blocks(),
+    )
 
 
 def export_layers(root, points_per_class, reference_points, seed=0):
     """DIR/clicks.gpkg and DIR/reference.gpkg over a folder of GeoTIFF tiles, from its masks."""
     root, rng = Path(root), np.random.default_rng([seed, 2000])
     legend = tiles.read_legend(root)
-    for split, name, how in (("train", "clicks", dict(points_per_class=points_per_class)),
-                             ("test", "reference", dict(points_per_image=reference_points))):
+    for split, name, how in (
+        ("train", "clicks", dict(points_per_class=points_per_class)),
+        ("test", "reference", dict(points_per_image=reference_points)),
+    ):
         found = []
         for tile in sorted((root / split / "images").glob("*.tif")):
-            mask = tiles.read_mask(root / split / "masks" / tile.name, legend, geotiff.read(tile, 1).shape)
+            mask = tiles.read_mask(
+                root / split / "masks" / tile.name, legend, geotiff.read(tile, 1).shape
+            )
             found.append((tile, sample_points(mask, rng, **how)))
         if not found:
-            raise ValueError(f"{root / split / 'images'}: no GeoTIFF tiles (export them with --format tif)")
+            raise ValueError(
+                f"{root / split / 'images'}: no GeoTIFF tiles (export them with --format tif)"
+            )
         with atomic(root / f"{name}.gpkg") as tmp:
             vector.write_points(tmp, found, legend.names)
-        print(f"wrote {sum(c.rows.size for _, c in found)} points on {len(found)} {split} tiles to {root / name}.gpkg")
+        print(
+            f"wrote {sum(c.rows.size for _, c in found)} points on {len(found)} {split} tiles to "
+            f"{root / name}.gpkg"
+        )
 
 
 def main(argv=None):
     parser = OneLineParser(prog="export.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["tiles", "scene", "layers"])
-    parser.add_argument("path", help="tiles: a new folder; scene: the GeoTIFF to write; layers: a GeoTIFF tile folder")
-    parser.add_argument("--points-per-class", type=int, default=10, help="layers: clicks per class per training tile")
-    parser.add_argument("--reference-points", type=int, default=50, help="layers: reference points per test tile")
+    parser.add_argument(
+        "path",
+        help="tiles: a new folder; scene: the GeoTIFF to write; layers: a GeoTIFF tile folder",
+    )
+    parser.add_argument(
+        "--points-per-class",
+        type=int,
+        default=10,
+        help="layers: clicks per class per training tile",
+    )
+    parser.add_argument(
+        "--reference-points", type=int, default=50, help="layers: reference points per test tile"
+    )
     parser.add_argument("--seed", type=int, default=0)
     for split, size in (("train", 200), ("val", 60), ("test", 60)):
         parser.add_argument(f"--{split}-size", type=int, default=size)
     parser.add_argument("--image-size", type=int, default=128, help="tiles: their size")
-    parser.add_argument("--format", default="png", choices=["png", "tif"], help="tif: GeoTIFFs, placed on a made-up map")
-    parser.add_argument("--bands", type=int, default=3, choices=[3, 4], help="4: RGB + near infrared (tif only)")
-    parser.add_argument("--size", type=int, default=10_000, help="scene: its width and height in pixels")
+    parser.add_argument(
+        "--format",
+        default="png",
+        choices=["png", "tif"],
+        help="tif: GeoTIFFs, placed on a made-up map",
+    )
+    parser.add_argument(
+        "--bands", type=int, default=3, choices=[3, 4], help="4: RGB + near infrared (tif only)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=10_000, help="scene: its width and height in pixels"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "layers":
             export_layers(args.path, args.points_per_class, args.reference_points, args.seed)
         elif args.command == "scene":
             if args.size < 1 or Path(args.path).exists():
-                raise ValueError(f"scene needs a new file and a size >= 1, got {args.path} and {args.size}")
+                raise ValueError(
+                    f"scene needs a new file and a size >= 1, got {args.path} and {args.size}"
+                )
             export_scene(args.path, args.size, args.bands, args.seed)
             print(f"wrote a {args.size}x{args.size}, {args.bands}-band uint16 scene to {args.path}")
         else:
-            export_tiles(args.path, args.seed, (args.train_size, args.val_size, args.test_size), args.image_size,
-                         args.format, args.bands)
+            export_tiles(
+                args.path,
+                args.seed,
+                (args.train_size, args.val_size, args.test_size),
+                args.image_size,
+                args.format,
+                args.bands,
+            )
     except ValueError as error:
         parser.error(str(error))
 

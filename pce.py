@@ -12,6 +12,7 @@ The function below writes that formula out term by term. It is equal, in value a
 the reader can see what "ignoring" pixels means, and so a batch with no labels at all gives 0
 instead of the 0/0 = NaN the built-in returns.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -27,10 +28,11 @@ def partial_cross_entropy(logits, point_labels):
     graph, so `loss.backward()` works and every gradient is exactly zero.
     """
     _check_inputs(logits, point_labels)
-    mask = (point_labels != UNLABELED).to(logits.dtype)                        # MASK_i
-    # CE needs a valid class index at every pixel; the -1s become class 0 and MASK_i zeroes them out.
+    mask = (point_labels != UNLABELED).to(logits.dtype)  # MASK_i
+    # CE needs a valid class index at every pixel; the -1s become class 0 and MASK_i zeroes them
+    # out.
     safe_labels = point_labels.long().clamp(min=0)
-    ce = F.cross_entropy(logits, safe_labels, reduction="none")                # CE(pred_i, gt_i)
+    ce = F.cross_entropy(logits, safe_labels, reduction="none")  # CE(pred_i, gt_i)
     # clamp(min=1) only matters when Σ MASK_i = 0: then the numerator is 0 too and the loss is 0.
     return (ce * mask).sum() / mask.sum().clamp(min=1)
 
@@ -40,12 +42,22 @@ def _check_inputs(logits, point_labels):
         raise ValueError(f"logits must be (N, C, H, W), got shape {tuple(logits.shape)}")
     n, c, h, w = logits.shape
     if tuple(point_labels.shape) != (n, h, w):
-        raise ValueError(f"point_labels shape {tuple(point_labels.shape)} does not match logits "
-                         f"{tuple(logits.shape)}: expected (N, H, W) = {(n, h, w)}")
-    if point_labels.dtype.is_floating_point or point_labels.dtype.is_complex or point_labels.dtype == torch.bool:
-        raise ValueError(f"point_labels must be an integer tensor (int64), got {point_labels.dtype}")
+        raise ValueError(
+            f"point_labels shape {tuple(point_labels.shape)} does not match logits "
+            f"{tuple(logits.shape)}: expected (N, H, W) = {(n, h, w)}"
+        )
+    if (
+        point_labels.dtype.is_floating_point
+        or point_labels.dtype.is_complex
+        or point_labels.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"point_labels must be an integer tensor (int64), got {point_labels.dtype}"
+        )
     if point_labels.numel():
         low, high = int(point_labels.min()), int(point_labels.max())
         if low < UNLABELED or high >= c:
-            raise ValueError(f"point_labels must be -1 (unlabeled) or a class index in [0, {c - 1}], "
-                             f"got values in [{low}, {high}]")
+            raise ValueError(
+                f"point_labels must be -1 (unlabeled) or a class index in [0, {c - 1}], got values "
+                f"in [{low}, {high}]"
+            )

@@ -12,23 +12,23 @@ input in a GIS. Under torchrun (`torchrun --nproc_per_node N predict.py ...`) ea
 processes segments every N-th input, so a folder of scenes takes 1/N of the time on N GPUs.
 With --min-confidence P a pixel whose top class is less probable than P is
 written 255 (unknown, black in the preview): the network's confident pixels, which train.py
---extra-targets can train a new model on (self-training, docs/recipe.md). The class names, band count and normalisation come from the checkpoint. All
+--extra-targets can train a new model on (self-training, docs/recipe.md). The class names, band
+count and normalisation come from the checkpoint. All
 inputs are checked before the first file is written, and every file is written atomically.
 """
+
 import time
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-import distributed
-import geotiff
-import vector
-from checkpoint import load_checkpoint
-from cli import OneLineParser, add_device_options, atomic, check_output_folder
-from device import pick_device, pick_precision
 from evaluation import predict_tile
-from tiles import IMAGE_SUFFIXES, colour_rgb, colourise, read_image
+from lib import distributed, geotiff, vector
+from lib.checkpoint import load_checkpoint
+from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder
+from lib.device import pick_device, pick_precision
+from lib.tiles import IMAGE_SUFFIXES, colour_rgb, colourise, read_image
 
 
 def expand(inputs):
@@ -52,68 +52,114 @@ def main(argv=None):
     parser.add_argument("checkpoint")
     parser.add_argument("inputs", nargs="+", help="image files or folders of images")
     parser.add_argument("--out", required=True, help="folder for the predicted PNGs (and GeoTIFFs)")
-    parser.add_argument("--tta", action="store_true", help="average the 8 flips and quarter turns of each window "
-                        "(8x the time; what train.py's tile recipe scores with)")
-    parser.add_argument("--polygons", action="store_true", help="for GeoTIFF inputs also write <stem>_polygons.gpkg: "
-                        "the class map as polygons with a class name, in the scene's CRS (docs/gis.md)")
-    parser.add_argument("--min-area", type=float, default=0.0, help="with --polygons: merge patches smaller than "
-                        "this (map units², e.g. m²) into their neighbours first")
-    parser.add_argument("--min-confidence", type=float, help="write 255 (unknown) where the top class's "
-                        "probability is below this, e.g. 0.9: confident pixels only, as targets for self-training "
-                        "(train.py --extra-targets)")
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="average the 8 flips and quarter turns of each window "
+        "(8x the time; what train.py's tile recipe scores with)",
+    )
+    parser.add_argument(
+        "--polygons",
+        action="store_true",
+        help="for GeoTIFF inputs also write <stem>_polygons.gpkg: "
+        "the class map as polygons with a class name, in the scene's CRS (docs/gis.md)",
+    )
+    parser.add_argument(
+        "--min-area",
+        type=float,
+        default=0.0,
+        help="with --polygons: merge patches smaller than "
+        "this (map units², e.g. m²) into their neighbours first",
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        help="write 255 (unknown) where the top class's "
+        "probability is below this, e.g. 0.9: confident pixels only, as targets for self-training "
+        "(train.py --extra-targets)",
+    )
     add_device_options(parser)
     args = parser.parse_args(argv)
     try:
         if args.min_area < 0 or (args.min_area and not args.polygons):
-            raise ValueError(f"--min-area must be >= 0 and goes with --polygons, got {args.min_area}")
+            raise ValueError(
+                f"--min-area must be >= 0 and goes with --polygons, got {args.min_area}"
+            )
         if args.min_confidence is not None and not 0 < args.min_confidence < 1:
             raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
         check_output_folder(args.out)
         model, checkpoint = load_checkpoint(args.checkpoint)
         files = expand(args.inputs)
-        for path in files:                                # check everything before writing anything
+        for path in files:  # check everything before writing anything
             if args.polygons and not geotiff.is_geotiff(path):
-                raise ValueError(f"{path}: --polygons needs GeoTIFF inputs, whose pixels have map coordinates")
-            bands = geotiff.band_count(path) if geotiff.is_geotiff(path) else read_image(path).shape[0]
+                raise ValueError(
+                    f"{path}: --polygons needs GeoTIFF inputs, whose pixels have map coordinates"
+                )
+            bands = (
+                geotiff.band_count(path) if geotiff.is_geotiff(path) else read_image(path).shape[0]
+            )
             if bands != checkpoint["bands"]:
-                raise ValueError(f"{path}: has {bands} bands, the checkpoint was trained on {checkpoint['bands']}")
-        device = distributed.local_device(pick_device(args.device))   # under torchrun: this process's GPU
+                raise ValueError(
+                    f"{path}: has {bands} bands, the checkpoint was trained on "
+                    f"{checkpoint['bands']}"
+                )
+        device = distributed.local_device(
+            pick_device(args.device)
+        )  # under torchrun: this process's GPU
         precision, why = pick_precision(args.precision, device)
     except (ValueError, OSError) as error:
         parser.error(str(error))
     model.to(device, memory_format=torch.channels_last)
     rank, world = distributed.rank_and_world()
-    files = distributed.share(files)           # under torchrun each process segments its share of the inputs
-    print((f"process {rank} of {world}: " if world > 1 else "") +
-          f"{len(files)} image(s); device {device}; precision {precision} ({why})", flush=True)
+    files = distributed.share(files)  # under torchrun each process segments its share of the inputs
+    print(
+        (f"process {rank} of {world}: " if world > 1 else "")
+        + f"{len(files)} image(s); device {device}; precision {precision} ({why})",
+        flush=True,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     window, colours = checkpoint["image_size"], checkpoint.get("colours")
+
     def predict(pixels):
         logits = predict_tile(model, pixels, window, precision=precision, tta=args.tta)
         if args.min_confidence is None:
             return logits.argmax(0).numpy().astype("uint8")
-        confidence, classes = logits.softmax(0).max(0)       # probabilities only where they are asked for
+        confidence, classes = logits.softmax(0).max(
+            0
+        )  # probabilities only where they are asked for
         classes[confidence < args.min_confidence] = 255
         return classes.numpy().astype("uint8")
+
     for i, path in enumerate(files, 1):
         start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
-        if geotiff.is_geotiff(path):       # block by block, and a class raster that keeps its place on the map
+        if geotiff.is_geotiff(
+            path
+        ):  # block by block, and a class raster that keeps its place on the map
             written.append(f"{path.stem}_classes.tif")
-            blocks = announce(geotiff.predict_scene(path, predict, window), f"[{i}/{len(files)}] {path}")
+            blocks = announce(
+                geotiff.predict_scene(path, predict, window), f"[{i}/{len(files)}] {path}"
+            )
             with atomic(out / written[-1]) as tmp:
-                class_map = geotiff.write_classes(tmp, path, blocks, colours and [colour_rgb(c) for c in colours])
-            if args.polygons:              # polygons a GIS opens, read block by block from the class raster
+                class_map = geotiff.write_classes(
+                    tmp, path, blocks, colours and [colour_rgb(c) for c in colours]
+                )
+            if args.polygons:  # polygons a GIS opens, read block by block from the class raster
                 written.append(f"{path.stem}_polygons.gpkg")
                 with atomic(out / written[-1]) as tmp:
-                    vector.write_polygons(tmp, out / written[-2], checkpoint["classes"], args.min_area)
+                    vector.write_polygons(
+                        tmp, out / written[-2], checkpoint["classes"], args.min_area
+                    )
         else:
             class_map = predict(read_image(path))
         for picture, name in ((class_map, written[0]), (colourise(class_map, colours), written[1])):
             with atomic(out / name) as tmp:
                 Image.fromarray(picture).save(tmp, format="PNG")
-        print(f"[{i}/{len(files)}] {path} -> {', '.join(str(out / n) for n in written)} "
-              f"({class_map.shape[1]}x{class_map.shape[0]}, {time.time() - start:.1f}s)", flush=True)
+        print(
+            f"[{i}/{len(files)}] {path} -> {', '.join(str(out / n) for n in written)} "
+            f"({class_map.shape[1]}x{class_map.shape[0]}, {time.time() - start:.1f}s)",
+            flush=True,
+        )
 
 
 def announce(blocks, name):

@@ -5,18 +5,20 @@ horizontal flips, loss pCE on the clicks. `DEFAULTS` holds it, with the run's ot
 train.py builds its command line from them, experiments.py and the run records (records.py)
 identify a run by them. It stays the recipe of the synthetic scenes, whose tables reproduce the
 report. A run on a folder of real tiles (--data) starts from `TILE_RECIPE` instead: that recipe
-was measured against the report's on the validation splits of real aerial sets (docs/recipe.md). `train_step` is the one training step: train.py trains with it and
+was measured against the report's on the validation splits of real aerial sets (docs/recipe.md).
+`train_step` is the one training step: train.py trains with it and
 bench.py times it, so the benchmark measures exactly what training does.
 """
+
 from pathlib import Path
 
 import torch
 
-from cli import check_output_folder
 from clicks import AUGMENTATIONS
-from crf import crf_energy
-from device import autocast, memory_format
-from distributed import label_share
+from lib.cli import check_output_folder
+from lib.crf import crf_energy
+from lib.device import autocast, memory_format
+from lib.distributed import label_share
 from pce import partial_cross_entropy
 from unet import DIVISOR
 
@@ -24,27 +26,35 @@ from unet import DIVISOR
 CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND = 2.0, 6.0, 2.0
 
 DEFAULTS = dict(
-    points=None,              # random clicks per training image ...
-    points_per_class=None,    # ... or clicks per class present in the image
-    strategy="random",        # how per-class clicks are placed: random | stratified
-    dense=False,              # train on the full masks instead (the upper bound)
-    points_file=None,         # ... or the clicks of a GIS point layer (GeoPackage, GeoJSON, shapefile)
-    class_field="class",      # the layer's attribute that holds each point's class
-    loss="pce",               # pce, or pce+crf: pCE + crf_weight * R, R the local CRF energy (crf.py)
-    crf_weight=CRF_WEIGHT, crf_sigma_xy=CRF_SIGMA_XY, crf_sigma_band=CRF_SIGMA_BAND,
-    epochs=5, batch_size=8, lr=1e-3, weight_decay=1e-4,
-    extra_targets=None,       # a folder of class maps of the training tiles, trained on as extra targets ...
-    extra_weight=0.5,         # ... with this weight beside the clicks' pCE (docs/recipe.md)
-    augment="hflip",          # training crops: hflip (the report's) or dihedral (flips and quarter turns)
-    tta=False,                # test-time augmentation: average the 8 dihedral views at test time
-    image_size=128,           # synthetic scenes are this size; folder tiles are cropped to it
-    crops_per_epoch=None,     # default: cover the training area once (one crop per synthetic scene)
-    seed=0,                   # one seed picks the scenes, the clicks, the init and the batches
-    device="auto", weights="imagenet",
-    precision="auto",         # bf16 autocast where the device computes bf16 natively, else fp32
-    train_size=200, val_size=60, test_size=60,
-    data=None,                # a folder of your own tiles instead of synthetic scenes
-    out=None,                 # default runs/<name>
+    points=None,  # random clicks per training image ...
+    points_per_class=None,  # ... or clicks per class present in the image
+    strategy="random",  # how per-class clicks are placed: random | stratified
+    dense=False,  # train on the full masks instead (the upper bound)
+    points_file=None,  # ... or the clicks of a GIS point layer (GeoPackage, GeoJSON, shapefile)
+    class_field="class",  # the layer's attribute that holds each point's class
+    loss="pce",  # pce, or pce+crf: pCE + crf_weight * R, R the local CRF energy (crf.py)
+    crf_weight=CRF_WEIGHT,
+    crf_sigma_xy=CRF_SIGMA_XY,
+    crf_sigma_band=CRF_SIGMA_BAND,
+    epochs=5,
+    batch_size=8,
+    lr=1e-3,
+    weight_decay=1e-4,
+    extra_targets=None,  # class maps of the training tiles, trained on as extra targets ...
+    extra_weight=0.5,  # ... with this weight beside the clicks' pCE (docs/recipe.md)
+    augment="hflip",  # training crops: hflip (the report's) or dihedral (flips and quarter turns)
+    tta=False,  # test-time augmentation: average the 8 dihedral views at test time
+    image_size=128,  # synthetic scenes are this size; folder tiles are cropped to it
+    crops_per_epoch=None,  # default: cover the training area once (one crop per synthetic scene)
+    seed=0,  # one seed picks the scenes, the clicks, the init and the batches
+    device="auto",
+    weights="imagenet",
+    precision="auto",  # bf16 autocast where the device computes bf16 natively, else fp32
+    train_size=200,
+    val_size=60,
+    test_size=60,
+    data=None,  # a folder of your own tiles instead of synthetic scenes
+    out=None,  # default runs/<name>
 )
 
 # real tiles (--data): every crop in any of the 8 orientations, twice the epochs, the 8 orientations
@@ -62,22 +72,38 @@ def settings(given):
 def label_mode(config):
     """How a run's training labels are made, decided here and nowhere else. Returns (how, what,
     name): how is "dense", the keyword arguments of clicks.sample_points, or None (a tile folder
-    whose training tiles all bring their own clicks); `what` is said in the log, `name` names the run."""
-    given = [k for k in ("points", "points_per_class", "points_file") if config.get(k) is not None] + \
-        (["dense"] if config["dense"] else [])
+    whose training tiles all bring their own clicks); `what` is said in the log, `name` names the
+    run."""
+    given = [
+        k for k in ("points", "points_per_class", "points_file") if config.get(k) is not None
+    ] + (["dense"] if config["dense"] else [])
     if len(given) > 1 or not (given or config["data"]):
-        raise ValueError(f"choose exactly one of --points N, --points-per-class K, --dense, --points-file "
-                         f"(got {given or 'none'})")
+        raise ValueError(
+            f"choose exactly one of --points N, --points-per-class K, --dense, --points-file (got "
+            f"{given or 'none'})"
+        )
     if config.get("points_file"):
         files = config["points_file"]
-        return None, f"clicks from {', '.join([files] if isinstance(files, str) else files)}", "layer"
+        return (
+            None,
+            f"clicks from {', '.join([files] if isinstance(files, str) else files)}",
+            "layer",
+        )
     if config["dense"]:
         return "dense", "dense masks", "dense"
     if config["points"] is not None:
-        return dict(points_per_image=config["points"]), f"{config['points']} random points/image", f"points{config['points']}"
+        return (
+            dict(points_per_image=config["points"]),
+            f"{config['points']} random points/image",
+            f"points{config['points']}",
+        )
     if config["points_per_class"] is not None:
         k, strategy = config["points_per_class"], config["strategy"]
-        return dict(points_per_class=k, strategy=strategy), f"{k} {strategy} points/class", f"{k}perclass-{strategy}"
+        return (
+            dict(points_per_class=k, strategy=strategy),
+            f"{k} {strategy} points/class",
+            f"{k}perclass-{strategy}",
+        )
     return None, "clicks from points/*.csv", "clicks"
 
 
@@ -85,40 +111,72 @@ def add_data_options(parser):
     """The flags that say what a run learns from: the labels, the seed and the data (train.py's and
     baseline.py's alike, so the same flags give both the same clicks)."""
     parser.add_argument("--points", type=int, help="random clicks per training image")
-    parser.add_argument("--points-per-class", type=int, help="clicks per class present in each image")
-    parser.add_argument("--strategy", default=DEFAULTS["strategy"], choices=["random", "stratified"])
-    parser.add_argument("--dense", action="store_true", help="train on the full masks (upper bound)")
+    parser.add_argument(
+        "--points-per-class", type=int, help="clicks per class present in each image"
+    )
+    parser.add_argument(
+        "--strategy", default=DEFAULTS["strategy"], choices=["random", "stratified"]
+    )
+    parser.add_argument(
+        "--dense", action="store_true", help="train on the full masks (upper bound)"
+    )
     for key in ("seed", "image_size", "train_size", "val_size", "test_size"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
     parser.add_argument("--data", help="folder of your own tiles (docs/own-data.md)")
-    parser.add_argument("--points-file", nargs="+", help="GIS point layers (GeoPackage, GeoJSON, shapefile): clicks "
-                        "on the --data GeoTIFF tiles, reference points on val/test tiles without masks (docs/gis.md)")
-    parser.add_argument("--class-field", default=DEFAULTS["class_field"], help="the layer's class attribute")
+    parser.add_argument(
+        "--points-file",
+        nargs="+",
+        help="GIS point layers (GeoPackage, GeoJSON, shapefile): clicks "
+        "on the --data GeoTIFF tiles, reference points on val/test tiles without masks "
+        "(docs/gis.md)",
+    )
+    parser.add_argument(
+        "--class-field", default=DEFAULTS["class_field"], help="the layer's class attribute"
+    )
 
 
 def run_name(config):
-    """runs/<name>: the labels, the loss and the seed, e.g. points200-seed0, 10perclass-random-crf-seed1."""
-    return f"{label_mode(config)[2]}{'-crf' if config['loss'] == 'pce+crf' else ''}-seed{config['seed']}"
+    """runs/<name>: the labels, the loss and the seed, e.g. points200-seed0,
+    10perclass-random-crf-seed1."""
+    crf = "-crf" if config["loss"] == "pce+crf" else ""
+    return f"{label_mode(config)[2]}{crf}-seed{config['seed']}"
 
 
 def crf_settings(config):
     """(weight, sigma_xy, sigma_band) of the CRF term, or None for pCE alone."""
-    return (config["crf_weight"], config["crf_sigma_xy"], config["crf_sigma_band"]) if config["loss"] == "pce+crf" else None
+    return (
+        (config["crf_weight"], config["crf_sigma_xy"], config["crf_sigma_band"])
+        if config["loss"] == "pce+crf"
+        else None
+    )
 
 
 def check_config(config):
-    """The config with every value checked: a bad one raises ValueError naming it and what is allowed."""
+    """The config with every value checked: a bad one raises ValueError naming it and what is
+    allowed."""
     unknown = set(config) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     label_mode(config)
-    for key in ("points", "points_per_class", "epochs", "batch_size", "image_size", "train_size", "test_size",
-                "crops_per_epoch"):
+    for key in (
+        "points",
+        "points_per_class",
+        "epochs",
+        "batch_size",
+        "image_size",
+        "train_size",
+        "test_size",
+        "crops_per_epoch",
+    ):
         if config[key] is not None and (not isinstance(config[key], int) or config[key] < 1):
-            raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}")
+            raise ValueError(
+                f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}"
+            )
     for key in ("val_size", "seed"):
         if not isinstance(config[key], int) or config[key] < 0:
-            raise ValueError(f"--{key.replace('_', '-')} must be a non-negative integer, got {config[key]}")
+            raise ValueError(
+                f"--{key.replace('_', '-')} must be a non-negative integer, got {config[key]}"
+            )
     if config["strategy"] not in ("random", "stratified"):
         raise ValueError(f"unknown strategy {config['strategy']!r}: use random or stratified")
     if config["strategy"] != "random" and config["points_per_class"] is None:
@@ -129,27 +187,48 @@ def check_config(config):
         raise ValueError(f"unknown augment {config['augment']!r}: use {' or '.join(AUGMENTATIONS)}")
     if config["loss"] not in ("pce", "pce+crf"):
         raise ValueError(f"unknown loss {config['loss']!r}: use pce or pce+crf")
-    if not config["crf_weight"] >= 0 or not config["crf_sigma_xy"] > 0 or not config["crf_sigma_band"] > 0:
-        raise ValueError(f"--crf-weight must be >= 0 and the CRF sigmas > 0, got {config['crf_weight']}, "
-                         f"{config['crf_sigma_xy']} and {config['crf_sigma_band']}")
+    if (
+        not config["crf_weight"] >= 0
+        or not config["crf_sigma_xy"] > 0
+        or not config["crf_sigma_band"] > 0
+    ):
+        raise ValueError(
+            f"--crf-weight must be >= 0 and the CRF sigmas > 0, got {config['crf_weight']}, "
+            f"{config['crf_sigma_xy']} and {config['crf_sigma_band']}"
+        )
     if not config["extra_weight"] > 0:
         raise ValueError(f"--extra-weight must be > 0, got {config['extra_weight']}")
     if config["extra_targets"] and not config["data"]:
-        raise ValueError("--extra-targets needs a tile folder (--data DIR): its maps are found by tile name")
+        raise ValueError(
+            "--extra-targets needs a tile folder (--data DIR): its maps are found by tile name"
+        )
     if config["image_size"] % DIVISOR:
-        raise ValueError(f"--image-size must be a multiple of {DIVISOR}, got {config['image_size']}")
+        raise ValueError(
+            f"--image-size must be a multiple of {DIVISOR}, got {config['image_size']}"
+        )
     if not config["lr"] > 0 or not config["weight_decay"] >= 0:
-        raise ValueError(f"--lr must be > 0 and --weight-decay >= 0, got {config['lr']} and {config['weight_decay']}")
+        raise ValueError(
+            f"--lr must be > 0 and --weight-decay >= 0, got {config['lr']} and "
+            f"{config['weight_decay']}"
+        )
     weights = config["weights"]
-    if weights is not None and str(weights).lower() not in ("imagenet", "none") and not Path(weights).is_file():
-        raise ValueError(f"weights file not found: {weights} (use imagenet, none or a resnet34 state dict file)")
+    if (
+        weights is not None
+        and str(weights).lower() not in ("imagenet", "none")
+        and not Path(weights).is_file()
+    ):
+        raise ValueError(
+            f"weights file not found: {weights} (use imagenet, none or a resnet34 state dict file)"
+        )
     check_output_folder(config["out"])
     return config
 
 
 def make_optimizer(model, config):
     """Adam with weight decay, and cosine annealing of its learning rate over the epochs."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"]
+    )
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
 
 
@@ -163,13 +242,22 @@ def train_step(model, optimizer, images, point_labels, precision, crf=None, extr
     with autocast(device, precision):
         logits = model(images.to(device, memory_format=memory_format(model)))
     point_labels = point_labels.to(device)
-    loss = partial_cross_entropy(logits.float(), point_labels) * label_share(point_labels)   # the loss in fp32
-    if crf is not None:                                     # the image's edges speak where no click does
+    loss = partial_cross_entropy(logits.float(), point_labels) * label_share(
+        point_labels
+    )  # the loss in fp32
+    if crf is not None:  # the image's edges speak where no click does
         weight, sigma_xy, sigma_band = crf
-        loss = loss + weight * crf_energy(logits, getattr(model, "module", model).standardise(images.to(device)), sigma_xy, sigma_band)
-    if extra is not None:                                   # e.g. the forest's map: many labels, less sure
+        loss = loss + weight * crf_energy(
+            logits,
+            getattr(model, "module", model).standardise(images.to(device)),
+            sigma_xy,
+            sigma_band,
+        )
+    if extra is not None:  # e.g. the forest's map: many labels, less sure
         target_labels, weight = extra[0].to(device), extra[1]
-        loss = loss + weight * partial_cross_entropy(logits.float(), target_labels) * label_share(target_labels)
+        loss = loss + weight * partial_cross_entropy(logits.float(), target_labels) * label_share(
+            target_labels
+        )
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()

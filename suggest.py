@@ -22,6 +22,7 @@ the tiles' CRS with an empty `class` (and the model's guess beside it) for a per
 in a GIS; filled in, it trains as one more layer: train.py --points-file clicks.gpkg
 OUT/proposals.gpkg. A run trained from point layers takes its own clicks as the current ones.
 """
+
 import json
 import math
 import tempfile
@@ -32,15 +33,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-import geotiff
-import tiles
-import vector
-from checkpoint import load_checkpoint
-from cli import OneLineParser, add_device_options, atomic, check_output_folder
 from clicks import NO_CLICKS
 from data import IGNORE
-from device import pick_device, pick_precision
 from evaluation import predict_tile
+from lib import geotiff, tiles, vector
+from lib.checkpoint import load_checkpoint
+from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder
+from lib.device import pick_device, pick_precision
 
 
 def margin_and_class(logits, rows=256):
@@ -49,9 +48,12 @@ def margin_and_class(logits, rows=256):
     needs a second copy of its logits."""
     margin, predicted = np.empty(logits.shape[1:], np.float32), np.empty(logits.shape[1:], np.uint8)
     for r in range(0, logits.shape[1], rows):
-        band = logits[:, r:r + rows]
+        band = logits[:, r : r + rows]
         top2 = band.softmax(0).topk(2, dim=0).values
-        margin[r:r + rows], predicted[r:r + rows] = (top2[0] - top2[1]).numpy(), band.argmax(0).numpy()
+        margin[r : r + rows], predicted[r : r + rows] = (
+            (top2[0] - top2[1]).numpy(),
+            band.argmax(0).numpy(),
+        )
     return margin, predicted
 
 
@@ -61,7 +63,7 @@ def candidates(margin, blocked, spacing, limit):
     in order of margin (ties row by row), a slice of that order at a time: np.partition finds where
     the k least sure end, and only those are sorted, k doubling while too few are taken. The
     whole tile's order (an argsort: 128 MB of indices for a 4000 x 4000 tile) is never held."""
-    values = np.where(blocked, np.inf, margin).ravel()       # blocked pixels come last, and never
+    values = np.where(blocked, np.inf, margin).ravel()  # blocked pixels come last, and never
     free, taken, below, k = ~blocked, [], -np.inf, 4 * limit
     while len(taken) < limit:
         upper = np.inf if k >= values.size else np.partition(values, k - 1)[k - 1]
@@ -70,11 +72,13 @@ def candidates(margin, blocked, spacing, limit):
             y, x = divmod(int(flat), margin.shape[1])
             if free[y, x]:
                 taken.append((y, x))
-                free[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = False
+                free[
+                    max(0, y - spacing + 1) : y + spacing, max(0, x - spacing + 1) : x + spacing
+                ] = False
                 if len(taken) == limit:
                     break
         if upper == np.inf:
-            break                                  # every open pixel was visited
+            break  # every open pixel was visited
         below, k = upper, 2 * k
     return taken
 
@@ -104,7 +108,14 @@ def click_file(run, root, stem, from_layer):
     trained on; None if neither. A run trained from a point layer read no CSV: its own clicks (the
     layer's) are the current ones."""
     folder_csv = root / "train" / "points" / f"{stem}.csv"
-    return next((p for p in ([] if from_layer else [folder_csv]) + [run / "clicks" / f"{stem}.csv"] if p.is_file()), None)
+    return next(
+        (
+            p
+            for p in ([] if from_layer else [folder_csv]) + [run / "clicks" / f"{stem}.csv"]
+            if p.is_file()
+        ),
+        None,
+    )
 
 
 def read_clicks(path, image, classes):
@@ -112,14 +123,21 @@ def read_clicks(path, image, classes):
 
 
 def preview(image, class_map, colours, clicks, proposals):
-    """The image (first three bands, stretched) with clicks dotted and proposals ringed | the prediction."""
+    """The image (first three bands, stretched) with clicks dotted and proposals ringed | the
+    prediction."""
     bands, (h, w) = [np.asarray(image[min(b, len(image) - 1)]) for b in range(3)], class_map.shape
-    step = max(1, h // 1024, w // 1024)             # the stretch from a sample: a big tile is not copied as floats
-    low, high = np.percentile(np.stack([band[::step, ::step] for band in bands]).astype(np.float32), [2, 98])
+    step = max(
+        1, h // 1024, w // 1024
+    )  # the stretch from a sample: a big tile is not copied as floats
+    low, high = np.percentile(
+        np.stack([band[::step, ::step] for band in bands]).astype(np.float32), [2, 98]
+    )
     both = np.empty((h, 2 * w, 3), np.uint8)
-    for b, band in enumerate(bands):                # one band, 512 rows at a time in float
+    for b, band in enumerate(bands):  # one band, 512 rows at a time in float
         for r in range(0, h, 512):
-            both[r:r + 512, :w, b] = np.clip((band[r:r + 512].astype(np.float32) - low) / max(high - low, 1e-6) * 255, 0, 255)
+            both[r : r + 512, :w, b] = np.clip(
+                (band[r : r + 512].astype(np.float32) - low) / max(high - low, 1e-6) * 255, 0, 255
+            )
     both[:, w:] = tiles.colourise(class_map, colours)
     picture = Image.fromarray(both)
     draw = ImageDraw.Draw(picture)
@@ -140,7 +158,7 @@ def write_layer(out, paths, chosen, classes):
     if not by_tile or not all(geotiff.is_geotiff(path) for path in by_tile):
         return ""
     with geotiff.open_tiff(next(iter(by_tile))) as raster:
-        crs = raster.crs                                    # the layer's: the first tile's
+        crs = raster.crs  # the layer's: the first tile's
     if crs is None:
         return ""
     with atomic(out / "proposals.gpkg") as tmp:
@@ -153,27 +171,49 @@ def suggest(run, root, count, spacing, out, device, precision):
     model, checkpoint = load_checkpoint(run / "model.pt")
     legend = tiles.read_legend(root)
     if list(legend.names) != list(checkpoint["classes"]):
-        raise ValueError(f"{root}/classes.txt lists {list(legend.names)}, the run was trained on {checkpoint['classes']}")
-    config = json.loads((run / "metrics.json").read_text())["config"] if (run / "metrics.json").is_file() else {}
+        raise ValueError(
+            f"{root}/classes.txt lists {list(legend.names)}, the run was trained on "
+            f"{checkpoint['classes']}"
+        )
+    config = (
+        json.loads((run / "metrics.json").read_text())["config"]
+        if (run / "metrics.json").is_file()
+        else {}
+    )
     training_stems = tiles.stems(root / "train" / "images", tiles.IMAGE_SUFFIXES)
-    sources = {stem: click_file(run, root, stem, config.get("points_file")) for stem in training_stems}
+    sources = {
+        stem: click_file(run, root, stem, config.get("points_file")) for stem in training_stems
+    }
     if training_stems and not any(sources.values()):
-        raise ValueError(f"{run}/clicks/ and {root}/train/points/ hold no clicks: suggest.py proposes more clicks "
-                         f"for a run trained on clicks (train.py --data {root} --points-per-class K)")
+        raise ValueError(
+            f"{run}/clicks/ and {root}/train/points/ hold no clicks: suggest.py proposes more "
+            f"clicks for a run trained on clicks (train.py --data {root} --points-per-class K)"
+        )
     device = pick_device(device)
     precision, _ = pick_precision(precision, device)
-    model.to(device, memory_format=torch.channels_last)        # as predict.py: the layout fast convolutions want
+    model.to(
+        device, memory_format=torch.channels_last
+    )  # as predict.py: the layout fast convolutions want
     out.mkdir(parents=True, exist_ok=True)
     started, said, pool, paths, clicks = time.time(), time.time(), [], [], []
-    per_tile = max(1, math.ceil(2 * count / max(1, len(training_stems))))    # proposals a tile may get at most
-    with tempfile.TemporaryDirectory(dir=out) as scratch:      # class maps wait here for the previews: one tile in memory
+    per_tile = max(
+        1, math.ceil(2 * count / max(1, len(training_stems)))
+    )  # proposals a tile may get at most
+    with tempfile.TemporaryDirectory(
+        dir=out
+    ) as scratch:  # class maps wait here for the previews: one tile in memory
         for i, (path, image, mask, _) in enumerate(tiles.iter_split(root, "train", legend)):
             tile_clicks = read_clicks(sources[path.stem], image, legend.names)
-            margin, class_map = margin_and_class(predict_tile(model, image, checkpoint["image_size"], precision=precision))
+            margin, class_map = margin_and_class(
+                predict_tile(model, image, checkpoint["image_size"], precision=precision)
+            )
             blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
             for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
-                blocked[max(0, y - spacing + 1):y + spacing, max(0, x - spacing + 1):x + spacing] = True
-            kept = {}                  # choose() takes at most per_tile from a tile: of each class, its least sure per_tile
+                blocked[
+                    max(0, y - spacing + 1) : y + spacing, max(0, x - spacing + 1) : x + spacing
+                ] = True
+            # choose() takes at most per_tile from a tile: of each class, its least sure per_tile
+            kept = {}
             for y, x in candidates(margin, blocked, spacing, count):
                 k = int(class_map[y, x])
                 if kept.setdefault(k, 0) < per_tile:
@@ -181,26 +221,50 @@ def suggest(run, root, count, spacing, out, device, precision):
                     pool.append((float(margin[y, x]), i, y, x, k))
             np.save(Path(scratch) / f"{i}.npy", class_map)
             paths.append(path), clicks.append(tile_clicks)
-            del image, mask, margin, class_map, blocked     # else they live on while the next tile is read and predicted
+            del (
+                image,
+                mask,
+                margin,
+                class_map,
+                blocked,
+            )  # else they live on while the next tile is read and predicted
             if time.time() - said > 30:
                 print(f"  {i + 1} training tiles, {time.time() - started:.0f}s", flush=True)
                 said = time.time()
         chosen = choose(pool, count, per_tile)
-        proposals = [sorted((y, x) for _, t, y, x, _ in chosen if t == i) for i in range(len(paths))]
+        proposals = [
+            sorted((y, x) for _, t, y, x, _ in chosen if t == i) for i in range(len(paths))
+        ]
         (root / "train" / "points").mkdir(exist_ok=True)
         for i, (path, tile_clicks, tile_proposals) in enumerate(zip(paths, clicks, proposals)):
-            if tile_clicks.rows.size or tile_proposals:           # every click kept, none lost
-                tiles.write_clicks(root / "train" / "points" / f"{path.stem}.csv", tile_clicks, legend.names, tile_proposals)
+            if tile_clicks.rows.size or tile_proposals:  # every click kept, none lost
+                tiles.write_clicks(
+                    root / "train" / "points" / f"{path.stem}.csv",
+                    tile_clicks,
+                    legend.names,
+                    tile_proposals,
+                )
             if tile_proposals:
-                picture = preview(tiles.read_image(path), np.load(Path(scratch) / f"{i}.npy"), legend.colours,
-                                  tile_clicks, tile_proposals)
+                picture = preview(
+                    tiles.read_image(path),
+                    np.load(Path(scratch) / f"{i}.npy"),
+                    legend.colours,
+                    tile_clicks,
+                    tile_proposals,
+                )
                 with atomic(out / f"{path.stem}.png") as tmp:
                     picture.save(tmp, format="PNG")
     layer = write_layer(out, paths, chosen, legend.names)
-    per_class = {legend.names[k]: sum(e[4] == k for e in chosen) for k in sorted({e[4] for e in chosen})}
-    print(f"{len(chosen)} proposals on {sum(map(bool, proposals))} of {len(paths)} training tiles "
-          f"(by predicted class: {', '.join(f'{k} {v}' for k, v in per_class.items())}), at least {spacing} px apart; "
-          f"label them in {root / 'train' / 'points'}/{layer}, previews in {out}/; {time.time() - started:.1f}s", flush=True)
+    per_class = {
+        legend.names[k]: sum(e[4] == k for e in chosen) for k in sorted({e[4] for e in chosen})
+    }
+    print(
+        f"{len(chosen)} proposals on {sum(map(bool, proposals))} of {len(paths)} training tiles "
+        f"(by predicted class: {', '.join(f'{k} {v}' for k, v in per_class.items())}), at least "
+        f"{spacing} px apart; label them in {root / 'train' / 'points'}/{layer}, previews in "
+        f"{out}/; {time.time() - started:.1f}s",
+        flush=True,
+    )
     return chosen
 
 
@@ -209,16 +273,28 @@ def main(argv=None):
     parser.add_argument("run", help="a train.py --data run folder (model.pt, clicks/)")
     parser.add_argument("data", help="the tile folder it was trained on")
     parser.add_argument("--clicks", type=int, required=True, help="how many new clicks to propose")
-    parser.add_argument("--spacing", type=int, default=6, help="minimum distance between clicks, px (default 6)")
+    parser.add_argument(
+        "--spacing", type=int, default=6, help="minimum distance between clicks, px (default 6)"
+    )
     parser.add_argument("--out", help="folder for the previews (default RUN/suggestions)")
     add_device_options(parser)
     args = parser.parse_args(argv)
     try:
         if args.clicks < 1 or args.spacing < 1:
-            raise ValueError(f"--clicks and --spacing must be positive integers, got {args.clicks} and {args.spacing}")
+            raise ValueError(
+                f"--clicks and --spacing must be positive integers, got {args.clicks} and "
+                f"{args.spacing}"
+            )
         check_output_folder(args.out)
-        suggest(args.run, args.data, args.clicks, args.spacing, Path(args.out or Path(args.run) / "suggestions"),
-                args.device, args.precision)
+        suggest(
+            args.run,
+            args.data,
+            args.clicks,
+            args.spacing,
+            Path(args.out or Path(args.run) / "suggestions"),
+            args.device,
+            args.precision,
+        )
     except (ValueError, OSError) as error:
         parser.error(str(error))
 

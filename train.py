@@ -4,8 +4,8 @@
     python train.py --points-per-class 10 --strategy stratified
     python train.py --dense                               the fully supervised ceiling
     python train.py --data DIR --points-per-class 10      your own tiles (docs/own-data.md)
-    python train.py --data DIR --points-file clicks.gpkg  clicks from a GIS point layer (docs/gis.md)
-    torchrun --nproc_per_node 4 train.py ...              the same run on 4 GPUs (docs/distributed.md)
+    python train.py --data DIR --points-file clicks.gpkg  clicks from a GIS layer (docs/gis.md)
+    torchrun --nproc_per_node 4 train.py ...              on 4 GPUs (docs/distributed.md)
 
 One run, top to bottom: config (recipe.py's defaults, checked) -> data (synthetic scenes, or a
 folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) -> model (unet.py)
@@ -21,6 +21,7 @@ command with --resume goes on from there and ends as the uninterrupted run would
 process trains on its share of every batch and scores its share of the tiles (distributed.py);
 process 0 alone prints and saves.
 """
+
 import argparse
 import time
 from pathlib import Path
@@ -28,107 +29,194 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import distributed
-import tiles
-from checkpoint import read_progress, restore_progress, save_checkpoint, save_progress
-from cli import OneLineParser, add_device_options, run_command
 from clicks import AUGMENTATIONS, CropSampler, PointDataset, count_labels
-from device import machine, pick_device, pick_precision
 from evaluation import evaluate, print_table, save_metrics
-from recipe import (DEFAULTS, TILE_RECIPE, add_data_options, check_config, crf_settings, label_mode, make_optimizer,
-                    run_name, settings, train_step)
+from lib import distributed, tiles
+from lib.checkpoint import read_progress, restore_progress, save_checkpoint, save_progress
+from lib.cli import OneLineParser, add_device_options, run_command
+from lib.device import machine, pick_device, pick_precision
+from recipe import (
+    DEFAULTS,
+    TILE_RECIPE,
+    add_data_options,
+    check_config,
+    crf_settings,
+    label_mode,
+    make_optimizer,
+    run_name,
+    settings,
+    train_step,
+)
 from unet import UNet
 
-SAVE_PROGRESS_EVERY_S = 60       # <out>/resume.pt after an epoch, at most this often (a short run just reruns)
+SAVE_PROGRESS_EVERY_S = (
+    60  # <out>/resume.pt after an epoch, at most this often (a short run just reruns)
+)
 
 
 def train(config):
     # config
     config = dict(config)
-    resume = config.pop("resume", False)          # how to start, not what to train: not in the config
+    resume = config.pop("resume", False)  # how to start, not what to train: not in the config
     config = check_config(settings(config))
     started = time.time()
     out = Path(config["out"] or Path("runs") / run_name(config))
-    state = read_progress(out / "resume.pt", config) if resume else None     # checked before the data is read
-    torch.manual_seed(config["seed"])                   # the same on every process under torchrun
-    device = distributed.setup(pick_device(config["device"]))   # joins torchrun's processes, if any
+    state = (
+        read_progress(out / "resume.pt", config) if resume else None
+    )  # checked before the data is read
+    torch.manual_seed(config["seed"])  # the same on every process under torchrun
+    device = distributed.setup(pick_device(config["device"]))  # joins torchrun's processes, if any
     precision, why = pick_precision(config["precision"], device)
     world = distributed.rank_and_world()[1]
     crf = crf_settings(config)
 
     # data: the training tiles with their clicks; val and test with their dense masks (or the
     # reference points of a point layer)
-    data = tiles.load_data(label_mode(config)[0], config["seed"], config["data"], config["image_size"],
-                           [config[f"{split}_size"] for split in ("train", "val", "test")],
-                           config["points_file"] and (config["points_file"], config["class_field"]))
+    data = tiles.load_data(
+        label_mode(config)[0],
+        config["seed"],
+        config["data"],
+        config["image_size"],
+        [config[f"{split}_size"] for split in ("train", "val", "test")],
+        config["points_file"] and (config["points_file"], config["class_field"]),
+    )
     train_images, train_points = data["train"]
-    labeled_fraction = sum(map(count_labels, train_points)) / sum(i.shape[-2] * i.shape[-1] for i in train_images)
+    labeled_fraction = sum(map(count_labels, train_points)) / sum(
+        i.shape[-2] * i.shape[-1] for i in train_images
+    )
 
     # model
     model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"])
-    model = model.to(device, memory_format=torch.channels_last)   # the layout fast CPU and GPU convolutions want
+    model = model.to(
+        device, memory_format=torch.channels_last
+    )  # the layout fast CPU and GPU convolutions want
     optimizer, scheduler = make_optimizer(model, config)
-    trained = distributed.wrap(model, device)      # DistributedDataParallel under torchrun, else the model
+    trained = distributed.wrap(
+        model, device
+    )  # DistributedDataParallel under torchrun, else the model
 
     # the loop. An epoch: one crop per synthetic scene, or enough crops around the labels to cover
     # big tiles once, in an order drawn from the seed
     generator = torch.Generator().manual_seed(config["seed"])
-    sampler = CropSampler(train_points, [i.shape[-2:] for i in train_images], config["image_size"],
-                          config["crops_per_epoch"], generator, config["augment"])
+    sampler = CropSampler(
+        train_points,
+        [i.shape[-2:] for i in train_images],
+        config["image_size"],
+        config["crops_per_epoch"],
+        generator,
+        config["augment"],
+    )
     targets = config["extra_targets"] and tiles.read_targets(config["extra_targets"], data)
-    batch_size = distributed.per_process_batch(config["batch_size"])   # --batch-size is the total
-    loader = torch.utils.data.DataLoader(PointDataset(train_images, train_points, config["image_size"], targets or None),
-                                         batch_size=batch_size, sampler=distributed.shard(sampler, config["batch_size"]),
-                                         generator=generator)
-    print(f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test tiles; "
-          f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled); loss {config['loss']}"
-          + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "")
-          + (f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}" if targets else "") + "; "
-          f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch ({config['augment']}); "
-          f"encoder init: {model.encoder_init}; device: {device} ({machine(device)}); precision {precision} ({why})"
-          + (f"; {world} processes, batch {batch_size} each" if world > 1 else ""),
-          flush=True)
+    batch_size = distributed.per_process_batch(config["batch_size"])  # --batch-size is the total
+    loader = torch.utils.data.DataLoader(
+        PointDataset(train_images, train_points, config["image_size"], targets or None),
+        batch_size=batch_size,
+        sampler=distributed.shard(sampler, config["batch_size"]),
+        generator=generator,
+    )
+    print(
+        f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test "
+        f"tiles; {label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled); loss "
+        f"{config['loss']}"
+        + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "")
+        + (
+            f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}"
+            if targets
+            else ""
+        )
+        + "; "
+        f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch "
+        f"({config['augment']}); encoder init: {model.encoder_init}; device: {device} "
+        f"({machine(device)}); precision {precision} ({why})"
+        + (f"; {world} processes, batch {batch_size} each" if world > 1 else ""),
+        flush=True,
+    )
 
-    history, best, resumed = [], None, []     # best = (val mIoU, epoch, weights)
-    if state:                  # an interrupted run: weights, optimizer, schedule and random streams as they were
+    history, best, resumed = [], None, []  # best = (val mIoU, epoch, weights)
+    if state:  # an interrupted run: weights, optimizer, schedule and random streams as they were
         restore_progress(state, model, optimizer, scheduler, generator)
-        history, best, resumed = state["history"], state["best"], state["resumed"] + [state["epoch"]]
+        history, best, resumed = (
+            state["history"],
+            state["best"],
+            state["resumed"] + [state["epoch"]],
+        )
         started -= state["elapsed"]
         print(f"resumed from {out / 'resume.pt'} after epoch {state['epoch']}", flush=True)
-        del state                                  # three copies of the weights' size: not kept for the run
+        del state  # three copies of the weights' size: not kept for the run
     elif (out / "resume.pt").exists():
-        print(f"{out / 'resume.pt'}: an interrupted run's state; this run starts over (--resume goes on from it)")
+        print(
+            f"{out / 'resume.pt'}: an interrupted run's state; this run starts over (--resume goes "
+            f"on from it)"
+        )
     saved_at = time.time()
-    score = lambda split, tta=False: evaluate(model, split, data["classes"], config["image_size"],
-                                              config["batch_size"], precision, tta)
+    score = lambda split, tta=False: evaluate(
+        model, split, data["classes"], config["image_size"], config["batch_size"], precision, tta
+    )
     for epoch in range(len(history) + 1, config["epochs"] + 1):
         epoch_start, losses, said = time.time(), [], time.time()
         model.train()
-        for image, point_labels, *target_labels in loader:     # clicks only: the dense masks are for scoring
+        for (
+            image,
+            point_labels,
+            *target_labels,
+        ) in loader:  # clicks only: the dense masks are for scoring
             extra = (target_labels[0], config["extra_weight"]) if targets else None
-            losses.append(train_step(trained, optimizer, image, point_labels, precision, crf, extra))
-            if time.time() - said > 60:            # long epochs (big tiles) say where they are
-                print(f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss {np.mean(losses):.4f}, "
-                      f"{time.time() - epoch_start:.0f}s", flush=True)
+            losses.append(
+                train_step(trained, optimizer, image, point_labels, precision, crf, extra)
+            )
+            if time.time() - said > 60:  # long epochs (big tiles) say where they are
+                print(
+                    f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss "
+                    f"{np.mean(losses):.4f}, {time.time() - epoch_start:.0f}s",
+                    flush=True,
+                )
                 said = time.time()
         scheduler.step()
         val_miou = score(data["val"])["miou"] if len(data["val"][0]) else None
-        history.append(dict(epoch=epoch, train_loss=float(np.mean(losses)), val_miou=val_miou,
-                            seconds=round(time.time() - epoch_start, 2)))
-        print(f"epoch {epoch}/{config['epochs']}  train loss {history[-1]['train_loss']:.4f}  val mIoU "
-              f"{'-' if val_miou is None else f'{val_miou:.4f}'}  {history[-1]['seconds']:.1f}s", flush=True)
-        if best is None or val_miou is None or val_miou > best[0]:   # without a val split: the last epoch
+        history.append(
+            dict(
+                epoch=epoch,
+                train_loss=float(np.mean(losses)),
+                val_miou=val_miou,
+                seconds=round(time.time() - epoch_start, 2),
+            )
+        )
+        print(
+            f"epoch {epoch}/{config['epochs']}  train loss {history[-1]['train_loss']:.4f}  val "
+            f"mIoU {'-' if val_miou is None else f'{val_miou:.4f}'}  {history[-1]['seconds']:.1f}s",
+            flush=True,
+        )
+        if (
+            best is None or val_miou is None or val_miou > best[0]
+        ):  # without a val split: the last epoch
             best = (val_miou, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
-        if distributed.is_main() and time.time() - saved_at > SAVE_PROGRESS_EVERY_S and epoch < config["epochs"]:
+        if (
+            distributed.is_main()
+            and time.time() - saved_at > SAVE_PROGRESS_EVERY_S
+            and epoch < config["epochs"]
+        ):
             out.mkdir(parents=True, exist_ok=True)
-            save_progress(out / "resume.pt", epoch, model, optimizer, scheduler, generator, history, best, config,
-                          time.time() - started, resumed)
+            save_progress(
+                out / "resume.pt",
+                epoch,
+                model,
+                optimizer,
+                scheduler,
+                generator,
+                history,
+                best,
+                config,
+                time.time() - started,
+                resumed,
+            )
             saved_at = time.time()
 
     # evaluation: the best epoch's weights on the test split (with --tta also without it, and on
     # val with it: what the choice of recipe was made on, docs/recipe.md)
     if not len(data["val"][0]):
-        print("no val split: no best-epoch selection, the last epoch's weights are tested", flush=True)
+        print(
+            "no val split: no best-epoch selection, the last epoch's weights are tested", flush=True
+        )
     model.load_state_dict(best[2])
 
     def timed(split, tta=False):
@@ -136,63 +224,135 @@ def train(config):
         return score(split, tta), round(time.time() - start, 2)
 
     test, seconds = timed(data["test"], config["tta"])
-    extra = dict(scoring_seconds=dict(test=seconds))       # what the final scorings cost (docs/recipe.md)
+    extra = dict(
+        scoring_seconds=dict(test=seconds)
+    )  # what the final scorings cost (docs/recipe.md)
     if config["tta"]:
-        extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(data["test"])
+        extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(
+            data["test"]
+        )
         if len(data["val"][0]):
             val, extra["scoring_seconds"]["val_tta"] = timed(data["val"], True)
             extra["val_miou_tta"] = val["miou"]
-        print(f"test-time augmentation (8 orientations): test mIoU {extra['test_without_tta']['miou']:.4f} "
-              f"-> {test['miou']:.4f}", flush=True)
+        print(
+            f"test-time augmentation (8 orientations): test mIoU "
+            f"{extra['test_without_tta']['miou']:.4f} -> {test['miou']:.4f}",
+            flush=True,
+        )
     print_table(test, data["classes"], data["scored_on"]["test"])
 
     # save
-    metrics = dict(config=config, classes=list(data["classes"]), labeled_fraction=labeled_fraction,
-                   scored_on=data["scored_on"],
-                   crops_per_epoch=sampler.crops, encoder_init=model.encoder_init, device=str(device),
-                   machine=machine(device), torch=torch.__version__, precision=precision,
-                   world_size=world, batch_per_process=batch_size, best_epoch=best[1], history=history, test=test,
-                   **extra, **(dict(resumed_after_epochs=resumed) if resumed else {}),
-                   wall_time_s=round(time.time() - started, 1))
-    if distributed.is_main():                      # one writer
+    metrics = dict(
+        config=config,
+        classes=list(data["classes"]),
+        labeled_fraction=labeled_fraction,
+        scored_on=data["scored_on"],
+        crops_per_epoch=sampler.crops,
+        encoder_init=model.encoder_init,
+        device=str(device),
+        machine=machine(device),
+        torch=torch.__version__,
+        precision=precision,
+        world_size=world,
+        batch_per_process=batch_size,
+        best_epoch=best[1],
+        history=history,
+        test=test,
+        **extra,
+        **(dict(resumed_after_epochs=resumed) if resumed else {}),
+        wall_time_s=round(time.time() - started, 1),
+    )
+    if distributed.is_main():  # one writer
         out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(out / "model.pt", model, data["classes"], data.get("colours"), data["bands"], config["image_size"])
+        save_checkpoint(
+            out / "model.pt",
+            model,
+            data["classes"],
+            data.get("colours"),
+            data["bands"],
+            config["image_size"],
+        )
         if config["data"]:
-            tiles.keep_clicks(out / "clicks", data)       # the clicks it learned from, for suggest.py
+            tiles.keep_clicks(out / "clicks", data)  # the clicks it learned from, for suggest.py
         save_metrics(out, metrics)
-        (out / "resume.pt").unlink(missing_ok=True)       # the run is whole: nothing to go on from
+        (out / "resume.pt").unlink(missing_ok=True)  # the run is whole: nothing to go on from
     distributed.finish()
     return metrics
 
 
 def main(argv=None):
-    parser = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_data_options(parser)
-    parser.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}",
+    )
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    parser.add_argument("--augment", choices=AUGMENTATIONS, help="training crops: hflip (default) or dihedral, "
-                        "all 8 flips and quarter turns (default with --data)")
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at "
-                        "test time (default with --data; --no-tta to turn off)")
-    parser.add_argument("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the "
-                        "training area once, ceil(total tile area / image-size^2))")
-    parser.add_argument("--loss", default=DEFAULTS["loss"], choices=["pce", "pce+crf"],
-                        help="pce+crf adds the local CRF energy of crf.py, weighted by --crf-weight")
+    parser.add_argument(
+        "--augment",
+        choices=AUGMENTATIONS,
+        help="training crops: hflip (default) or dihedral, "
+        "all 8 flips and quarter turns (default with --data)",
+    )
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        help="average the 8 orientations at test time (default with --data; --no-tta to turn off)",
+    )
+    parser.add_argument(
+        "--crops-per-epoch",
+        type=int,
+        help="training crops per epoch (default: cover the "
+        "training area once, ceil(total tile area / image-size^2))",
+    )
+    parser.add_argument(
+        "--loss",
+        default=DEFAULTS["loss"],
+        choices=["pce", "pce+crf"],
+        help="pce+crf adds the local CRF energy of crf.py, weighted by --crf-weight",
+    )
     parser.add_argument("--crf-weight", type=float, default=DEFAULTS["crf_weight"])
-    parser.add_argument("--crf-sigma-xy", type=float, default=DEFAULTS["crf_sigma_xy"], help="kernel width, input pixels")
-    parser.add_argument("--crf-sigma-band", type=float, default=DEFAULTS["crf_sigma_band"],
-                        help="kernel width, in standard deviations of the bands")
-    parser.add_argument("--extra-targets", help="folder of <stem>_classes.png maps of the training tiles (255: "
-                        "none), e.g. baseline.py --predict-train or predict.py --min-confidence: extra targets")
-    parser.add_argument("--extra-weight", type=float, default=DEFAULTS["extra_weight"],
-                        help="their pCE's weight beside the clicks'")
+    parser.add_argument(
+        "--crf-sigma-xy",
+        type=float,
+        default=DEFAULTS["crf_sigma_xy"],
+        help="kernel width, input pixels",
+    )
+    parser.add_argument(
+        "--crf-sigma-band",
+        type=float,
+        default=DEFAULTS["crf_sigma_band"],
+        help="kernel width, in standard deviations of the bands",
+    )
+    parser.add_argument(
+        "--extra-targets",
+        help="folder of <stem>_classes.png maps of the training tiles (255: "
+        "none), e.g. baseline.py --predict-train or predict.py --min-confidence: extra targets",
+    )
+    parser.add_argument(
+        "--extra-weight",
+        type=float,
+        default=DEFAULTS["extra_weight"],
+        help="their pCE's weight beside the clicks'",
+    )
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     add_device_options(parser)
-    parser.add_argument("--weights", default=DEFAULTS["weights"], help="imagenet, none or a resnet34 state dict file")
+    parser.add_argument(
+        "--weights",
+        default=DEFAULTS["weights"],
+        help="imagenet, none or a resnet34 state dict file",
+    )
     parser.add_argument("--out", help="output folder (default runs/<name>)")
-    parser.add_argument("--resume", action="store_true", help="go on from <out>/resume.pt, the state an "
-                        "interrupted run with the same flags left after its last saved epoch")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from <out>/resume.pt, the state an "
+        "interrupted run with the same flags left after its last saved epoch",
+    )
     run_command(parser, train, argv)
 
 

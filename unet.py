@@ -12,6 +12,7 @@ The default is ImageNet's RGB mean/std, the statistics the pretrained encoder wa
 for images scaled to [0, 1]. train.py passes the per-band mean/std of the training images instead
 (data.band_statistics), one rule for the synthetic scenes and for tiles of any bands and scale.
 """
+
 import contextlib
 import io
 from pathlib import Path
@@ -25,13 +26,16 @@ from torchvision.models import ResNet34_Weights
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
-ENCODER_CHANNELS = (64, 64, 128, 256, 512)      # stem (H/2), layer1 (H/4) ... layer4 (H/32)
-DIVISOR = 32                                     # five stride-2 stages
+ENCODER_CHANNELS = (64, 64, 128, 256, 512)  # stem (H/2), layer1 (H/4) ... layer4 (H/32)
+DIVISOR = 32  # five stride-2 stages
 
 
 def conv_bn_relu(in_channels, out_channels):
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 class DecoderBlock(nn.Module):
@@ -55,32 +59,47 @@ class UNet(nn.Module):
         resnet, self.encoder_init = build_resnet34(weights)
         if in_channels != 3:
             resnet.conv1 = adapt_first_conv(resnet.conv1, in_channels)
-        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu)           # H/2
-        self.layers = nn.ModuleList([nn.Sequential(resnet.maxpool, resnet.layer1),  # H/4
-                                     resnet.layer2, resnet.layer3, resnet.layer4])   # H/8 .. H/32
+        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu)  # H/2
+        self.layers = nn.ModuleList(
+            [
+                nn.Sequential(resnet.maxpool, resnet.layer1),  # H/4
+                resnet.layer2,
+                resnet.layer3,
+                resnet.layer4,
+            ]
+        )  # H/8 .. H/32
         # the deepest feature map is upsampled through the decoder, picking up the skips on the way
-        skips = ENCODER_CHANNELS[-2::-1] + (0,)                                      # 256, 128, 64, 64, none
+        skips = ENCODER_CHANNELS[-2::-1] + (0,)  # 256, 128, 64, 64, none
         ins = (ENCODER_CHANNELS[-1],) + DECODER_CHANNELS[:-1]
-        self.decoder = nn.ModuleList([DecoderBlock(i, s, o) for i, s, o in zip(ins, skips, DECODER_CHANNELS)])
+        self.decoder = nn.ModuleList(
+            [DecoderBlock(i, s, o) for i, s, o in zip(ins, skips, DECODER_CHANNELS)]
+        )
         self.head = nn.Conv2d(DECODER_CHANNELS[-1], num_classes, 3, padding=1)
         mean = IMAGENET_MEAN if mean is None else mean
         std = IMAGENET_STD if std is None else std
         if not len(mean) == len(std) == in_channels:
-            raise ValueError(f"need one mean and one std per input band ({in_channels}), "
-                             f"got {len(mean)} means and {len(std)} stds")
+            raise ValueError(
+                f"need one mean and one std per input band ({in_channels}), got {len(mean)} means "
+                f"and {len(std)} stds"
+            )
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def standardise(self, x):
-        """Per band, (x - mean) / std with the training images' statistics: what the network sees."""
+        """Per band, (x - mean) / std with the training images' statistics: what the network
+        sees."""
         return (x - self.mean) / self.std
 
     def forward(self, x):
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
-            raise ValueError(f"expected images (N, {self.mean.shape[1]}, H, W), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected images (N, {self.mean.shape[1]}, H, W), got shape {tuple(x.shape)}"
+            )
         if x.shape[-2] % DIVISOR or x.shape[-1] % DIVISOR:
-            raise ValueError(f"image height and width must be multiples of {DIVISOR}, got "
-                             f"{x.shape[-2]}x{x.shape[-1]}")
+            raise ValueError(
+                f"image height and width must be multiples of {DIVISOR}, got "
+                f"{x.shape[-2]}x{x.shape[-1]}"
+            )
         features = [self.stem(self.standardise(x))]
         for layer in self.layers:
             features.append(layer(features[-1]))
@@ -102,30 +121,51 @@ def build_resnet34(weights):
     if weights is None or str(weights).lower() == "none":
         return resnet, "random"
     if weights == "imagenet":
-        try:   # torch hub announces its download attempt on stdout; our own line below says what happened
+        # torch hub announces its download attempt on stdout; our own line below says what happened
+        try:
             with contextlib.redirect_stdout(io.StringIO()):
                 state = ResNet34_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-        except Exception as error:       # offline: URLError, socket errors, ...; any reason means "not here"
-            cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(ResNet34_Weights.IMAGENET1K_V1.url).name
-            print(f"ImageNet weights unavailable ({type(error).__name__}); continuing from random init. "
-                  f"To use them offline, copy {Path(cache).name} to {cache} or pass --weights PATH.", flush=True)
+        except (
+            Exception
+        ) as error:  # offline: URLError, socket errors, ...; any reason means "not here"
+            cache = (
+                Path(torch.hub.get_dir())
+                / "checkpoints"
+                / Path(ResNet34_Weights.IMAGENET1K_V1.url).name
+            )
+            print(
+                f"ImageNet weights unavailable ({type(error).__name__}); continuing from random "
+                f"init. To use them offline, copy {Path(cache).name} to {cache} or pass --weights "
+                f"PATH.",
+                flush=True,
+            )
             return resnet, "random"
         resnet.load_state_dict(state)
         return resnet, "imagenet"
     path = Path(weights)
     if not path.is_file():
-        raise ValueError(f"weights file not found: {weights} (use 'imagenet', 'none' or the path of a "
-                         f"torchvision resnet34 state dict)")
+        raise ValueError(
+            f"weights file not found: {weights} (use 'imagenet', 'none' or the path of a "
+            f"torchvision resnet34 state dict)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}   # the classifier is unused
-    except Exception as error:         # not a torch file, truncated, or not a dict of tensors
-        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0]     # torch's first sentence
-        raise ValueError(f"{weights} is not a torchvision resnet34 state dict ({type(error).__name__}: {reason})") from None
+        state = {
+            k: v for k, v in state.items() if not k.startswith("fc.")
+        }  # the classifier is unused
+    except Exception as error:  # not a torch file, truncated, or not a dict of tensors
+        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[
+            0
+        ]  # torch's first sentence
+        raise ValueError(
+            f"{weights} is not a torchvision resnet34 state dict ({type(error).__name__}: {reason})"
+        ) from None
     missing, unexpected = resnet.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith("fc.")]:
-        raise ValueError(f"{weights} is not a torchvision resnet34 state dict "
-                         f"(missing {len(missing)} keys, unexpected {len(unexpected)})")
+        raise ValueError(
+            f"{weights} is not a torchvision resnet34 state dict (missing {len(missing)} keys, "
+            f"unexpected {len(unexpected)})"
+        )
     return resnet, f"file:{path}"
 
 
@@ -139,6 +179,8 @@ def adapt_first_conv(conv, in_channels):
         weight = torch.cat([rgb, mean.repeat(1, in_channels - 3, 1, 1)], dim=1)
     else:
         weight = mean.repeat(1, in_channels, 1, 1) * (3 / in_channels)
-    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+    new = nn.Conv2d(
+        in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False
+    )
     new.weight.data.copy_(weight)
     return new

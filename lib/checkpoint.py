@@ -1,0 +1,120 @@
+"""The checkpoint train.py writes (<out>/model.pt) and predict.py and report.py read back, and
+the state an interrupted run goes on from (<out>/resume.pt, train.py --resume).
+
+model.pt holds the weights (with the training tiles' per-band mean/std, buffers of the model), the
+class names and their legend colours, the band count, the window size the network was trained
+on, and the encoder init that was used: everything needed to segment new tiles the same way.
+resume.pt holds, after an epoch, all that the rest of the run depends on: weights, optimizer and
+schedule, both random streams, the epochs so far and the best one, so that a resumed run ends
+with the numbers an uninterrupted one would have given (same machine and torch version).
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from lib.cli import atomic
+from unet import UNet
+
+
+def save_checkpoint(path, model, classes, colours, bands, image_size):
+    with atomic(path) as tmp:
+        torch.save(
+            dict(
+                state_dict=model.state_dict(),
+                classes=list(classes),
+                colours=colours,
+                bands=bands,
+                image_size=image_size,
+                encoder_init=model.encoder_init,
+            ),
+            tmp,
+        )
+
+
+def load_checkpoint(path):
+    """(model in eval mode, the checkpoint dict); ValueError in one line if `path` is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        state, classes, bands = checkpoint["state_dict"], checkpoint["classes"], checkpoint["bands"]
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[
+            0
+        ]  # torch's first sentence
+        raise ValueError(
+            f"{path}: not a train.py checkpoint ({type(error).__name__}: {reason})"
+        ) from None
+    if state["head.weight"].shape[0] != len(classes) or state["stem.0.weight"].shape[1] != bands:
+        raise ValueError(
+            f"{path}: its weights are for {state['head.weight'].shape[0]} classes and "
+            f"{state['stem.0.weight'].shape[1]} bands, but it declares {len(classes)} classes and "
+            f"{bands} bands"
+        )
+    model = UNet(
+        len(classes), weights=None, in_channels=bands, mean=[0.0] * bands, std=[1.0] * bands
+    )
+    model.load_state_dict(state)  # brings the training data's mean/std with it
+    return model.eval(), checkpoint
+
+
+def save_progress(
+    path, epoch, model, optimizer, scheduler, generator, history, best, config, elapsed, resumed
+):
+    with atomic(path) as tmp:
+        torch.save(
+            dict(
+                config=json.dumps(config, sort_keys=True, default=str),
+                epoch=epoch,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                rng=torch.get_rng_state(),
+                generator=generator.get_state(),
+                history=history,
+                best=best,
+                elapsed=elapsed,
+                resumed=resumed,
+            ),
+            tmp,
+        )
+
+
+def read_progress(path, config):
+    """The state save_progress left in `path`; ValueError in one line if there is none or it was
+    written by a run with other settings."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"--resume: {path} not found: no interrupted run to go on from there (train.py writes "
+            f"it after each epoch once a run has trained for a minute)"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = json.loads(state["config"])
+    except Exception as error:
+        raise ValueError(
+            f"--resume: {path} is not the state of a train.py run ({type(error).__name__}); delete "
+            f"it and start over"
+        ) from None
+    given = json.loads(json.dumps(config, sort_keys=True, default=str))
+    differ = [k for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
+    if differ:
+        k = differ[0]
+        raise ValueError(
+            f"--resume: {path} is from a run with {k}={saved.get(k)!r}, this one has "
+            f"{k}={given.get(k)!r}: give the interrupted run's flags, or another --out"
+        )
+    return state
+
+
+def restore_progress(state, model, optimizer, scheduler, generator):
+    """Model, optimizer, schedule and both random streams as they were when `state` was saved."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    generator.set_state(state["generator"])

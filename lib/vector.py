@@ -1,0 +1,252 @@
+"""GIS point layers in, polygons out: the clicks where GIS users keep them.
+
+An analyst clicks in QGIS (or ArcGIS, or QField in the field): a point layer, a GeoPackage, a
+GeoJSON or a shapefile, each point with a class attribute, in map coordinates. `read_layer`
+reads it with fiona (GDAL's vector side, rasterio's sibling); `layer_clicks` places its points on
+each GeoTIFF tile whose footprint holds them: reprojected from the layer's CRS to the tile's
+(rasterio.warp.transform; a GeoJSON is lon/lat WGS 84, RFC 7946), then to a pixel by the tile's
+transform. On training tiles the points are clicks; on val and test tiles without masks they are
+reference points, and the split is scored on them (the good-practice way of assessing a land-cover
+map, Olofsson et al. 2014): a mask that is unknown (255) everywhere but at the points, through
+the same confusion matrix. `write_polygons` turns a class raster into polygons with a class name,
+block by block, for a GIS to open.
+"""
+
+import warnings
+from pathlib import Path
+
+import fiona
+import numpy as np
+import rasterio
+from rasterio import features, warp
+
+from clicks import NO_CLICKS, Clicks
+from data import IGNORE
+
+POINT_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
+
+
+def class_index(value, classes, codes=None):
+    """A class attribute -> its index: a class name of classes.txt, or a number: the class's code
+    where classes.txt gives value codes (`Water 3`), else the index itself; None if neither."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value in classes:
+            return list(classes).index(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not number.is_integer():
+        return None
+    if codes and not isinstance(codes[0], str):
+        return codes.index(int(number)) if int(number) in codes else None
+    return int(number) if 0 <= number < len(classes) else None
+
+
+def read_layer(path, class_field, classes, codes=None):
+    """(the layer's CRS, [(feature id, x, y, class index)]) of a point layer; every bad input one
+    ValueError line: a missing file, no CRS, no such field, a non-point geometry, an unknown
+    class."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"--points-file {path}: not found (a GeoPackage, GeoJSON or shapefile of points)"
+        )
+    try:
+        with fiona.open(path) as layer:
+            fields = list(layer.schema["properties"])
+            if class_field not in fields:
+                raise ValueError(
+                    f"{path}: the layer has no field {class_field!r}; its fields: "
+                    f"{', '.join(fields) or 'none'} (choose one with --class-field)"
+                )
+            if not layer.crs:
+                raise ValueError(
+                    f"{path}: the layer has no CRS; set its CRS in your GIS and save it again"
+                )
+            crs, points = layer.crs, []
+            for feature in layer:
+                kind = feature.geometry.type if feature.geometry else "feature without a geometry"
+                if kind != "Point":
+                    raise ValueError(
+                        f"{path}: feature {feature.id} is a {kind}; a layer of clicks holds points"
+                    )
+                value = feature.properties[class_field]
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    raise ValueError(
+                        f"{path}: feature {feature.id} has no class yet (a proposal of "
+                        f"suggest.py?): fill in its {class_field!r} with one of "
+                        f"{', '.join(classes)}, or delete it"
+                    )
+                index = class_index(value, classes, codes)
+                if index is None:
+                    numbers = (
+                        f"a code {', '.join(map(str, codes))}"
+                        if codes and not isinstance(codes[0], str)
+                        else f"an index 0..{len(classes) - 1}"
+                    )
+                    raise ValueError(
+                        f"{path}: feature {feature.id} has class {value!r}, which classes.txt "
+                        f"lacks ({', '.join(classes)}, or {numbers})"
+                    )
+                x, y = feature.geometry.coordinates[:2]
+                points.append((feature.id, float(x), float(y), index))
+    except fiona.errors.FionaError as error:
+        raise ValueError(
+            f"{path}: cannot read the point layer ({type(error).__name__}: {error})"
+        ) from None
+    return crs, points
+
+
+def layer_clicks(layers, tile_path, image, mask=None):
+    """(Clicks, points left out) of the points of `layers` (read_layer's, one or more) inside one
+    GeoTIFF tile, layer after layer, each in its order. A point on nodata pixels (every band the
+    tile's nodata value) or on an unknown (255) pixel of `mask` is left out and counted, not
+    fatal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", rasterio.errors.NotGeoreferencedWarning
+        )  # said below, in one line
+        raster = rasterio.open(tile_path)
+    with raster:  # the tile's place on the map, read once for all layers
+        if raster.crs is None:
+            raise ValueError(
+                f"{tile_path}: not georeferenced (no CRS), but the point layer is in map "
+                f"coordinates; give tiles as GeoTIFFs with their CRS and transform"
+            )
+        place = raster.crs, raster.transform, raster.nodata
+    found = [one_layer_clicks(layer, place, image, mask) for layer in layers]
+    return Clicks(*(np.concatenate([c[i] for c, _ in found]) for i in range(3))), sum(
+        n for _, n in found
+    )
+
+
+def one_layer_clicks(layer, place, image, mask):
+    (crs, points), (tile_crs, transform, nodata) = layer, place
+    if not points:
+        return NO_CLICKS, 0
+    xs, ys = warp.transform(crs, tile_crs, [p[1] for p in points], [p[2] for p in points])
+    cols, rows = ~transform @ (np.array(xs), np.array(ys))
+    rows, cols = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+    inside = (rows >= 0) & (rows < image.shape[-2]) & (cols >= 0) & (cols < image.shape[-1])
+    rows, cols = rows[inside], cols[inside]
+    classes = np.array([p[3] for p in points], np.int64)[inside]
+    keep = np.ones(len(rows), bool)
+    if nodata is not None:
+        keep &= ~(np.asarray(image)[:, rows, cols] == nodata).all(0)
+    if mask is not None:
+        keep &= np.asarray(mask)[rows, cols] != IGNORE
+    return Clicks(rows[keep], cols[keep], classes[keep]), int((~keep).sum())
+
+
+def write_points(path, tiles_and_clicks, classes, crs="EPSG:4326", driver="GPKG"):
+    """A point layer of the clicks of GeoTIFF tiles: for each (tile path, Clicks), a point at the
+    centre of each clicked pixel, reprojected to `crs` (lon/lat by default), with its class name."""
+    write_pixel_points(
+        path,
+        {"class": "str"},
+        crs,
+        driver,
+        (
+            (tile, clicks.rows, clicks.cols, [{"class": classes[k]} for k in clicks.classes])
+            for tile, clicks in tiles_and_clicks
+        ),
+    )
+
+
+def write_proposals(path, tile_proposals, classes, crs):
+    """suggest.py's proposals as a point layer for a GIS, in `crs`: for each (tile path, [(y, x,
+    predicted class, margin)]), a point with an empty `class` for the person to fill in, the
+    model's guess (`predicted`), its `margin` and the `tile`. Filled in, it is a layer of clicks
+    like any other (train.py --points-file)."""
+    schema = {"class": "str", "predicted": "str", "margin": "float", "tile": "str"}
+    write_pixel_points(
+        path,
+        schema,
+        crs,
+        "GPKG",
+        (
+            (
+                tile,
+                [p[0] for p in points],
+                [p[1] for p in points],
+                [
+                    {
+                        "class": None,
+                        "predicted": classes[k],
+                        "margin": round(m, 4),
+                        "tile": Path(tile).stem,
+                    }
+                    for _, _, k, m in points
+                ],
+            )
+            for tile, points in tile_proposals
+        ),
+    )
+
+
+def write_pixel_points(path, fields, crs, driver, tiles_rows_cols_properties):
+    """A point at the centre of each pixel (row, col) of each GeoTIFF tile, in `crs`, with its
+    properties."""
+    with fiona.open(
+        path,
+        "w",
+        driver=driver,
+        crs=crs,
+        schema={"geometry": "Point", "properties": fields},
+        layer="points",
+    ) as layer:
+        for tile, rows, cols, properties in tiles_rows_cols_properties:
+            with rasterio.open(tile) as raster:
+                xs, ys = raster.transform @ (np.asarray(cols) + 0.5, np.asarray(rows) + 0.5)
+                xs, ys = warp.transform(raster.crs, crs, list(xs), list(ys))
+            layer.writerecords(
+                {"geometry": {"type": "Point", "coordinates": (x, y)}, "properties": p}
+                for x, y, p in zip(xs, ys, properties)
+            )
+
+
+def reference_mask(clicks, shape):
+    """The reference points of a val/test tile as a mask: their class at their pixel, unknown (255)
+    everywhere else, so the confusion matrix counts exactly the points."""
+    mask = np.full(shape, IGNORE, np.uint8)
+    mask[clicks.rows, clicks.cols] = clicks.classes
+    return mask
+
+
+def write_polygons(path, raster_path, classes, min_area=0.0, block=2048):
+    """The class raster at `raster_path` as polygons with a `class` name attribute, in its CRS, to a
+    GeoPackage at `path`, block by block (rasterio.features.shapes), so a scene of any size fits in
+    memory; polygons are cut at block edges. With min_area (map units²) smaller patches are first
+    merged into their neighbours (rasterio.features.sieve, within each block)."""
+    with rasterio.open(raster_path) as raster:
+        pixel_area = abs(
+            raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d
+        )
+        size = int(min_area // pixel_area) if min_area else 0
+        schema = {"geometry": "Polygon", "properties": {"class": "str", "code": "int"}}
+        with fiona.open(
+            path, "w", driver="GPKG", crs=raster.crs, schema=schema, layer="classes"
+        ) as out:
+            for row in range(0, raster.height, block):
+                for col in range(0, raster.width, block):
+                    window = rasterio.windows.Window(
+                        col, row, min(block, raster.width - col), min(block, raster.height - row)
+                    )
+                    class_map = raster.read(1, window=window)
+                    if size > 1:
+                        class_map = features.sieve(class_map, size=size, connectivity=4)
+                    shapes = features.shapes(
+                        class_map,
+                        mask=class_map != IGNORE,
+                        connectivity=4,
+                        transform=raster.window_transform(window),
+                    )
+                    out.writerecords(
+                        {
+                            "geometry": geometry,
+                            "properties": {"class": classes[int(value)], "code": int(value)},
+                        }
+                        for geometry, value in shapes
+                    )

@@ -1,0 +1,261 @@
+"""The labelling loop, simulated: an oracle plays the person who labels the proposed clicks.
+
+    python active.py --data DIR --rounds 3 --clicks 1000 --seeds 0 1 2 --out results/active/NAME
+
+For each seed, round 0 trains on a start of --start-per-class random clicks per class in every
+training tile (drawn from the masks, as train.py draws them). Each later round adds --clicks N
+clicks, labelled from the dense masks (the oracle: what a careful person would answer), and
+trains again, from scratch, with the same recipe, so that no strategy inherits anything but its
+clicks:
+  proposed   the N pixels suggest.py proposes from the previous round's model
+  random     N pixels drawn at random among the unclicked, known pixels of the training tiles
+Every round's model is scored on the test split (dense masks). Each training is its own
+`python train.py --data WORK ...` process and each proposal a `python suggest.py` process, run
+exactly as a user runs them; WORK is a copy of DIR's layout whose images and masks are links and
+whose train/points/ holds that strategy's clicks. Writes OUT/<strategy>-seed<S>/round<R>/ (the
+run folders, each with train.log) and OUT/curves.json after every round, so a crash loses
+nothing and a rerun goes on where it stopped (a training cut short, from its last saved epoch:
+train.py --resume); `python report.py` renders the curves.
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from clicks import NO_CLICKS, Clicks
+from data import IGNORE
+from lib import tiles
+from lib.cli import OneLineParser, atomic, check_output_folder
+
+STRATEGIES = ("proposed", "random")
+
+
+def workspace(data, work):
+    """A folder laid out like DIR whose images, masks, val and test are links to DIR's, and whose
+    train/points/ is its own."""
+    (work / "train" / "points").mkdir(parents=True, exist_ok=True)
+    (work / "classes.txt").write_text((data / "classes.txt").read_text())
+    for split, part in [("train", "images"), ("train", "masks"), ("val", None), ("test", None)]:
+        target, link = (
+            (data / split / part, work / split / part) if part else (data / split, work / split)
+        )
+        if target.exists() and not link.exists():
+            os.symlink(target.resolve(), link)
+
+
+def masks_and_clicks(work, with_clicks=True):
+    """{stem: (dense mask, Clicks)} of the training tiles, with the workspace's current clicks."""
+    legend = tiles.read_legend(work)
+    paths, images, masks, click_files = tiles.read_split(work, "train", legend)
+    return {
+        p.stem: (
+            m,
+            tiles.read_clicks(f, i.shape[1:], legend.names) if f and with_clicks else NO_CLICKS,
+        )
+        for p, i, m, f in zip(paths, images, masks, click_files)
+    }, legend.names
+
+
+def label_proposals(work):
+    """The oracle: each row `x,y,` that suggest.py left empty gets the mask's class at (x, y)."""
+    masks, names = masks_and_clicks(work, with_clicks=False)
+    labelled = 0
+    for path in sorted((work / "train" / "points").glob("*.csv")):
+        rows = list(csv.reader(path.read_text().splitlines()))
+        mask = masks[path.stem][0]
+        for row in rows[1:]:
+            if row and not row[2].strip():
+                row[2] = names[mask[int(row[1]), int(row[0])]]
+                labelled += 1
+        with atomic(path) as tmp, open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(rows)
+    return labelled
+
+
+def add_random_clicks(work, count, rng):
+    """`count` clicks at random among the unclicked pixels the masks know, labelled from them."""
+    tiles_now, names = masks_and_clicks(work)
+    free = []
+    for stem, (mask, clicks) in tiles_now.items():
+        open_pixels = np.asarray(mask) != IGNORE
+        open_pixels[clicks.rows, clicks.cols] = False
+        free.append(np.flatnonzero(open_pixels))
+    offsets = np.cumsum([0] + [f.size for f in free])
+    picks = np.sort(rng.choice(offsets[-1], size=min(count, offsets[-1]), replace=False))
+    for i, (stem, (mask, clicks)) in enumerate(tiles_now.items()):
+        mine = free[i][picks[(picks >= offsets[i]) & (picks < offsets[i + 1])] - offsets[i]]
+        rows, cols = np.divmod(mine, mask.shape[1])
+        added = Clicks(
+            np.concatenate([clicks.rows, rows]),
+            np.concatenate([clicks.cols, cols]),
+            np.concatenate([clicks.classes, np.asarray(mask)[rows, cols].astype(np.int64)]),
+        )
+        tiles.write_clicks(work / "train" / "points" / f"{stem}.csv", added, names)
+    return picks.size
+
+
+def logged(command, log):
+    """Run a command as its own process, its output and wall time in `log`. A train.py run that was
+    interrupted (its resume.pt beside the log) goes on from its last saved epoch, its log appended
+    to."""
+    resume = command[0] == "train.py" and (log.parent / "resume.pt").is_file()
+    command = command + ["--resume"] if resume else command
+    start = time.time()
+    with open(log, "a" if resume else "w") as f:
+        f.write(
+            f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n$ python "
+            f"{' '.join(command)}\n"
+        )
+        f.flush()
+        code = subprocess.call([sys.executable] + command, stdout=f, stderr=subprocess.STDOUT)
+        f.write(
+            f"\tElapsed (wall clock) time (h:mm:ss or m:ss): "
+            f"{int((time.time() - start) // 60)}:{(time.time() - start) % 60:05.2f}\nexit {code}\n"
+        )
+    if code:
+        raise RuntimeError(f"{command[0]} failed (exit {code}); see {log}")
+
+
+def train_round(work, run, seed, flags):
+    if not (run / "metrics.json").exists():
+        run.mkdir(parents=True, exist_ok=True)
+        logged(
+            ["train.py", "--data", str(work), "--seed", str(seed), *flags, "--out", str(run)],
+            run / "train.log",
+        )
+    metrics = json.loads((run / "metrics.json").read_text())
+    clicks = sum(sum(1 for _ in open(p)) - 1 for p in (run / "clicks").glob("*.csv"))
+    return dict(
+        clicks=clicks,
+        miou=metrics["test"]["miou"],
+        pixel_accuracy=metrics["test"]["pixel_accuracy"],
+        per_class={k: v["iou"] for k, v in metrics["test"]["per_class"].items()},
+    )
+
+
+def restore(work, run):
+    """The workspace's clicks as the run trained on them (also where a rerun resumes after it)."""
+    for path in (work / "train" / "points").glob("*.csv"):
+        path.unlink()
+    for path in (run / "clicks").glob("*.csv"):
+        (work / "train" / "points" / path.name).write_text(path.read_text())
+
+
+def loop(args):
+    data, out = Path(args.data), Path(args.out)
+    curves_path = out / "curves.json"
+    curves = json.loads(curves_path.read_text()) if curves_path.exists() else {}
+    curves.update(
+        config=dict(
+            data=str(data),
+            rounds=args.rounds,
+            clicks=args.clicks,
+            start_per_class=args.start_per_class,
+            train_flags=args.train_flags,
+        )
+    )
+    flags = args.train_flags.split()
+    for seed in args.seeds:
+        start = out / f"start-seed{seed}"
+        if not (start / "metrics.json").exists():
+            start.mkdir(parents=True, exist_ok=True)
+            logged(
+                [
+                    "train.py",
+                    "--data",
+                    str(data),
+                    "--points-per-class",
+                    str(args.start_per_class),
+                    "--seed",
+                    str(seed),
+                    *flags,
+                    "--out",
+                    str(start),
+                ],
+                start / "train.log",
+            )
+        first = train_round(data, start, seed, flags)
+        for strategy in STRATEGIES:
+            work, previous = out / "work" / f"{strategy}-seed{seed}", start
+            workspace(data, work)
+            points = [first]
+            for r in range(1, args.rounds + 1):
+                run = out / f"{strategy}-seed{seed}" / f"round{r}"
+                if not (run / "metrics.json").exists():
+                    run.mkdir(parents=True, exist_ok=True)
+                    restore(work, previous)
+                    if strategy == "proposed":
+                        logged(
+                            [
+                                "suggest.py",
+                                str(previous),
+                                str(work),
+                                "--clicks",
+                                str(args.clicks),
+                                "--out",
+                                str(run.parent / f"suggestions{r}"),
+                            ],
+                            run.parent / f"suggest{r}.log",
+                        )
+                        label_proposals(work)
+                    else:
+                        add_random_clicks(
+                            work, args.clicks, np.random.default_rng([seed, 2000 + r])
+                        )
+                points.append(train_round(work, run, seed, flags))
+                previous = run
+                curves.setdefault(strategy, {})[str(seed)] = points
+                with atomic(curves_path) as tmp:
+                    tmp.write_text(json.dumps(curves, indent=1))
+                print(
+                    f"seed {seed} {strategy:8s} round {r}: {points[-1]['clicks']} clicks, test "
+                    f"mIoU {points[-1]['miou']:.4f} (round 0: {first['miou']:.4f})",
+                    flush=True,
+                )
+    return curves
+
+
+def main(argv=None):
+    parser = OneLineParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", required=True, help="a tile folder whose training tiles have dense masks"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clicks", type=int, required=True, help="clicks added per round")
+    parser.add_argument(
+        "--start-per-class", type=int, default=2, help="round 0: random clicks per class per tile"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--train-flags", default="", help='more train.py flags for every round, e.g. "--epochs 5"'
+    )
+    parser.add_argument("--out", required=True, help="results folder of the loop")
+    args = parser.parse_args(argv)
+    try:
+        if min(args.rounds, args.clicks, args.start_per_class) < 1:
+            raise ValueError(
+                f"--rounds, --clicks and --start-per-class must be positive, got {args.rounds}, "
+                f"{args.clicks} and {args.start_per_class}"
+            )
+        if not (Path(args.data) / "train" / "masks").is_dir():
+            raise ValueError(
+                f"{args.data}/train/masks: not found; the oracle labels clicks from the training "
+                f"masks"
+            )
+        check_output_folder(args.out)
+        loop(args)
+    except (ValueError, OSError, RuntimeError) as error:
+        parser.error(str(error))
+
+
+if __name__ == "__main__":
+    main()

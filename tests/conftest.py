@@ -1,0 +1,53 @@
+"""Shared fixtures and helpers: small settings and tile folders written the way a user writes
+them."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import export
+
+# the report's recipe, on folders too (a folder run's own default, the tile recipe, is tested in
+# test_train.py)
+FAST = dict(epochs=1, batch_size=2, image_size=64, weights="none", augment="hflip", tta=False)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The synthetic scenes exported as a folder: 4/2/2 PNG tiles of 64 x 64."""
+    root = tmp_path_factory.mktemp("export") / "scenes"
+    export.export_tiles(root, seed=0, sizes=(4, 2, 2), image_size=64)
+    return root
+
+
+def write_tile(folder, stem, image, mask=None, clicks=None):
+    for sub in ("images", "masks", "points"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    np.save(folder / "images" / f"{stem}.npy", image)
+    if mask is not None:
+        Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / f"{stem}.png")
+    if clicks is not None:
+        (folder / "points" / f"{stem}.csv").write_text(
+            "x,y,class\n" + "".join(f"{x},{y},{c}\n" for x, y, c in clicks)
+        )
+
+
+def own_folder(root, bands=3, shape=(50, 90), hwc=False, with_val=True):
+    """Two classes, 'dark' left and 'bright' right; train tiles carry hand-written clicks only."""
+    rng = np.random.default_rng(0)
+    (root).mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("dark\nbright\n")
+    mask = np.zeros(shape, np.uint8)
+    mask[:, shape[1] // 2 :] = 1
+    image = (mask[None] * 100 + rng.normal(50, 5, (bands,) + shape)).astype(np.float32)
+    image = image.transpose(1, 2, 0) if hwc else image
+    for i in range(2):
+        write_tile(
+            root / "train",
+            f"t{i}",
+            image,
+            clicks=[(3, 4, "dark"), (80, 40, "bright"), (10, 30, 0), (70, 2, 1)],
+        )
+    for split in ("val", "test") if with_val else ("test",):
+        write_tile(root / split, "a", image, mask=mask)
+    return root

@@ -1,0 +1,103 @@
+"""train.py --resume: an interrupted run goes on from its last saved epoch and ends as if it had not
+stopped."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import train as train_module
+from lib import checkpoint
+from train import main, train
+
+TINY = dict(
+    train_size=16,
+    val_size=4,
+    test_size=4,
+    image_size=64,
+    epochs=2,
+    batch_size=4,
+    weights="none",
+    points=100,
+)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted run (whole/), and the same run killed after epoch 1 (cut/, and a copy of its
+    state in copy/)."""
+    root = tmp_path_factory.mktemp("resume")
+    whole = train(dict(TINY, out=str(root / "whole")))
+    save = checkpoint.save_progress
+
+    def save_then_stop(path, epoch, *rest):  # as a run killed during epoch 2 would leave it
+        save(path, epoch, *rest)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            train_module, "SAVE_PROGRESS_EVERY_S", -1
+        )  # save after every epoch, however short
+        patch.setattr(train_module, "save_progress", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            train(dict(TINY, out=str(root / "cut")))
+    (root / "copy").mkdir()
+    shutil.copy(root / "cut" / "resume.pt", root / "copy" / "resume.pt")
+    return root, whole
+
+
+def test_a_resumed_run_ends_with_the_uninterrupted_runs_numbers(runs):
+    root, whole = runs
+    assert (
+        not (root / "cut" / "metrics.json").exists() and not (root / "whole" / "resume.pt").exists()
+    )
+    resumed = train(dict(TINY, out=str(root / "cut"), resume=True))
+    assert resumed["test"] == whole["test"]
+    assert [(h["epoch"], h["train_loss"], h["val_miou"]) for h in resumed["history"]] == [
+        (h["epoch"], h["train_loss"], h["val_miou"]) for h in whole["history"]
+    ]
+    assert resumed["best_epoch"] == whole["best_epoch"]
+    assert dict(resumed["config"], out=None) == dict(whole["config"], out=None)
+    assert resumed["resumed_after_epochs"] == [1] and "resumed_after_epochs" not in whole
+    assert not (root / "cut" / "resume.pt").exists()  # a whole run leaves nothing to go on from
+    ours, theirs = (
+        torch.load(root / run / "model.pt", weights_only=True)["state_dict"]
+        for run in ("cut", "whole")
+    )
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_resume_refuses_other_flags_and_a_missing_state(runs, capsys):
+    root, _ = runs
+    flags = [
+        "--points",
+        "100",
+        "--train-size",
+        "16",
+        "--val-size",
+        "4",
+        "--test-size",
+        "4",
+        "--image-size",
+        "64",
+        "--batch-size",
+        "4",
+        "--weights",
+        "none",
+        "--resume",
+    ]
+    (root / "broken").mkdir()
+    (root / "broken" / "resume.pt").write_bytes(b"not a torch file")
+    for given, named in (
+        (["--epochs", "5", "--out", str(root / "copy")], "epochs=2, this one has epochs=5"),
+        (["--out", str(root / "elsewhere")], "elsewhere/resume.pt not found"),
+        (["--out", str(root / "broken")], "broken/resume.pt is not the state of a train.py run"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(flags + given)
+        assert stop.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "--resume" in error and named in error
+    state = torch.load(root / "copy" / "resume.pt", weights_only=True)
+    assert state["epoch"] == 1 and json.loads(state["config"])["epochs"] == 2

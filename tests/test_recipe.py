@@ -1,0 +1,167 @@
+"""Extra targets: another model's class maps of the training tiles, learned from beside the clicks
+(train.py --extra-targets; made by baseline.py --predict-train or predict.py --min-confidence)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import baseline
+import predict
+from clicks import Clicks, PointDataset, dihedral
+from conftest import FAST, own_folder
+from lib import tiles
+from pce import partial_cross_entropy
+from recipe import train_step
+from train import main, train
+
+
+def write_maps(folder, maps):
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, class_map in maps.items():
+        Image.fromarray(class_map.astype(np.uint8)).save(folder / f"{stem}_classes.png")
+    return folder
+
+
+def test_a_target_crop_turns_with_its_image_and_unknown_becomes_unlabeled():
+    image = np.arange(2 * 40 * 40, dtype=np.float32).reshape(2, 40, 40)
+    target = np.random.default_rng(0).integers(0, 3, (40, 40)).astype(np.uint8)
+    target[:5] = 255
+    clicks = Clicks(np.array([7]), np.array([9]), np.array([2]))
+    dataset = PointDataset([image], [clicks], 32, targets=[target])
+    for turn in range(8):
+        crop, point_labels, target_labels = dataset[0, 3, 4, turn]
+        expected = np.where(target[3:35, 4:36] == 255, -1, target[3:35, 4:36].astype(np.int64))
+        assert torch.equal(target_labels, torch.from_numpy(dihedral(expected, turn).copy()))
+        assert torch.equal(crop, torch.from_numpy(dihedral(image[:, 3:35, 4:36], turn).copy()))
+    assert len(PointDataset([image], [clicks], 32)[0, 3, 4, 0]) == 2  # without targets: as before
+
+
+def test_the_step_adds_the_weighted_pce_of_the_extra_targets():
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 4, 1)
+    images = torch.randn(2, 3, 8, 8)
+    clicks = torch.full((2, 8, 8), -1)
+    clicks[0, 1, 1], clicks[1, 5, 2] = 3, 0
+    targets = torch.randint(-1, 4, (2, 8, 8))
+    with torch.no_grad():
+        logits = model(images)
+        expected = partial_cross_entropy(logits, clicks) + 0.3 * partial_cross_entropy(
+            logits, targets
+        )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = train_step(model, optimizer, images, clicks, "fp32", extra=(targets, 0.3))
+    assert loss == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_targets_that_say_nothing_change_nothing(tmp_path):
+    root = own_folder(tmp_path / "own")
+    empty = write_maps(tmp_path / "empty", {f"t{i}": np.full((50, 90), 255) for i in range(2)})
+    plain = train(dict(FAST, data=str(root), out=str(tmp_path / "a")))
+    with_empty = train(
+        dict(FAST, data=str(root), extra_targets=str(empty), out=str(tmp_path / "b"))
+    )
+    assert plain["test"] == with_empty["test"] and with_empty["config"]["extra_targets"] == str(
+        empty
+    )
+
+
+def test_a_class_nobody_clicked_is_learned_from_the_maps(tmp_path):
+    # clicks on "dark" only; the maps say the right half is "bright": only they can teach it
+    root = own_folder(tmp_path / "own")
+    for i in range(2):
+        (root / "train" / "points" / f"t{i}.csv").write_text("x,y,class\n3,4,dark\n10,30,dark\n")
+    mask = np.zeros((50, 90), np.uint8)
+    mask[:, 45:] = 1
+    maps = write_maps(tmp_path / "maps", {"t0": mask, "t1": mask})
+    config = dict(FAST, data=str(root), epochs=3, lr=0.01)
+    without = train(dict(config, out=str(tmp_path / "a")))
+    learned = train(dict(config, extra_targets=str(maps), out=str(tmp_path / "b")))
+    assert without["test"]["per_class"]["bright"]["recall"] in (0, None)
+    assert learned["test"]["per_class"]["bright"]["recall"] > 0.5
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda d: {"t0": np.zeros((50, 90))},
+            "t1_classes.png: missing; --extra-targets needs a class map for every training tile",
+        ),
+        (
+            lambda d: {"t0": np.zeros((50, 90)), "t1": np.zeros((40, 90))},
+            "t1_classes.png: mask is (40, 90), its image is (50, 90)",
+        ),
+        (
+            lambda d: {"t0": np.zeros((50, 90)), "t1": np.full((50, 90), 7)},
+            "t1_classes.png: mask values [7] are not class indices 0..1",
+        ),
+    ],
+)
+def test_bad_maps_give_one_line(tmp_path, capsys, make, message):
+    root = own_folder(tmp_path / "own")
+    maps = write_maps(tmp_path / "maps", make(root))
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--data",
+                str(root),
+                "--extra-targets",
+                str(maps),
+                "--weights",
+                "none",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--points", "10", "--extra-targets", "maps"],
+            "--extra-targets needs a tile folder (--data DIR)",
+        ),
+        (["--points", "10", "--extra-weight", "0"], "--extra-weight must be > 0, got 0.0"),
+    ],
+)
+def test_bad_extra_flags_give_one_line(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--weights", "none", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_the_forest_maps_every_training_tile_for_train_py(tmp_path):
+    root = own_folder(tmp_path / "own")
+    baseline.run(dict(data=str(root), predict_train=True, out=str(tmp_path / "forest")))
+    data = tiles.load_data(None, 0, str(root))
+    maps = tiles.read_targets(tmp_path / "forest" / "train-predictions", data)
+    assert len(maps) == 2 and all(m.shape == (50, 90) for m in maps)
+    assert (maps[0][:, 60:] == 1).mean() > 0.9 and (
+        maps[0][:, :30] == 0
+    ).mean() > 0.9  # the two halves
+    with pytest.raises(ValueError, match="--predict-train needs a tile folder"):
+        baseline.run(dict(points_per_class=2, predict_train=True, out=str(tmp_path / "x")))
+
+
+def test_min_confidence_leaves_the_unsure_pixels_unknown(tmp_path, capsys):
+    root = own_folder(tmp_path / "own")
+    train(dict(FAST, data=str(root), out=str(tmp_path / "run")))
+    model, images = str(tmp_path / "run" / "model.pt"), str(root / "test" / "images")
+    read = lambda out: np.asarray(Image.open(tmp_path / out / "a_classes.png"))
+    predict.main([model, images, "--out", str(tmp_path / "all")])
+    predict.main([model, images, "--out", str(tmp_path / "sure"), "--min-confidence", "0.999"])
+    everything, sure = read("all"), read("sure")
+    kept = sure != 255
+    assert np.array_equal(sure[kept], everything[kept]) and not kept.all()
+    assert (
+        np.asarray(Image.open(tmp_path / "sure" / "a_preview.png"))[~kept] == 0
+    ).all()  # unknown is black
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([model, images, "--out", str(tmp_path / "x"), "--min-confidence", "1.5"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--min-confidence must be between 0 and 1, got 1.5" in err

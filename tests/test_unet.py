@@ -1,0 +1,114 @@
+"""unet.py: shapes, size, normalisation, and every way the encoder weights can (not) be found."""
+
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+
+from unet import IMAGENET_MEAN, UNet, adapt_first_conv
+
+SMP_UNET_RESNET34_PARAMS = 24_436_369  # segmentation_models_pytorch Unet("resnet34", classes=5)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return UNet(num_classes=5, weights=None).eval()
+
+
+def test_raw_logits_at_input_resolution(model):
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 5, 64, 96)
+    assert (y < 0).any() and not torch.allclose(
+        y.softmax(1).sum(1), y.sum(1)
+    )  # no final activation
+
+
+def test_parameter_count_matches_smp_unet_within_two_percent(model):
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n - SMP_UNET_RESNET34_PARAMS) / SMP_UNET_RESNET34_PARAMS < 0.02, n
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((1, 3, 100, 64), "multiples of 32, got 100x64"),
+        ((1, 3, 64, 48), "multiples of 32, got 64x48"),
+        ((1, 4, 64, 64), r"expected images \(N, 3, H, W\)"),
+    ],
+)
+def test_bad_input_shapes(model, shape, message):
+    with pytest.raises(ValueError, match=message):
+        model(torch.rand(*shape))
+
+
+def test_normalisation_defaults_to_imagenet_and_travels_in_the_state_dict(model):
+    assert torch.allclose(model.mean.flatten(), torch.tensor(IMAGENET_MEAN))
+    assert "mean" in model.state_dict() and "std" in model.state_dict()
+    custom = UNet(weights=None, in_channels=4, mean=[1, 2, 3, 4], std=[1, 1, 1, 2])
+    assert custom.std.flatten().tolist() == [1, 1, 1, 2]
+    with pytest.raises(ValueError, match="one mean and one std per input band"):
+        UNet(weights=None, in_channels=4)
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    reference = torchvision.models.resnet34(weights=None)
+    path = tmp_path / "resnet34.pth"
+    torch.save(reference.state_dict(), path)
+    model = UNet(weights=str(path))
+    assert model.encoder_init == f"file:{path}"
+    assert torch.equal(model.layers[-1][0].conv1.weight, reference.layer4[0].conv1.weight)
+
+
+def test_missing_or_wrong_weights_file(tmp_path):
+    with pytest.raises(ValueError, match="weights file not found: /no/such.pth"):
+        UNet(weights="/no/such.pth")
+    torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not a torchvision resnet34 state dict"):
+        UNet(weights=str(tmp_path / "bad.pth"))
+
+
+def test_imagenet_offline_falls_back_to_random_init_with_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache ...
+
+    def offline(*args, **kwargs):  # ... and no network, even where there is one
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    model = UNet(weights="imagenet")
+    assert model.encoder_init == "random"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and "ImageNet weights unavailable" in lines[0]
+        and "--weights PATH" in lines[0]
+    )
+
+
+def test_imagenet_weights_come_from_the_torch_hub_cache(monkeypatch, tmp_path):
+    """The real torchvision code path: a copy in $TORCH_HOME/hub/checkpoints is used without
+    network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = torchvision.models.resnet34(weights=None)
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(cached.state_dict(), checkpoints / "resnet34-b627a593.pth")
+    model = UNet(weights="imagenet")
+    assert model.encoder_init == "imagenet"
+    assert torch.equal(model.stem[0].weight, cached.conv1.weight)
+
+
+def test_first_conv_adapts_to_other_band_counts():
+    conv = torchvision.models.resnet34(weights=None).conv1
+    four = adapt_first_conv(conv, 4)
+    assert torch.equal(four.weight[:, :3], conv.weight)
+    assert torch.allclose(four.weight[:, 3], conv.weight.mean(1))
+    grey = adapt_first_conv(conv, 1)
+    x = torch.rand(1, 1, 32, 32)
+    assert torch.allclose(
+        grey(x), conv(x.repeat(1, 3, 1, 1)), atol=1e-5
+    )  # grey image, same response
+    model = UNet(weights=None, in_channels=4, mean=[0.5] * 4, std=[0.2] * 4).eval()
+    assert model(torch.rand(1, 4, 32, 32)).shape == (1, 5, 32, 32)

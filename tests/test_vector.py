@@ -1,0 +1,383 @@
+"""GIS point layers in, accuracy from reference points, polygons out (vector.py, --points-file,
+--polygons)."""
+
+import json
+import shutil
+
+import fiona
+import numpy as np
+import pytest
+import rasterio
+from rasterio import features, warp
+
+import export
+import predict
+import suggest
+from clicks import sample_points
+from conftest import FAST
+from lib import tiles, vector
+from train import main, train
+
+LAYER_CRS = "EPSG:4326"  # the points in lon/lat, over tiles in UTM (export's EPSG:32632)
+SCHEMA = {"geometry": "Point", "properties": {"class": "str"}}
+
+
+def map_points(tile, clicks, crs=LAYER_CRS):
+    """The map coordinates (in `crs`) of the centres of the clicked pixels of a GeoTIFF tile."""
+    with rasterio.open(tile) as raster:
+        xs, ys = raster.transform @ (clicks.cols + 0.5, clicks.rows + 0.5)
+        return warp.transform(raster.crs, crs, list(xs), list(ys))
+
+
+def write_layer(path, records, driver="GPKG", crs=LAYER_CRS, schema=SCHEMA):
+    with fiona.open(path, "w", driver=driver, crs=crs, schema=schema) as layer:
+        layer.writerecords(records)
+    return path
+
+
+def point(x, y, name):
+    return dict(geometry=dict(type="Point", coordinates=(x, y)), properties={"class": name})
+
+
+@pytest.fixture(scope="module")
+def georeferenced(tmp_path_factory):
+    """GeoTIFF tiles (4/2/2 of 64²) in UTM; their clicks (3 per class) as a lon/lat GeoPackage, the
+    same clicks as per-tile pixel CSVs in a copy of the folder, and reference points on the test
+    tiles."""
+    base = tmp_path_factory.mktemp("gis")
+    root = base / "tiles"
+    export.export_tiles(root, seed=0, sizes=(4, 2, 2), image_size=64, format="tif")
+    legend, rng = tiles.read_legend(root), np.random.default_rng(0)
+    clicks, reference, expected = [], [], {}
+    for split, records in (("train", clicks), ("test", reference)):
+        for tile in sorted((root / split / "images").glob("*.tif")):
+            mask = tiles.read_mask(root / split / "masks" / tile.name, legend, (64, 64))
+            chosen = sample_points(mask, rng, points_per_class=3)
+            expected[split, tile.stem] = chosen
+            records += [
+                point(x, y, legend.names[k])
+                for x, y, k in zip(*map_points(tile, chosen), chosen.classes)
+            ]
+    with_csvs = base / "csvs"
+    shutil.copytree(root, with_csvs)
+    for stem in ("scene_0000", "scene_0001", "scene_0002", "scene_0003"):
+        (with_csvs / "train" / "points").mkdir(exist_ok=True)
+        tiles.write_clicks(
+            with_csvs / "train" / "points" / f"{stem}.csv", expected["train", stem], legend.names
+        )
+    return dict(
+        root=root,
+        csvs=with_csvs,
+        legend=legend,
+        expected=expected,
+        gpkg=write_layer(base / "clicks.gpkg", clicks),
+        clicks=clicks,
+        reference=write_layer(base / "reference.gpkg", reference),
+    )
+
+
+def test_points_in_another_crs_land_on_their_pixels_exactly(georeferenced):
+    g = georeferenced
+    for path in (
+        g["gpkg"],
+        write_layer(g["gpkg"].with_suffix(".geojson"), g["clicks"], driver="GeoJSON"),
+    ):
+        data = tiles.load_data(None, 0, str(g["root"]), layer=(str(path), "class"))
+        for stem, clicks in zip(data["stems"]["train"], data["train"][1]):
+            want = g["expected"]["train", stem]
+            assert np.array_equal(clicks.rows, want.rows) and np.array_equal(clicks.cols, want.cols)
+            assert np.array_equal(clicks.classes, want.classes)
+
+
+def test_a_layer_and_the_same_clicks_as_csvs_give_identical_metrics(georeferenced, tmp_path):
+    g = georeferenced
+    from_layer = train(
+        dict(FAST, data=str(g["root"]), points_file=str(g["gpkg"]), out=str(tmp_path / "a"))
+    )
+    from_csvs = train(dict(FAST, data=str(g["csvs"]), out=str(tmp_path / "b")))
+    assert (
+        from_layer["test"] == from_csvs["test"]
+        and from_layer["history"][0]["train_loss"] == from_csvs["history"][0]["train_loss"]
+    )
+
+
+def test_reference_points_score_as_the_dense_masks_restricted_to_them(georeferenced, tmp_path):
+    g = georeferenced
+    bare = tmp_path / "no-masks"
+    shutil.copytree(g["root"], bare)
+    shutil.rmtree(bare / "test" / "masks")
+    both = [str(g["gpkg"]), str(g["reference"])]  # clicks and reference points, two layers
+    data = tiles.load_data(None, 0, str(bare), layer=(both, "class"))
+    assert data["scored_on"]["test"] == "reference points"
+    for stem, mask in zip(data["stems"]["test"], data["test"][1]):
+        dense = tiles.read_mask(g["root"] / "test" / "masks" / f"{stem}.tif", g["legend"], (64, 64))
+        want = g["expected"]["test", stem]
+        restricted = np.full((64, 64), 255, np.uint8)
+        restricted[want.rows, want.cols] = dense[want.rows, want.cols]
+        assert np.array_equal(mask, restricted)
+    metrics = train(dict(FAST, data=str(bare), points_file=both, out=str(tmp_path / "run")))
+    assert metrics["scored_on"]["test"] == "reference points"
+    assert np.asarray(metrics["test"]["confusion_matrix"]).sum() == sum(
+        g["expected"]["test", s].rows.size for s in data["stems"]["test"]
+    )
+
+
+def bad(tmp_path, g, records=None, **layer):
+    path = (
+        write_layer(tmp_path / "bad.gpkg", records or g["clicks"][:3], **layer)
+        if records is not False
+        else g["gpkg"]
+    )
+    return ["--data", str(g["root"]), "--points-file", str(path)]
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        (
+            "class",
+            "has class 'Forest', which classes.txt lacks (Urban, Vegetation, Water, Bare Soil, "
+            "Road, or an index 0..4)",
+        ),
+        (
+            "field",
+            "the layer has no field 'class'; its fields: kind (choose one with --class-field)",
+        ),
+        ("crs", "the layer has no CRS"),
+        ("outside", "no point falls inside any tile of"),
+        ("geometry", "feature 1 is a LineString; a layer of clicks holds points"),
+        ("png", "not georeferenced (no CRS), but the point layer is in map coordinates"),
+    ],
+)
+def test_bad_layers_give_one_line_and_exit_2(georeferenced, tmp_path, capsys, case, message):
+    g = georeferenced
+    if case == "class":
+        argv = bad(tmp_path, g, [point(*g["clicks"][0]["geometry"]["coordinates"], "Forest")])
+    elif case == "field":
+        argv = bad(
+            tmp_path,
+            g,
+            [dict(geometry=g["clicks"][0]["geometry"], properties={"kind": "Water"})],
+            schema={"geometry": "Point", "properties": {"kind": "str"}},
+        )
+    elif case == "crs":
+        argv = bad(tmp_path, g, crs=None)
+    elif case == "outside":
+        argv = bad(tmp_path, g, [point(100.0, -40.0, "Water")])
+    elif case == "geometry":
+        line = dict(
+            geometry=dict(type="LineString", coordinates=[(9.0, 45.0), (9.1, 45.1)]),
+            properties={"class": "Road"},
+        )
+        argv = bad(
+            tmp_path, g, [line], schema={"geometry": "LineString", "properties": {"class": "str"}}
+        )
+    else:
+        png = tmp_path / "png"
+        export.export_tiles(png, seed=0, sizes=(1, 1, 1), image_size=64)
+        argv = ["--data", str(png), "--points-file", str(g["gpkg"])]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--weights", "none", "--image-size", "64", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_points_on_nodata_are_counted_and_left_out(georeferenced, tmp_path, capsys):
+    g = georeferenced
+    folder = tmp_path / "nodata"
+    shutil.copytree(g["root"], folder)
+    tile = folder / "train" / "images" / "scene_0000.tif"
+    with rasterio.open(tile, "r+") as raster:
+        pixels = raster.read()
+        pixels[:, :, :] = 0  # the whole tile is nodata: its clicks go
+        raster.write(pixels)
+        raster.nodata = 0
+    data = tiles.load_data(None, 0, str(folder), layer=(str(g["gpkg"]), "class"))
+    left_out = g["expected"]["train", "scene_0000"].rows.size
+    assert (
+        data["train"][1][0].rows.size == 0
+        and f"{left_out} points on nodata or unknown pixels left out" in capsys.readouterr().out
+    )
+
+
+def test_polygons_rasterised_back_equal_the_class_map(georeferenced, tmp_path):
+    g = georeferenced
+    train(dict(FAST, data=str(g["root"]), points_file=str(g["gpkg"]), out=str(tmp_path / "run")))
+    predict.main(
+        [
+            str(tmp_path / "run" / "model.pt"),
+            str(g["root"] / "test" / "images"),
+            "--polygons",
+            "--out",
+            str(tmp_path / "maps"),
+        ]
+    )
+    for tif in sorted((tmp_path / "maps").glob("*_classes.tif")):
+        with rasterio.open(tif) as raster:
+            class_map, shape, transform, crs = (
+                raster.read(1),
+                raster.shape,
+                raster.transform,
+                raster.crs,
+            )
+        polygons = tif.with_name(tif.name.replace("_classes.tif", "_polygons.gpkg"))
+        with fiona.open(polygons) as layer:
+            assert layer.crs == crs
+            names = {f.properties["code"]: f.properties["class"] for f in layer}
+            back = features.rasterize(
+                ((f.geometry, f.properties["code"]) for f in layer),
+                shape,
+                transform=transform,
+                fill=255,
+                dtype="uint8",
+            )
+        assert np.array_equal(back, class_map) and all(
+            g["legend"].names[k] == n for k, n in names.items()
+        )
+
+
+def test_min_area_merges_small_patches_and_needs_polygons(tmp_path, capsys):
+    class_map = np.zeros((40, 40), np.uint8)
+    class_map[10:12, 10:12] = 1  # a 4-pixel speckle
+    class_map[20:, :] = 2
+    tif = tmp_path / "c_classes.tif"
+    with rasterio.open(
+        tif,
+        "w",
+        driver="GTiff",
+        width=40,
+        height=40,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32632",
+        transform=rasterio.transform.from_origin(500000, 5000000, 2, 2),
+    ) as out:
+        out.write(class_map[None])
+    vector.write_polygons(
+        tmp_path / "p.gpkg", tif, ["a", "b", "c"], min_area=5 * 4
+    )  # 5 pixels of 4 m²
+    with fiona.open(tmp_path / "p.gpkg") as layer:
+        assert sorted(f.properties["class"] for f in layer) == ["a", "c"]
+    with pytest.raises(SystemExit):
+        predict.main(["model.pt", str(tif), "--min-area", "10", "--out", str(tmp_path / "x")])
+    assert "--min-area must be >= 0 and goes with --polygons" in capsys.readouterr().err
+
+
+def test_scored_on_is_recorded_for_mask_runs_too(tmp_path):
+    root = tmp_path / "png"
+    export.export_tiles(root, seed=0, sizes=(2, 1, 1), image_size=64)
+    metrics = train(dict(FAST, data=str(root), points_per_class=2, out=str(tmp_path / "r")))
+    assert (
+        json.loads((tmp_path / "r" / "metrics.json").read_text())["scored_on"]
+        == metrics["scored_on"]
+        == dict(val="masks", test="masks")
+    )
+
+
+def test_a_folder_without_any_mask_trains_and_is_scored_from_exported_layers(tmp_path):
+    root = tmp_path / "geo"
+    export.export_tiles(root, seed=1, sizes=(2, 1, 2), image_size=64, format="tif")
+    export.export_layers(root, points_per_class=2, reference_points=7)
+    masks = tmp_path / "masks"
+    shutil.move(root / "train" / "masks", masks)
+    shutil.rmtree(root / "test" / "masks"), shutil.rmtree(root / "val")
+    layers = [str(root / "clicks.gpkg"), str(root / "reference.gpkg")]
+    data = tiles.load_data(None, 0, str(root), layer=(layers, "class"))
+    legend = tiles.read_legend(root)
+    for stem, clicks in zip(data["stems"]["train"], data["train"][1]):
+        mask = tiles.read_mask(masks / f"{stem}.tif", legend, (64, 64))
+        assert clicks.rows.size and np.array_equal(mask[clicks.rows, clicks.cols], clicks.classes)
+    assert [int((m != 255).sum()) for m in data["test"][1]] == [7, 7]
+    metrics = train(dict(FAST, data=str(root), points_file=layers, out=str(tmp_path / "run")))
+    assert (
+        metrics["scored_on"]["test"] == "reference points"
+        and np.asarray(metrics["test"]["confusion_matrix"]).sum() == 14
+    )
+    with pytest.raises(ValueError, match="its tiles have no masks and no point of"):
+        tiles.load_data(None, 0, str(root), layer=(layers[:1], "class"))
+
+
+def test_a_value_coded_legend_takes_the_codes_as_classes():
+    assert (
+        vector.class_index(3, ["a", "b"], [7, 3]) == 1
+        and vector.class_index("7", ["a", "b"], [7, 3]) == 0
+    )
+    assert (
+        vector.class_index(1, ["a", "b"], [7, 3]) is None and vector.class_index(1, ["a", "b"]) == 1
+    )
+    assert (
+        vector.class_index("b", ["a", "b"], [7, 3]) == 1
+        and vector.class_index(1.5, ["a", "b"]) is None
+    )
+
+
+def test_proposals_as_a_point_layer_land_on_their_pixels_and_train_once_filled_in(
+    georeferenced, tmp_path, capsys
+):
+    g = georeferenced
+    root, run = tmp_path / "tiles", tmp_path / "round0"
+    shutil.copytree(g["root"], root)
+    train(dict(FAST, data=str(root), points_file=str(g["gpkg"]), out=str(run)))
+    (root / "train" / "points").mkdir()
+    (root / "train" / "points" / "scene_0000.csv").write_text(
+        "x,y,class\n1,1,\n"
+    )  # stale: a layer run reads no CSV
+    chosen = suggest.suggest(run, root, 6, 4, tmp_path / "s", "cpu", "fp32")
+    with fiona.open(tmp_path / "s" / "proposals.gpkg") as layer:
+        records, crs = list(layer), layer.crs
+    assert len(records) == len(chosen) == 6 and all(r.properties["class"] is None for r in records)
+    with rasterio.open(root / "train" / "images" / "scene_0000.tif") as raster:
+        assert crs == raster.crs  # the tiles' CRS
+    argv = [
+        "--data",
+        str(root),
+        "--weights",
+        "none",
+        "--image-size",
+        "64",
+        "--epochs",
+        "1",
+        "--no-tta",
+    ]
+    with pytest.raises(SystemExit) as exit_info:  # not labelled yet: one line
+        main(
+            argv
+            + [
+                "--points-file",
+                str(g["gpkg"]),
+                str(tmp_path / "s" / "proposals.gpkg"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert (
+        exit_info.value.code == 2
+        and len(err.strip().splitlines()) == 1
+        and "feature 1 has no class yet" in err
+    ), err
+    filled = write_layer(
+        tmp_path / "filled.gpkg",
+        crs=crs,
+        records=[  # the person labels: here, as the model guessed
+            dict(
+                geometry=dict(type="Point", coordinates=r.geometry.coordinates),
+                properties={"class": r.properties["predicted"]},
+            )
+            for r in records
+        ],
+    )
+    data = tiles.load_data(None, 0, str(root), layer=([str(g["gpkg"]), str(filled)], "class"))
+    for t, (stem, clicks) in enumerate(zip(data["stems"]["train"], data["train"][1])):
+        old = g["expected"]["train", stem]
+        assert np.array_equal(clicks.rows[: old.rows.size], old.rows) and np.array_equal(
+            clicks.cols[: old.cols.size], old.cols
+        )
+        assert sorted(
+            zip(clicks.rows[old.rows.size :].tolist(), clicks.cols[old.cols.size :].tolist())
+        ) == sorted(
+            (y, x) for _, i, y, x, _ in chosen if i == t
+        )  # each point on its proposed pixel
+    main(argv + ["--points-file", str(g["gpkg"]), str(filled), "--out", str(tmp_path / "round1")])
+    assert json.loads((tmp_path / "round1" / "metrics.json").read_text())["test"]["miou"] >= 0
