@@ -24,30 +24,26 @@ import time
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
-from PIL import Image
-from scipy import ndimage
-from sklearn.ensemble import RandomForestClassifier
 
 from clicks import Clicks, count_labels
 from evaluation import confusion_matrix, print_table, save_metrics, scores
 from lib import tiles
-from lib.cli import OneLineParser, atomic, run_command
+from lib.cli import OneLineParser, atomic, need, run_command
 from lib.device import cpu_name
 from recipe import DEFAULTS, add_data_options, check_config, label_mode
 
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 TREES = 200
 BLOCK = 512  # tiles are featurised in BLOCK x BLOCK pieces ...
-MARGIN = int(
-    4 * max(SIGMAS) + 0.5
-)  # ... plus the reach of the widest filter (scipy truncates at 4 sigma)
+# ... plus the reach of the widest filter (scipy truncates at 4 sigma)
+MARGIN = int(4 * max(SIGMAS) + 0.5)
 
 
 def features(image):
     """(16 x bands, h, w) float32: each band raw, then smoothed, gradient magnitude and LoG per
     sigma."""
+    ndimage = need("scipy.ndimage", "the pixel random forest's filters")
     planes = []
     for band in np.asarray(image, dtype=np.float32):
         planes.append(band)
@@ -160,7 +156,8 @@ def run(config):
         f"a pixel; random forest of {TREES} class-balanced trees; {machine}",
         flush=True,
     )
-    forest = RandomForestClassifier(
+    sklearn = need("sklearn.ensemble", "the pixel random forest")
+    forest = sklearn.RandomForestClassifier(
         TREES, class_weight="balanced", n_jobs=-1, random_state=config["seed"]
     ).fit(x, y)
     print(f"fitted on {len(y)} clicks in {time.time() - started:.0f}s", flush=True)
@@ -176,15 +173,18 @@ def run(config):
             (tiles.colourise(class_map, colours), "preview"),
         ):
             with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
-                Image.fromarray(picture).save(tmp, format="PNG")
+                need("PIL.Image", "writing the forest's PNG maps").fromarray(picture).save(
+                    tmp, format="PNG"
+                )
 
-    if config.get(
-        "predict_train"
-    ):  # the forest's map of each training tile: extra targets for train.py
+    # the forest's map of each training tile: extra targets for train.py
+    if config.get("predict_train"):
         (out / "train-predictions").mkdir(exist_ok=True)
         for stem, image in zip(data["stems"]["train"], train_images):
             with atomic(out / "train-predictions" / f"{stem}_classes.png") as tmp:
-                Image.fromarray(predict(forest, image)).save(tmp, format="PNG")
+                need("PIL.Image", "writing the forest's PNG maps").fromarray(
+                    predict(forest, image)
+                ).save(tmp, format="PNG")
         print(
             f"class maps of the {len(train_images)} training tiles in {out / 'train-predictions'}",
             flush=True,
@@ -215,7 +215,7 @@ def run(config):
         scored_on=data["scored_on"],
         features=int(x.shape[1]),
         machine=machine,
-        sklearn=sklearn.__version__,
+        sklearn=need("sklearn", "the pixel random forest").__version__,
         val_miou=val and val["miou"],
         test=test,
         wall_time_s=round(time.time() - started, 1),

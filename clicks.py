@@ -39,9 +39,8 @@ class Clicks(NamedTuple):
         return point_labels
 
 
-NO_CLICKS = Clicks(
-    np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-)  # a tile not yet clicked
+# a tile not yet clicked
+NO_CLICKS = Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None, strategy="random"):
@@ -93,9 +92,8 @@ def spread_choice(rng, pixels, k, width):
     order = rng.permutation(len(pixels))  # random pick inside each cell...
     by_cell = order[np.argsort(cell[order], kind="stable")]
     starts = np.flatnonzero(np.r_[True, np.diff(cell[by_cell]) != 0])
-    round_number = np.empty(
-        len(pixels), dtype=np.int64
-    )  # ...and its turn: 0 for a cell's first pixel
+    # ...and its turn: 0 for a cell's first pixel
+    round_number = np.empty(len(pixels), dtype=np.int64)
     round_number[by_cell] = np.arange(len(pixels)) - np.repeat(
         starts, np.diff(np.r_[starts, len(pixels)])
     )
@@ -152,10 +150,8 @@ class PointDataset(torch.utils.data.Dataset):
     def __getitem__(self, place):
         tile, top, left, turn = place
         size, stored, labels = self.crop_size, self.images[tile], self.point_labels[tile]
-        h, w = (
-            min(size, stored.shape[-2] - top),
-            min(size, stored.shape[-1] - left),
-        )  # inside the tile
+        # inside the tile
+        h, w = (min(size, stored.shape[-2] - top), min(size, stored.shape[-1] - left))
         image = np.zeros((stored.shape[0], size, size), np.float32)
         image[:, :h, :w] = stored[:, top : top + h, left : left + w]
         if isinstance(labels, Clicks):

@@ -34,10 +34,8 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
     padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
     starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
     corners = [(y, x) for y in starts(ph) for x in starts(pw)]
-    device, layout = (
-        next(model.parameters()).device,
-        memory_format(model),
-    )  # batches follow the model's layout
+    # batches follow the model's layout
+    device, layout = (next(model.parameters()).device, memory_format(model))
     logits, counts = None, torch.zeros(1, ph, pw)
     for i in range(0, len(corners), batch_size):
         chunk = corners[i : i + batch_size]
@@ -65,9 +63,8 @@ def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=
     images, dense_masks = split
     model.eval()
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
-    for image, dense_mask in distributed.share(
-        list(zip(images, dense_masks))
-    ):  # under torchrun: a share each
+    # under torchrun: a share each
+    for image, dense_mask in distributed.share(list(zip(images, dense_masks))):
         prediction = predict_tile(model, image, window, batch_size, precision, tta).argmax(0)
         matrix += confusion_matrix(
             prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes)

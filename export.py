@@ -19,13 +19,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from rasterio.transform import from_origin
 
 from clicks import sample_points
 from data import CLASSES, split_scene
-from lib import geotiff, tiles, vector
-from lib.cli import OneLineParser, atomic
+from lib import tiles
+from lib.cli import OneLineParser, atomic, need
 
 EXAMPLE_CRS = "EPSG:32632"  # UTM zone 32N ...
 EXAMPLE_PIXEL = 10.0  # ... at 10 m per pixel
@@ -34,7 +32,7 @@ EXAMPLE_PIXEL = 10.0  # ... at 10 m per pixel
 def example_transform(split_index, scene_index, size):
     """A made-up place on the map for scene `scene_index` of a split: side by side in a row, one
     row per split."""
-    return from_origin(
+    return need("rasterio.transform", "GeoTIFF tiles").from_origin(
         500_000 + scene_index * size * EXAMPLE_PIXEL,
         5_000_000 - split_index * size * EXAMPLE_PIXEL,
         EXAMPLE_PIXEL,
@@ -58,6 +56,10 @@ def export_tiles(root, seed=0, sizes=(200, 60, 60), image_size=128, format="png"
         )
     if root.exists() and any(root.iterdir()):
         raise ValueError(f"{root}: exists and is not empty; export into a new folder")
+    if format == "tif":
+        geotiff = need("lib.geotiff", "writing GeoTIFF tiles")
+    else:
+        Image = need("PIL.Image", "writing PNG tiles")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root.parent))
     (staging / "classes.txt").write_text("\n".join(CLASSES) + "\n")
@@ -97,22 +99,18 @@ def export_scene(path, size, bands=4, seed=0, block=1000):
                 image[:, : min(block, size - row), : min(block, size - col)].astype(np.uint16),
             )
 
-    geotiff.write_blocks(
-        path,
-        size,
-        size,
-        bands,
-        "uint16",
-        EXAMPLE_CRS,
-        from_origin(500_000, 5_000_000, EXAMPLE_PIXEL, EXAMPLE_PIXEL),
-        blocks(),
-    )
+    geotiff = need("lib.geotiff", "writing a GeoTIFF scene")
+    place = EXAMPLE_CRS, example_transform(0, 0, 0)
+    geotiff.write_blocks(path, size, size, bands, "uint16", *place, blocks())
 
 
 def export_layers(root, points_per_class, reference_points, seed=0):
     """DIR/clicks.gpkg and DIR/reference.gpkg over a folder of GeoTIFF tiles, from its masks."""
     root, rng = Path(root), np.random.default_rng([seed, 2000])
     legend = tiles.read_legend(root)
+    geotiff, vector = (
+        need(f"lib.{m}", "point layers over GeoTIFF tiles") for m in ("geotiff", "vector")
+    )
     for split, name, how in (
         ("train", "clicks", dict(points_per_class=points_per_class)),
         ("test", "reference", dict(points_per_image=reference_points)),

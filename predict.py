@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from evaluation import predict_tile
-from lib import distributed, geotiff, vector
+from lib import distributed
 from lib.checkpoint import load_checkpoint
-from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder
+from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, need
 from lib.device import pick_device, pick_precision
-from lib.tiles import IMAGE_SUFFIXES, colour_rgb, colourise, read_image
+from lib.tiles import IMAGE_SUFFIXES, colour_rgb, colourise, is_tiff, read_image
 
 
 def expand(inputs):
@@ -90,22 +89,24 @@ def main(argv=None):
         check_output_folder(args.out)
         model, checkpoint = load_checkpoint(args.checkpoint)
         files = expand(args.inputs)
+        Image = need("PIL.Image", "writing the predicted PNGs")
+        if any(is_tiff(path) for path in files):
+            geotiff = need("lib.geotiff", "segmenting GeoTIFF inputs")
+        if args.polygons:
+            vector = need("lib.vector", "writing polygons (--polygons)")
         for path in files:  # check everything before writing anything
-            if args.polygons and not geotiff.is_geotiff(path):
+            if args.polygons and not is_tiff(path):
                 raise ValueError(
                     f"{path}: --polygons needs GeoTIFF inputs, whose pixels have map coordinates"
                 )
-            bands = (
-                geotiff.band_count(path) if geotiff.is_geotiff(path) else read_image(path).shape[0]
-            )
+            bands = geotiff.band_count(path) if is_tiff(path) else read_image(path).shape[0]
             if bands != checkpoint["bands"]:
                 raise ValueError(
                     f"{path}: has {bands} bands, the checkpoint was trained on "
                     f"{checkpoint['bands']}"
                 )
-        device = distributed.local_device(
-            pick_device(args.device)
-        )  # under torchrun: this process's GPU
+        # under torchrun: this process's GPU
+        device = distributed.local_device(pick_device(args.device))
         precision, why = pick_precision(args.precision, device)
     except (ValueError, OSError) as error:
         parser.error(str(error))
@@ -125,17 +126,15 @@ def main(argv=None):
         logits = predict_tile(model, pixels, window, precision=precision, tta=args.tta)
         if args.min_confidence is None:
             return logits.argmax(0).numpy().astype("uint8")
-        confidence, classes = logits.softmax(0).max(
-            0
-        )  # probabilities only where they are asked for
+        # probabilities only where they are asked for
+        confidence, classes = logits.softmax(0).max(0)
         classes[confidence < args.min_confidence] = 255
         return classes.numpy().astype("uint8")
 
     for i, path in enumerate(files, 1):
         start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
-        if geotiff.is_geotiff(
-            path
-        ):  # block by block, and a class raster that keeps its place on the map
+        # block by block, and a class raster that keeps its place on the map
+        if is_tiff(path):
             written.append(f"{path.stem}_classes.tif")
             blocks = announce(
                 geotiff.predict_scene(path, predict, window), f"[{i}/{len(files)}] {path}"

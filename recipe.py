@@ -242,9 +242,8 @@ def train_step(model, optimizer, images, point_labels, precision, crf=None, extr
     with autocast(device, precision):
         logits = model(images.to(device, memory_format=memory_format(model)))
     point_labels = point_labels.to(device)
-    loss = partial_cross_entropy(logits.float(), point_labels) * label_share(
-        point_labels
-    )  # the loss in fp32
+    # the loss in fp32
+    loss = partial_cross_entropy(logits.float(), point_labels) * label_share(point_labels)
     if crf is not None:  # the image's edges speak where no click does
         weight, sigma_xy, sigma_band = crf
         loss = loss + weight * crf_energy(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from data import CLASSES
-from lib.cli import OneLineParser, atomic
+from lib.cli import MissingPackage, OneLineParser, atomic
 from recipe import DEFAULTS, label_mode
 from reporting.figures import figures, loop_curves
 from reporting.loop_report import labelling_loops
@@ -374,10 +374,14 @@ def main(argv=None):
     if table_text:
         with atomic(folder / "tables.md") as tmp:
             tmp.write_text(table_text)
-        figures(r, folder)
-    for path in sorted(folder.glob("active/*/curves.json")):
-        curves = {k: v for k, v in json.loads(path.read_text()).items() if k != "config"}
-        loop_curves(curves, path.parent / "curves.png")
+    try:  # the figures need matplotlib; the tables do not
+        if table_text:
+            figures(r, folder)
+        for path in sorted(folder.glob("active/*/curves.json")):
+            curves = {k: v for k, v in json.loads(path.read_text()).items() if k != "config"}
+            loop_curves(curves, path.parent / "curves.png")
+    except MissingPackage as error:
+        print(f"report.py: figures skipped: {error}", flush=True)
     with atomic(folder / "README.md") as tmp:
         tmp.write_text(page_text)
     if folder.resolve() == README.parent / "results" and HEADLINE[0] in README.read_text():

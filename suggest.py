@@ -31,14 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 from clicks import NO_CLICKS
 from data import IGNORE
 from evaluation import predict_tile
-from lib import geotiff, tiles, vector
+from lib import tiles
 from lib.checkpoint import load_checkpoint
-from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder
+from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, need
 from lib.device import pick_device, pick_precision
 
 
@@ -126,9 +125,8 @@ def preview(image, class_map, colours, clicks, proposals):
     """The image (first three bands, stretched) with clicks dotted and proposals ringed | the
     prediction."""
     bands, (h, w) = [np.asarray(image[min(b, len(image) - 1)]) for b in range(3)], class_map.shape
-    step = max(
-        1, h // 1024, w // 1024
-    )  # the stretch from a sample: a big tile is not copied as floats
+    # the stretch from a sample: a big tile is not copied as floats
+    step = max(1, h // 1024, w // 1024)
     low, high = np.percentile(
         np.stack([band[::step, ::step] for band in bands]).astype(np.float32), [2, 98]
     )
@@ -139,8 +137,8 @@ def preview(image, class_map, colours, clicks, proposals):
                 (band[r : r + 512].astype(np.float32) - low) / max(high - low, 1e-6) * 255, 0, 255
             )
     both[:, w:] = tiles.colourise(class_map, colours)
-    picture = Image.fromarray(both)
-    draw = ImageDraw.Draw(picture)
+    picture = need("PIL.Image", "drawing the previews").fromarray(both)
+    draw = need("PIL.ImageDraw", "drawing the previews").Draw(picture)
     for y, x in zip(clicks.rows.tolist(), clicks.cols.tolist()):
         draw.rectangle([x - 1, y - 1, x + 1, y + 1], fill="white")
     for y, x in proposals:
@@ -155,14 +153,17 @@ def write_layer(out, paths, chosen, classes):
     by_tile = {}
     for margin, t, y, x, k in sorted(chosen, key=lambda entry: entry[1:4]):
         by_tile.setdefault(paths[t], []).append((y, x, k, margin))
-    if not by_tile or not all(geotiff.is_geotiff(path) for path in by_tile):
+    if not by_tile or not all(tiles.is_tiff(path) for path in by_tile):
         return ""
+    geotiff = need("lib.geotiff", "proposals over GeoTIFF tiles")
     with geotiff.open_tiff(next(iter(by_tile))) as raster:
         crs = raster.crs  # the layer's: the first tile's
     if crs is None:
         return ""
     with atomic(out / "proposals.gpkg") as tmp:
-        vector.write_proposals(tmp, list(by_tile.items()), classes, crs)
+        need("lib.vector", "the proposals' point layer").write_proposals(
+            tmp, list(by_tile.items()), classes, crs
+        )
     return f" (or in the point layer {out / 'proposals.gpkg'}: train.py --points-file)"
 
 
@@ -191,17 +192,14 @@ def suggest(run, root, count, spacing, out, device, precision):
         )
     device = pick_device(device)
     precision, _ = pick_precision(precision, device)
-    model.to(
-        device, memory_format=torch.channels_last
-    )  # as predict.py: the layout fast convolutions want
+    # as predict.py: the layout fast convolutions want
+    model.to(device, memory_format=torch.channels_last)
     out.mkdir(parents=True, exist_ok=True)
     started, said, pool, paths, clicks = time.time(), time.time(), [], [], []
-    per_tile = max(
-        1, math.ceil(2 * count / max(1, len(training_stems)))
-    )  # proposals a tile may get at most
-    with tempfile.TemporaryDirectory(
-        dir=out
-    ) as scratch:  # class maps wait here for the previews: one tile in memory
+    # proposals a tile may get at most
+    per_tile = max(1, math.ceil(2 * count / max(1, len(training_stems))))
+    # class maps wait here for the previews: one tile in memory
+    with tempfile.TemporaryDirectory(dir=out) as scratch:
         for i, (path, image, mask, _) in enumerate(tiles.iter_split(root, "train", legend)):
             tile_clicks = read_clicks(sources[path.stem], image, legend.names)
             margin, class_map = margin_and_class(
@@ -221,13 +219,8 @@ def suggest(run, root, count, spacing, out, device, precision):
                     pool.append((float(margin[y, x]), i, y, x, k))
             np.save(Path(scratch) / f"{i}.npy", class_map)
             paths.append(path), clicks.append(tile_clicks)
-            del (
-                image,
-                mask,
-                margin,
-                class_map,
-                blocked,
-            )  # else they live on while the next tile is read and predicted
+            # else they live on while the next tile is read and predicted
+            del (image, mask, margin, class_map, blocked)
             if time.time() - said > 30:
                 print(f"  {i + 1} training tiles, {time.time() - started:.0f}s", flush=True)
                 said = time.time()

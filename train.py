@@ -61,9 +61,8 @@ def train(config):
     config = check_config(settings(config))
     started = time.time()
     out = Path(config["out"] or Path("runs") / run_name(config))
-    state = (
-        read_progress(out / "resume.pt", config) if resume else None
-    )  # checked before the data is read
+    # checked before the data is read
+    state = read_progress(out / "resume.pt", config) if resume else None
     torch.manual_seed(config["seed"])  # the same on every process under torchrun
     device = distributed.setup(pick_device(config["device"]))  # joins torchrun's processes, if any
     precision, why = pick_precision(config["precision"], device)
@@ -87,13 +86,11 @@ def train(config):
 
     # model
     model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"])
-    model = model.to(
-        device, memory_format=torch.channels_last
-    )  # the layout fast CPU and GPU convolutions want
+    # the layout fast CPU and GPU convolutions want
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, config)
-    trained = distributed.wrap(
-        model, device
-    )  # DistributedDataParallel under torchrun, else the model
+    # DistributedDataParallel under torchrun, else the model
+    trained = distributed.wrap(model, device)
 
     # the loop. An epoch: one crop per synthetic scene, or enough crops around the labels to cover
     # big tiles once, in an order drawn from the seed
@@ -155,11 +152,8 @@ def train(config):
     for epoch in range(len(history) + 1, config["epochs"] + 1):
         epoch_start, losses, said = time.time(), [], time.time()
         model.train()
-        for (
-            image,
-            point_labels,
-            *target_labels,
-        ) in loader:  # clicks only: the dense masks are for scoring
+        # clicks only: the dense masks are for scoring
+        for image, point_labels, *target_labels in loader:
             extra = (target_labels[0], config["extra_weight"]) if targets else None
             losses.append(
                 train_step(trained, optimizer, image, point_labels, precision, crf, extra)
@@ -186,9 +180,8 @@ def train(config):
             f"mIoU {'-' if val_miou is None else f'{val_miou:.4f}'}  {history[-1]['seconds']:.1f}s",
             flush=True,
         )
-        if (
-            best is None or val_miou is None or val_miou > best[0]
-        ):  # without a val split: the last epoch
+        # without a val split: the last epoch
+        if best is None or val_miou is None or val_miou > best[0]:
             best = (val_miou, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
         if (
             distributed.is_main()
@@ -224,9 +217,8 @@ def train(config):
         return score(split, tta), round(time.time() - start, 2)
 
     test, seconds = timed(data["test"], config["tta"])
-    extra = dict(
-        scoring_seconds=dict(test=seconds)
-    )  # what the final scorings cost (docs/recipe.md)
+    # what the final scorings cost (docs/recipe.md)
+    extra = dict(scoring_seconds=dict(test=seconds))
     if config["tta"]:
         extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(
             data["test"]

@@ -125,9 +125,8 @@ def build_resnet34(weights):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 state = ResNet34_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-        except (
-            Exception
-        ) as error:  # offline: URLError, socket errors, ...; any reason means "not here"
+        # offline: URLError, socket errors, ...; any reason means "not here"
+        except Exception as error:
             cache = (
                 Path(torch.hub.get_dir())
                 / "checkpoints"
@@ -150,13 +149,11 @@ def build_resnet34(weights):
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {
-            k: v for k, v in state.items() if not k.startswith("fc.")
-        }  # the classifier is unused
+        # the classifier is unused
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     except Exception as error:  # not a torch file, truncated, or not a dict of tensors
-        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[
-            0
-        ]  # torch's first sentence
+        # torch's first sentence
+        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
         raise ValueError(
             f"{weights} is not a torchvision resnet34 state dict ({type(error).__name__}: {reason})"
         ) from None

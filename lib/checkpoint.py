@@ -42,9 +42,8 @@ def load_checkpoint(path):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         state, classes, bands = checkpoint["state_dict"], checkpoint["classes"], checkpoint["bands"]
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[
-            0
-        ]  # torch's first sentence
+        # torch's first sentence
+        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
         raise ValueError(
             f"{path}: not a train.py checkpoint ({type(error).__name__}: {reason})"
         ) from None

@@ -7,6 +7,7 @@ writes appears whole or not at all: it is written beside its final name and rena
 
 import argparse
 import contextlib
+import importlib
 import os
 from pathlib import Path
 
@@ -48,6 +49,40 @@ def check_output_folder(path):
     """An output folder may exist (its files are replaced) but must not be a file."""
     if path is not None and Path(path).exists() and not Path(path).is_dir():
         raise ValueError(f"--out {path}: exists and is not a folder; give a folder to write into")
+
+
+# the packages beyond torch, torchvision and numpy, by the name they are imported as: what
+# `pip install` calls them (requirements.txt lists them; requirements-core.txt the four the
+# tutorial needs)
+OPTIONAL = {
+    "PIL": "pillow",
+    "rasterio": "rasterio",
+    "fiona": "fiona",
+    "matplotlib": "matplotlib",
+    "sklearn": "scikit-learn",
+    "scipy": "scipy",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+}
+
+
+class MissingPackage(ValueError):
+    """A package beyond the four the tutorial needs is missing: one line, like any bad input."""
+
+
+def need(module, feature):
+    """Import `module` where `feature` needs it. The tutorial runs on torch, torchvision and numpy;
+    a package beyond them that is not installed costs one line naming it and the feature."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        package = OPTIONAL.get((error.name or "").split(".")[0])
+        if package is None:
+            raise
+        raise MissingPackage(
+            f"{feature} needs the package {package}, which is not installed "
+            f"(pip install {package}, or pip install -r requirements.txt for the whole tool)"
+        ) from None
 
 
 @contextlib.contextmanager

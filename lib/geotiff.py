@@ -17,22 +17,16 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-SUFFIXES = (".tif", ".tiff")
 BLOCK = 2048  # predict_scene works on BLOCK x BLOCK pieces of a scene, plus a margin of context
 CACHE_MB = 64  # GDAL's block cache while doing so; its default, 5 % of the machine's memory,
 # filled with a 10,000^2 scene's blocks: 0.68 GB more peak memory, measured
 
 
-def is_geotiff(path):
-    return path.suffix.lower() in SUFFIXES
-
-
 def open_tiff(path):
     """rasterio's reader for a TIFF file, and for nothing else."""
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", rasterio.errors.NotGeoreferencedWarning
-        )  # a plain TIFF is fine
+        # a plain TIFF is fine
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         return rasterio.open(path, driver="GTiff")
 
 

@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
 
 from clicks import Clicks, band_statistics, count_labels, sample_points, sample_split_points
 from data import CLASSES, COLOURS, IGNORE, make_split
-from lib import geotiff, vector
-from lib.cli import atomic
+from lib.cli import atomic, need
 
+TIFF_SUFFIXES = (".tif", ".tiff")  # read by rasterio (lib/geotiff.py); PNG and JPEG by Pillow
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 MASK_SUFFIXES = (".png", ".npy", ".tif", ".tiff")
 PALETTE = list(COLOURS) + [
@@ -125,21 +124,21 @@ def read_image(path):
     """(bands, H, W) in the stored dtype: a view of the decoded pixels, never a float copy; a
     .npy file is memory-mapped, so only the crops that are read come into memory."""
     path = Path(path)
+    reader = image_reader(path)
     try:
         if path.suffix.lower() == ".npy":
             array = np.load(path, mmap_mode="r")
-        elif geotiff.is_geotiff(path):
-            array = geotiff.read(path)
+        elif is_tiff(path):
+            array = reader.read(path)
         else:
-            with Image.open(path) as image:
+            with reader.open(path) as image:
                 array = np.asarray(image.convert("RGB") if image.mode == "P" else image)
     except Exception as error:
         raise ValueError(f"{path}: cannot read image ({reason(error)})") from None
     if array.ndim == 2:
         array = array[None]
-    elif (
-        array.ndim == 3 and array.shape[-1] < array.shape[0]
-    ):  # H, W, C: the band axis is the short one
+    # H, W, C: the band axis is the short one
+    elif array.ndim == 3 and array.shape[-1] < array.shape[0]:
         array = array.transpose(2, 0, 1)
     if array.ndim != 3 or not np.issubdtype(array.dtype, np.number):
         raise ValueError(
@@ -147,6 +146,22 @@ def read_image(path):
             f"{array.dtype}"
         )
     return array
+
+
+def is_tiff(path):
+    """A file named .tif/.tiff is opened as a TIFF or not at all (lib/geotiff.py says why)."""
+    return Path(path).suffix.lower() in TIFF_SUFFIXES
+
+
+def image_reader(path):
+    """The module that reads an image file: lib.geotiff (rasterio) for a TIFF, Pillow for PNG and
+    JPEG, numpy (None) for .npy; a reader's package that is not installed costs one line."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return None
+    if is_tiff(path):
+        return need("lib.geotiff", f"reading {Path(path).name} (a GeoTIFF)")
+    return need("PIL.Image", f"reading {Path(path).name} (a {suffix[1:].upper()} file)")
 
 
 def reason(error):
@@ -159,14 +174,15 @@ def reason(error):
 def read_mask(path, legend, shape):
     """(H, W) uint8 class indices, 255 = unknown: from an index mask, or through the legend from
     a colour mask (RGB, RGBA or palette) or a value-coded one."""
+    reader = image_reader(path)
     try:
         if path.suffix.lower() == ".npy":
             mask = np.load(path)
-        elif geotiff.is_geotiff(path):
-            mask = geotiff.read(path)
+        elif is_tiff(path):
+            mask = reader.read(path)
             mask = mask[0] if len(mask) == 1 else mask.transpose(1, 2, 0)
         else:
-            with Image.open(path) as image:
+            with reader.open(path) as image:
                 colour = legend.colours and image.mode in ("P", "RGB", "RGBA", "LA", "PA")
                 mask = np.asarray(image.convert("RGB") if colour else image)
     except Exception as error:
@@ -393,6 +409,7 @@ def load_folder(root, seed, how, layer=None):
     data = dict(classes=classes, colours=legend.colours, stems={}, scored_on={})
     if layer:  # (path or paths, class field) -> (their names, [(crs, points) per layer])
         files = [layer[0]] if isinstance(layer[0], (str, Path)) else list(layer[0])
+        vector = need("lib.vector", "reading GIS point layers (--points-file)")
         layer = (
             ", ".join(map(str, files)),
             [vector.read_layer(file, layer[1], classes, legend.codes) for file in files],

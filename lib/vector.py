@@ -105,9 +105,8 @@ def layer_clicks(layers, tile_path, image, mask=None):
     tile's nodata value) or on an unknown (255) pixel of `mask` is left out and counted, not
     fatal."""
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", rasterio.errors.NotGeoreferencedWarning
-        )  # said below, in one line
+        # said below, in one line
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         raster = rasterio.open(tile_path)
     with raster:  # the tile's place on the map, read once for all layers
         if raster.crs is None:

@@ -15,17 +15,20 @@ from clicks import sample_points
 from data import CLASSES, COLOURS, make_split
 from evaluation import predict_tile
 from lib.checkpoint import load_checkpoint
-from lib.cli import atomic
+from lib.cli import atomic, need
 from reporting.paper import DENSITY_POINTS, FINAL, REPORT_DENSITY_MIOU, STRATEGY_POINTS
 from reporting.records import differences
 
 
+def pyplot():
+    """matplotlib's pyplot, drawing to files (no display)."""
+    need("matplotlib", "drawing the figures").use("Agg")
+    return need("matplotlib.pyplot", "drawing the figures")
+
+
 def figures(r, out):
     """Figures 1-5 into `out`, from the records in `r` (report.Results)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, label in zip(axes, ("miou", "pixel_accuracy"), ("test mIoU", "pixel accuracy")):
@@ -182,17 +185,13 @@ def prediction_panel(r, out, plt, runs, path, clicks=True):
 def loop_curves(curves, path):
     """Test mIoU against clicks labelled, one line per strategy, mean ± std over seeds
     (active.py)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy, by_seed in curves.items():
         rounds = max(len(points) for points in by_seed.values())
-        by_seed = {
-            seed: points for seed, points in by_seed.items() if len(points) == rounds
-        }  # finished seeds
+        # finished seeds
+        by_seed = {seed: points for seed, points in by_seed.items() if len(points) == rounds}
         clicks = [
             np.mean([points[r]["clicks"] for points in by_seed.values()]) for r in range(rounds)
         ]

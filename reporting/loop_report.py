@@ -41,9 +41,8 @@ def labelling_loops(folder):
         if not seeds:
             continue
         at = lambda strategy, r, key: {int(seed): curves[strategy][seed][r][key] for seed in seeds}
-        data = {"scenes": "synthetic"}.get(
-            Path(config["data"]).name, Path(config["data"]).name
-        )  # its results/<set>/
+        # its results/<set>/
+        data = {"scenes": "synthetic"}.get(Path(config["data"]).name, Path(config["data"]).name)
         log = path.parent / "active.log"
         _, when, command = header(log) if log.exists() else (None, "", "")
         lines += [

@@ -17,9 +17,8 @@ import numpy as np
 
 from recipe import DEFAULTS
 
-QUICK = dict(
-    train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4
-)  # --quick: a smoke run
+# --quick: a smoke run
+QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
 
 
 def key(config):

@@ -68,10 +68,8 @@ def single_runs(folder):
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in groups.items():
-        c = {
-            **DEFAULTS,
-            **runs[0]["config"],
-        }  # a setting added since the run: its default, the old behaviour
+        # a setting added since the run: its default, the old behaviour
+        c = {**DEFAULTS, **runs[0]["config"]}
         best_val = {
             run["config"]["seed"]: run["val_miou"]
             if "val_miou" in run

@@ -50,13 +50,10 @@ def test_random_clicks_avoid_clicks_and_unknown_pixels_and_carry_the_masks_class
         tiles_now, names = active.masks_and_clicks(work)
         total = 0
         for stem, (mask, clicks) in tiles_now.items():
-            assert (clicks.rows[:2].tolist(), clicks.cols[:2].tolist()) == (
-                [4, 20],
-                [3, 10],
-            )  # the old two first
-            assert (
-                len(set(zip(clicks.rows.tolist(), clicks.cols.tolist()))) == clicks.rows.size
-            )  # no pixel twice
+            # the old two first
+            assert (clicks.rows[:2].tolist(), clicks.cols[:2].tolist()) == ([4, 20], [3, 10])
+            # no pixel twice
+            assert len(set(zip(clicks.rows.tolist(), clicks.cols.tolist()))) == clicks.rows.size
             assert (np.asarray(mask)[clicks.rows[2:], clicks.cols[2:]] == clicks.classes[2:]).all()
             total += clicks.rows.size - 2
         assert total == 3000 and (tiles_now["scene_0002"][1].cols[2:] < 8).all()

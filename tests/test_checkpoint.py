@@ -36,9 +36,8 @@ def runs(tmp_path_factory):
         raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            train_module, "SAVE_PROGRESS_EVERY_S", -1
-        )  # save after every epoch, however short
+        # save after every epoch, however short
+        patch.setattr(train_module, "SAVE_PROGRESS_EVERY_S", -1)
         patch.setattr(train_module, "save_progress", save_then_stop)
         with pytest.raises(KeyboardInterrupt):
             train(dict(TINY, out=str(root / "cut")))

@@ -142,9 +142,8 @@ def test_split_points_are_drawn_once_and_reproducibly(train_split):
     assert all(
         np.array_equal(x.point_labels((128, 128)), y.point_labels((128, 128))) for x, y in zip(a, b)
     )
-    assert not np.array_equal(
-        a[0].point_labels((128, 128)), a[1].point_labels((128, 128))
-    )  # each its own clicks
+    # each its own clicks
+    assert not np.array_equal(a[0].point_labels((128, 128)), a[1].point_labels((128, 128)))
 
 
 def test_dataset_turns_image_and_clicks_together(train_split):
@@ -164,9 +163,8 @@ def test_dataset_turns_image_and_clicks_together(train_split):
         )
         if turn & 1:  # the mirror first ...
             expected_image, expected_mask = expected_image.flip(-1), expected_mask.flip(-1)
-        expected_image = expected_image.rot90(
-            turn >> 1, (1, 2)
-        )  # ... then quarter turns (counter-clockwise)
+        # ... then quarter turns (counter-clockwise)
+        expected_image = expected_image.rot90(turn >> 1, (1, 2))
         expected_mask = expected_mask.rot90(turn >> 1, (0, 1))
         assert torch.equal(image, expected_image)
         labeled = point_labels >= 0

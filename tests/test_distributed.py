@@ -69,9 +69,8 @@ def a_batch():
 
 def a_model(optimizer="adam"):
     torch.manual_seed(0)
-    model = UNet(
-        5, "none", 3, [100.0] * 3, [50.0] * 3
-    ).eval()  # BatchNorm frozen: its batch statistics differ
+    # BatchNorm frozen: its batch statistics differ
+    model = UNet(5, "none", 3, [100.0] * 3, [50.0] * 3).eval()
     if optimizer == "sgd":  # lr 1: the step is the gradient itself
         return model, torch.optim.SGD(model.parameters(), lr=1.0)
     return model, make_optimizer(model, DEFAULTS)[0]  # the recipe's Adam
@@ -103,11 +102,8 @@ def test_two_half_batches_step_like_the_whole_batch(tmp_path, optimizer, toleran
     for name, value in model.state_dict().items():
         assert torch.equal(ranks[0][name], ranks[1][name])  # the processes agree ...
         difference = (ranks[0][name] - value).abs().max().item() if value.is_floating_point() else 0
-        assert difference <= tolerance * largest, (
-            name,
-            difference,
-            largest,
-        )  # ... and equal one process
+        # ... and equal one process
+        assert difference <= tolerance * largest, (name, difference, largest)
 
 
 def tiles_to_score():

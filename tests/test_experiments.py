@@ -78,14 +78,12 @@ def test_crf_settings_identify_only_crf_runs(tmp_path, monkeypatch):
     path = tmp_path / "runs.jsonl"
     for loss in ("pce", "pce+crf"):
         records.append_record(path, dict(key=records.key(dict(points=1, loss=loss)), metrics={}))
-    monkeypatch.setitem(
-        records.DEFAULTS, "crf_weight", records.DEFAULTS["crf_weight"] + 1
-    )  # a new CRF default
+    # a new CRF default
+    monkeypatch.setitem(records.DEFAULTS, "crf_weight", records.DEFAULTS["crf_weight"] + 1)
     found = records.load_records(path)
     assert records.key(dict(points=1)) in found  # pCE runs never used it
-    assert (
-        records.key(dict(points=1, loss="pce+crf")) not in found
-    )  # CRF runs did: they train again
+    # CRF runs did: they train again
+    assert records.key(dict(points=1, loss="pce+crf")) not in found
 
 
 def test_resume_trains_only_what_is_missing(tmp_path, capsys):
@@ -119,9 +117,8 @@ def test_paired_difference_says_when_it_is_noise():
     assert report.paired(seeds(0.80, 0.70, 0.75), seeds(0.75, 0.75, 0.75)).endswith(
         "(within noise)"
     )
-    assert (
-        report.paired(seeds(0.8), seeds(0.7, 0.6)) == "+0.1000 (1 seed: noise unknown)"
-    )  # paired by seed
+    # paired by seed
+    assert report.paired(seeds(0.8), seeds(0.7, 0.6)) == "+0.1000 (1 seed: noise unknown)"
 
 
 def test_bad_options_exit_2(capsys):
@@ -160,9 +157,8 @@ def test_the_committed_results_page_is_what_report_py_renders():
     assert page == Path("results/README.md").read_text()
     assert tables == Path("results/tables.md").read_text()
     readme = Path("README.md").read_text()
-    assert (
-        report.with_headline(readme, report.headline(Path("results"))) == readme
-    )  # and README's table
+    # and README's table
+    assert report.with_headline(readme, report.headline(Path("results"))) == readme
 
 
 def test_a_failed_run_stops_the_command_and_keeps_the_runs_before_it(tmp_path, monkeypatch, capsys):
@@ -186,23 +182,14 @@ def test_ablation_rows_read_a_tta_run_both_ways_and_leave_out_the_scorings_they_
         wall_time_s=100.0,
         scoring_seconds=dict(test=8.0, test_without_tta=1.0, val_tta=4.0),
     )
-    assert tile_report.scored(run, True) == (
-        0.55,
-        dict(miou=0.6),
-        95.0,
-    )  # without the plain test and val TTA
-    assert tile_report.scored(run, False) == (
-        0.5,
-        dict(miou=0.58),
-        88.0,
-    )  # without the TTA scorings
+    # without the plain test and val TTA
+    assert tile_report.scored(run, True) == (0.55, dict(miou=0.6), 95.0)
+    # without the TTA scorings
+    assert tile_report.scored(run, False) == (0.5, dict(miou=0.58), 88.0)
     plain = dict(run, test_without_tta=None, scoring_seconds=dict(test=1.0))
     del plain["test_without_tta"]
-    assert tile_report.scored(plain, False) == (
-        0.5,
-        dict(miou=0.6),
-        100.0,
-    )  # a run that did not use TTA
+    # a run that did not use TTA
+    assert tile_report.scored(plain, False) == (0.5, dict(miou=0.6), 100.0)
 
 
 @pytest.mark.parametrize("tile_seconds, verdict", [(200.0, "met"), (202.0, "missed by 0.02x")])

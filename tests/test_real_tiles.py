@@ -146,11 +146,8 @@ def test_masks_with_unknown_pixels_train_and_score(tmp_path, how):
     plane = (
         labels.point_labels(mask.shape) if hasattr(labels, "point_labels") else every_pixel(labels)
     )
-    assert (plane[20:30] == -1).all() and set(np.unique(plane)) <= {
-        -1,
-        0,
-        1,
-    }  # never 255, never clicked
+    # never 255, never clicked
+    assert (plane[20:30] == -1).all() and set(np.unique(plane)) <= {-1, 0, 1}
     assert (plane >= 0).sum() == (
         (mask != 255).sum() if "--dense" in how else 50 if "50" in how else 10
     )

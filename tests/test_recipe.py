@@ -141,9 +141,8 @@ def test_the_forest_maps_every_training_tile_for_train_py(tmp_path):
     data = tiles.load_data(None, 0, str(root))
     maps = tiles.read_targets(tmp_path / "forest" / "train-predictions", data)
     assert len(maps) == 2 and all(m.shape == (50, 90) for m in maps)
-    assert (maps[0][:, 60:] == 1).mean() > 0.9 and (
-        maps[0][:, :30] == 0
-    ).mean() > 0.9  # the two halves
+    # the two halves
+    assert (maps[0][:, 60:] == 1).mean() > 0.9 and (maps[0][:, :30] == 0).mean() > 0.9
     with pytest.raises(ValueError, match="--predict-train needs a tile folder"):
         baseline.run(dict(points_per_class=2, predict_train=True, out=str(tmp_path / "x")))
 
@@ -158,9 +157,8 @@ def test_min_confidence_leaves_the_unsure_pixels_unknown(tmp_path, capsys):
     everything, sure = read("all"), read("sure")
     kept = sure != 255
     assert np.array_equal(sure[kept], everything[kept]) and not kept.all()
-    assert (
-        np.asarray(Image.open(tmp_path / "sure" / "a_preview.png"))[~kept] == 0
-    ).all()  # unknown is black
+    # unknown is black
+    assert (np.asarray(Image.open(tmp_path / "sure" / "a_preview.png"))[~kept] == 0).all()
     with pytest.raises(SystemExit) as exit_info:
         predict.main([model, images, "--out", str(tmp_path / "x"), "--min-confidence", "1.5"])
     err = capsys.readouterr().err

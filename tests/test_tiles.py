@@ -85,9 +85,8 @@ def test_clicks_train_predict_round_trip_at_exact_sizes(tmp_path, capsys):
         and clicks[40, 80] == 1
         and clicks[2, 70] == 1
     )
-    metrics = train(
-        dict(FAST, data=str(root), out=str(tmp_path / "run"))
-    )  # the CSVs are all the labels
+    # the CSVs are all the labels
+    metrics = train(dict(FAST, data=str(root), out=str(tmp_path / "run")))
     assert metrics["classes"] == ["dark", "bright"] and metrics["labeled_fraction"] == 8 / (
         2 * 50 * 90
     )

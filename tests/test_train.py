@@ -345,9 +345,8 @@ def test_test_time_augmentation_answers_the_same_whichever_way_the_tile_faces():
 
 
 def test_tile_folders_get_the_tile_recipe_unless_a_flag_says_otherwise():
-    report = settings(
-        dict(points=10, epochs=None, augment=None, tta=None)
-    )  # the command line's "not given"
+    # the command line's "not given"
+    report = settings(dict(points=10, epochs=None, augment=None, tta=None))
     assert (report["epochs"], report["augment"], report["tta"]) == (5, "hflip", False)
     tiles = settings(dict(data="tiles", points=10, epochs=None, augment=None, tta=None))
     assert (

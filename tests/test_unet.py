@@ -21,9 +21,8 @@ def test_raw_logits_at_input_resolution(model):
     with torch.no_grad():
         y = model(x)
     assert y.shape == (2, 5, 64, 96)
-    assert (y < 0).any() and not torch.allclose(
-        y.softmax(1).sum(1), y.sum(1)
-    )  # no final activation
+    # no final activation
+    assert (y < 0).any() and not torch.allclose(y.softmax(1).sum(1), y.sum(1))
 
 
 def test_parameter_count_matches_smp_unet_within_two_percent(model):
@@ -107,8 +106,7 @@ def test_first_conv_adapts_to_other_band_counts():
     assert torch.allclose(four.weight[:, 3], conv.weight.mean(1))
     grey = adapt_first_conv(conv, 1)
     x = torch.rand(1, 1, 32, 32)
-    assert torch.allclose(
-        grey(x), conv(x.repeat(1, 3, 1, 1)), atol=1e-5
-    )  # grey image, same response
+    # grey image, same response
+    assert torch.allclose(grey(x), conv(x.repeat(1, 3, 1, 1)), atol=1e-5)
     model = UNet(weights=None, in_channels=4, mean=[0.5] * 4, std=[0.2] * 4).eval()
     assert model(torch.rand(1, 4, 32, 32)).shape == (1, 5, 32, 32)

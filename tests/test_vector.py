@@ -254,9 +254,8 @@ def test_min_area_merges_small_patches_and_needs_polygons(tmp_path, capsys):
         transform=rasterio.transform.from_origin(500000, 5000000, 2, 2),
     ) as out:
         out.write(class_map[None])
-    vector.write_polygons(
-        tmp_path / "p.gpkg", tif, ["a", "b", "c"], min_area=5 * 4
-    )  # 5 pixels of 4 m²
+    # 5 pixels of 4 m²
+    vector.write_polygons(tmp_path / "p.gpkg", tif, ["a", "b", "c"], min_area=5 * 4)
     with fiona.open(tmp_path / "p.gpkg") as layer:
         assert sorted(f.properties["class"] for f in layer) == ["a", "c"]
     with pytest.raises(SystemExit):
@@ -320,9 +319,8 @@ def test_proposals_as_a_point_layer_land_on_their_pixels_and_train_once_filled_i
     shutil.copytree(g["root"], root)
     train(dict(FAST, data=str(root), points_file=str(g["gpkg"]), out=str(run)))
     (root / "train" / "points").mkdir()
-    (root / "train" / "points" / "scene_0000.csv").write_text(
-        "x,y,class\n1,1,\n"
-    )  # stale: a layer run reads no CSV
+    # stale: a layer run reads no CSV
+    (root / "train" / "points" / "scene_0000.csv").write_text("x,y,class\n1,1,\n")
     chosen = suggest.suggest(run, root, 6, 4, tmp_path / "s", "cpu", "fp32")
     with fiona.open(tmp_path / "s" / "proposals.gpkg") as layer:
         records, crs = list(layer), layer.crs
@@ -376,8 +374,7 @@ def test_proposals_as_a_point_layer_land_on_their_pixels_and_train_once_filled_i
         )
         assert sorted(
             zip(clicks.rows[old.rows.size :].tolist(), clicks.cols[old.cols.size :].tolist())
-        ) == sorted(
-            (y, x) for _, i, y, x, _ in chosen if i == t
-        )  # each point on its proposed pixel
+            # each point on its proposed pixel
+        ) == sorted((y, x) for _, i, y, x, _ in chosen if i == t)
     main(argv + ["--points-file", str(g["gpkg"]), str(filled), "--out", str(tmp_path / "round1")])
     assert json.loads((tmp_path / "round1" / "metrics.json").read_text())["test"]["miou"] >= 0
