@@ -39,6 +39,22 @@ class Clicks(NamedTuple):
         return point_labels
 
 
+STRATEGIES = ("random", "stratified")  # how per-class clicks are placed
+AUGMENTATIONS = ("hflip", "dihedral")  # how training crops are turned (CropSampler)
+
+
+def check_choice(what, value, allowed):
+    """One line naming a bad choice and the allowed ones."""
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}: use {' or '.join(allowed)}")
+
+
+def click_rng(seed):
+    """The random stream that draws a split's clicks: its own, so the clicks do not move when
+    anything else drawn from the seed changes (tiles.py draws a folder's from it too)."""
+    return np.random.default_rng([seed, 1000])
+
+
 # a tile not yet clicked
 NO_CLICKS = Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
@@ -53,8 +69,7 @@ def sample_points(dense_mask, rng, points_per_image=None, points_per_class=None,
     """
     if (points_per_image is None) == (points_per_class is None):
         raise ValueError("give exactly one of points_per_image and points_per_class")
-    if strategy not in ("random", "stratified"):
-        raise ValueError(f"unknown strategy {strategy!r}: use 'random' or 'stratified'")
+    check_choice("strategy", strategy, STRATEGIES)
     count = points_per_image if points_per_class is None else points_per_class
     if int(count) != count or count < 1:
         raise ValueError(f"number of points must be a positive integer, got {count}")
@@ -118,7 +133,7 @@ def count_labels(labels):
 
 def sample_split_points(dense_masks, seed, **how):
     """Clicks for every image of a split, drawn once from one seeded generator."""
-    rng = np.random.default_rng([seed, 1000])
+    rng = click_rng(seed)
     return [sample_points(m, rng, **how) for m in dense_masks]
 
 
@@ -189,9 +204,6 @@ def undo_dihedral(array, turn):
     return flip(array, (-1,)) if turn & 1 else array
 
 
-AUGMENTATIONS = ("hflip", "dihedral")
-
-
 class CropSampler(torch.utils.data.Sampler):
     """Which crops an epoch trains on: yields (tile, top, left, turn) for PointDataset.
 
@@ -212,8 +224,7 @@ class CropSampler(torch.utils.data.Sampler):
     def __init__(
         self, point_labels, shapes, crop_size, crops_per_epoch=None, generator=None, augment="hflip"
     ):
-        if augment not in AUGMENTATIONS:
-            raise ValueError(f"unknown augment {augment!r}: use {' or '.join(AUGMENTATIONS)}")
+        check_choice("augment", augment, AUGMENTATIONS)
         self.size, self.generator, self.augment = crop_size, generator, augment
         self.padded = [(max(h, crop_size), max(w, crop_size)) for h, w in shapes]
         area = sum(h * w for h, w in self.padded)

@@ -10,17 +10,15 @@ was measured against the report's on the validation splits of real aerial sets (
 bench.py times it, so the benchmark measures exactly what training does.
 """
 
-from pathlib import Path
-
 import torch
 
-from clicks import AUGMENTATIONS
+from clicks import AUGMENTATIONS, STRATEGIES, check_choice
 from lib.cli import check_output_folder
 from lib.crf import crf_energy
 from lib.device import autocast, memory_format
 from lib.distributed import label_share
 from pce import partial_cross_entropy
-from unet import DIVISOR
+from unet import DIVISOR, check_weights
 
 # pCE + CRF's settings, chosen on the validation splits of three seeds (docs/crf.md)
 CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND = 2.0, 6.0, 2.0
@@ -114,9 +112,7 @@ def add_data_options(parser):
     parser.add_argument(
         "--points-per-class", type=int, help="clicks per class present in each image"
     )
-    parser.add_argument(
-        "--strategy", default=DEFAULTS["strategy"], choices=["random", "stratified"]
-    )
+    parser.add_argument("--strategy", default=DEFAULTS["strategy"], choices=STRATEGIES)
     parser.add_argument(
         "--dense", action="store_true", help="train on the full masks (upper bound)"
     )
@@ -177,14 +173,12 @@ def check_config(config):
             raise ValueError(
                 f"--{key.replace('_', '-')} must be a non-negative integer, got {config[key]}"
             )
-    if config["strategy"] not in ("random", "stratified"):
-        raise ValueError(f"unknown strategy {config['strategy']!r}: use random or stratified")
+    check_choice("strategy", config["strategy"], STRATEGIES)
     if config["strategy"] != "random" and config["points_per_class"] is None:
         raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
     if not isinstance(config["tta"], bool):
         raise ValueError(f"tta must be True or False, got {config['tta']!r}")
-    if config["augment"] not in AUGMENTATIONS:
-        raise ValueError(f"unknown augment {config['augment']!r}: use {' or '.join(AUGMENTATIONS)}")
+    check_choice("augment", config["augment"], AUGMENTATIONS)
     if config["loss"] not in ("pce", "pce+crf"):
         raise ValueError(f"unknown loss {config['loss']!r}: use pce or pce+crf")
     if (
@@ -211,15 +205,7 @@ def check_config(config):
             f"--lr must be > 0 and --weight-decay >= 0, got {config['lr']} and "
             f"{config['weight_decay']}"
         )
-    weights = config["weights"]
-    if (
-        weights is not None
-        and str(weights).lower() not in ("imagenet", "none")
-        and not Path(weights).is_file()
-    ):
-        raise ValueError(
-            f"weights file not found: {weights} (use imagenet, none or a resnet34 state dict file)"
-        )
+    check_weights(config["weights"])
     check_output_folder(config["out"])
     return config
 

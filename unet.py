@@ -10,7 +10,7 @@ Input normalisation happens in exactly one place, the first line of `UNet.forwar
 (x - mean) / std per band, with mean/std kept as buffers so they travel inside every checkpoint.
 The default is ImageNet's RGB mean/std, the statistics the pretrained encoder was trained with,
 for images scaled to [0, 1]. train.py passes the per-band mean/std of the training images instead
-(data.band_statistics), one rule for the synthetic scenes and for tiles of any bands and scale.
+(clicks.band_statistics), one rule for the synthetic scenes and for tiles of any bands and scale.
 """
 
 import contextlib
@@ -141,21 +141,15 @@ def build_resnet34(weights):
             return resnet, "random"
         resnet.load_state_dict(state)
         return resnet, "imagenet"
-    path = Path(weights)
-    if not path.is_file():
-        raise ValueError(
-            f"weights file not found: {weights} (use 'imagenet', 'none' or the path of a "
-            f"torchvision resnet34 state dict)"
-        )
+    path = check_weights(weights)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         # the classifier is unused
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     except Exception as error:  # not a torch file, truncated, or not a dict of tensors
-        # torch's first sentence
-        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
         raise ValueError(
-            f"{weights} is not a torchvision resnet34 state dict ({type(error).__name__}: {reason})"
+            f"{weights} is not a torchvision resnet34 state dict "
+            f"(torch.load: {type(error).__name__})"
         ) from None
     missing, unexpected = resnet.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith("fc.")]:
@@ -164,6 +158,18 @@ def build_resnet34(weights):
             f"unexpected {len(unexpected)})"
         )
     return resnet, f"file:{path}"
+
+
+def check_weights(weights):
+    """The path of a weights file, or None for 'imagenet' / 'none'; a missing file is one line."""
+    if weights is None or str(weights).lower() in ("imagenet", "none"):
+        return None
+    if not Path(weights).is_file():
+        raise ValueError(
+            f"weights file not found: {weights} (use imagenet, none or the path of a torchvision "
+            f"resnet34 state dict)"
+        )
+    return Path(weights)
 
 
 def adapt_first_conv(conv, in_channels):

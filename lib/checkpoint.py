@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from lib.cli import atomic
+from lib.cli import atomic, one_line
 from unet import UNet
 
 
@@ -42,11 +42,7 @@ def load_checkpoint(path):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         state, classes, bands = checkpoint["state_dict"], checkpoint["classes"], checkpoint["bands"]
     except Exception as error:
-        # torch's first sentence
-        reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
-        raise ValueError(
-            f"{path}: not a train.py checkpoint ({type(error).__name__}: {reason})"
-        ) from None
+        raise ValueError(f"{path}: not a train.py checkpoint ({one_line(error)})") from None
     if state["head.weight"].shape[0] != len(classes) or state["stem.0.weight"].shape[1] != bands:
         raise ValueError(
             f"{path}: its weights are for {state['head.weight'].shape[0]} classes and "

@@ -11,6 +11,8 @@ import importlib
 import os
 from pathlib import Path
 
+from lib.device import PRECISIONS
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad flag or a bad input costs one line (no usage block) and exit code 2.
@@ -40,7 +42,7 @@ def add_device_options(parser):
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         help="auto: bf16 where the device computes it natively, else fp32",
     )
 
@@ -64,6 +66,13 @@ OPTIONAL = {
     "onnx": "onnx",
     "onnxruntime": "onnxruntime",
 }
+
+
+def one_line(error):
+    """A library's error in one line, with the error behind it where there is one (rasterio's
+    "Read failed" names its cause only there)."""
+    text = f"{type(error).__name__}: {error}" + (f" ({error.__cause__})" if error.__cause__ else "")
+    return " ".join(text.split())
 
 
 class MissingPackage(ValueError):

@@ -26,11 +26,14 @@ def pick_device(name):
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 def pick_precision(asked, device):
     """('bf16' | 'fp32', why). auto takes bf16 where the device computes it natively (a GPU with
     bf16, a CPU with AMX or AVX512-BF16), fp32 elsewhere; the weights and the loss stay fp32."""
-    if asked not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"unknown precision {asked!r}: use auto, fp32 or bf16")
+    if asked not in PRECISIONS:
+        raise ValueError(f"unknown precision {asked!r}: use {', '.join(PRECISIONS)}")
     if device.type == "cuda":
         native = torch.cuda.is_bf16_supported()
         why = f"{torch.cuda.get_device_name(device)} {'computes' if native else 'has no'} bf16"

@@ -28,6 +28,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from pce import UNLABELED
+
 TIMEOUT = datetime.timedelta(minutes=30)  # a collective waiting this long means a process is gone
 
 
@@ -117,7 +119,7 @@ def label_share(labels):
     the gradient of Σ CE·MASK / Σ MASK over the global batch. 1 for a plain run."""
     if rank_and_world()[1] == 1:
         return 1
-    counts = torch.tensor([(labels >= 0).sum().item()], dtype=torch.float64)
+    counts = torch.tensor([(labels != UNLABELED).sum().item()], dtype=torch.float64)
     here = counts.item()
     dist.all_reduce(counts)
     return here * rank_and_world()[1] / counts.item() if counts.item() else 0.0

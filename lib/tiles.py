@@ -34,9 +34,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from clicks import Clicks, band_statistics, count_labels, sample_points, sample_split_points
+from clicks import (
+    Clicks,
+    band_statistics,
+    click_rng,
+    count_labels,
+    sample_points,
+    sample_split_points,
+)
 from data import CLASSES, COLOURS, IGNORE, make_split
-from lib.cli import atomic, need
+from lib.cli import atomic, need, one_line
 
 TIFF_SUFFIXES = (".tif", ".tiff")  # read by rasterio (lib/geotiff.py); PNG and JPEG by Pillow
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
@@ -134,7 +141,7 @@ def read_image(path):
             with reader.open(path) as image:
                 array = np.asarray(image.convert("RGB") if image.mode == "P" else image)
     except Exception as error:
-        raise ValueError(f"{path}: cannot read image ({reason(error)})") from None
+        raise ValueError(f"{path}: cannot read image ({one_line(error)})") from None
     if array.ndim == 2:
         array = array[None]
     # H, W, C: the band axis is the short one
@@ -164,13 +171,6 @@ def image_reader(path):
     return need("PIL.Image", f"reading {Path(path).name} (a {suffix[1:].upper()} file)")
 
 
-def reason(error):
-    """A reader's error in one line, with the error behind it where there is one (rasterio's
-    "Read failed" names its cause only there)."""
-    text = f"{type(error).__name__}: {error}" + (f" ({error.__cause__})" if error.__cause__ else "")
-    return " ".join(text.split())
-
-
 def read_mask(path, legend, shape):
     """(H, W) uint8 class indices, 255 = unknown: from an index mask, or through the legend from
     a colour mask (RGB, RGBA or palette) or a value-coded one."""
@@ -186,7 +186,7 @@ def read_mask(path, legend, shape):
                 colour = legend.colours and image.mode in ("P", "RGB", "RGBA", "LA", "PA")
                 mask = np.asarray(image.convert("RGB") if colour else image)
     except Exception as error:
-        raise ValueError(f"{path}: cannot read mask ({reason(error)})") from None
+        raise ValueError(f"{path}: cannot read mask ({one_line(error)})") from None
     if mask.shape[:2] != tuple(shape):
         raise ValueError(
             f"{path}: mask is {mask.shape[:2]}, its image is {tuple(shape)}; they must match pixel "
@@ -415,7 +415,7 @@ def load_folder(root, seed, how, layer=None):
             [vector.read_layer(file, layer[1], classes, legend.codes) for file in files],
         )
     placed = dict(train=0, val=0, test=0, left_out=0)
-    rng = np.random.default_rng([seed, 1000])  # as data.sample_split_points
+    rng = click_rng(seed)  # as clicks.sample_split_points
     for split in ("train", "val", "test"):
         if split == "val" and not (root / "val").exists():
             data["val"] = ([], [])

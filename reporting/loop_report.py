@@ -11,19 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from reporting.records import differences, header, mean_std, paired, run_groups
-
-# issue 16's target: proposed clicks' test mIoU minus random clicks' at the last round, at least
-# this
-LOOP_TARGETS = {"synthetic": 0.02, "dronedeploy": 0.05}
-# and on Dubai: the last round's proposed clicks reach at least this share of the dense model's test
-# mIoU
-DENSE_TARGETS = {"dubai": 0.95}
+from reporting.records import differences, header, mean_std, paired, plan, run_groups
 
 
 def labelling_loops(folder):
     """active.py's loops: test mIoU per round and strategy, over seeds, and the figure beside it."""
-    lines = []
+    lines, p = [], plan(folder)
+    # targets: proposed clicks' test mIoU minus random clicks' at the last round, at least this;
+    LOOP_TARGETS = p.get("loop_margin_over_random", {})
     for path in sorted(folder.glob("active/*/curves.json")):
         record = json.loads(path.read_text())
         config, curves = record.pop("config"), record
@@ -148,6 +143,8 @@ def last_round(folder, name, curves, seeds, r, without_tta):
             f"{mean('random', 'miou'):.4f} ({mean('random', 'miou') / miou:.2f}x), "
             f"{mean('random', 'pixel_accuracy'):.4f}.",
         ]
+        # on some sets: the last round's proposed clicks at least this share of the dense model's
+        DENSE_TARGETS = plan(folder).get("loop_share_of_dense", {})
         if name in DENSE_TARGETS:
             share, goal = mean("proposed", "miou") / miou, DENSE_TARGETS[name]
             lines += [

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -82,6 +83,14 @@ def same_as_done(config, records):
 # Reading a results folder: runs grouped over seeds, and mean ± std and paired differences of them
 
 
+def plan(folder):
+    """What a results folder's sections compare and aim at (<folder>/plan.json): the run folders
+    of the tile recipe's ablation and of the extra-target runs, the forest's, and the targets.
+    It lives with the records it describes; a folder without one renders no such section."""
+    path = Path(folder) / "plan.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def dig(metrics, path):
     """metrics[path[0]][path[1]]..."""
     for step in path:
@@ -141,7 +150,7 @@ def method(run):
     c = {**DEFAULTS, **run["config"]}
     recipe = (
         [c["augment"]] * (c["augment"] != DEFAULTS["augment"])
-        + [f"{c['epochs']} epochs"] * (c["epochs"] != 5)
+        + [f"{c['epochs']} epochs"] * (c["epochs"] != DEFAULTS["epochs"])
         + ["TTA"] * c["tta"]
     )
     recipe += [f"extra targets ×{c['extra_weight']:g}"] * bool(c["extra_targets"])

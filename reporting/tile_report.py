@@ -14,28 +14,12 @@ import numpy as np
 import torch
 
 from evaluation import scores
-from reporting.records import differences, header, mean_std, paired, run_groups
+from reporting.records import differences, header, mean_std, paired, plan, run_groups
 
-# The tile recipe's ablation (scripts/recipe_runs.sh): (row, run folder, scored with TTA). Runs made
-# with --tta were also scored without it, so one run gives two rows.
-LEVERS = [
-    ("the report's recipe: hflip, 5 epochs", "recipe-hflip-5ep-points-per-class-10", False),
-    ("report's + TTA", "recipe-hflip-5ep-points-per-class-10", True),
-    ("report's + dihedral", "recipe-dihedral-5ep-points-per-class-10", False),
-    ("report's + 10 epochs", "recipe-hflip-10ep-points-per-class-10", False),
-    ("report's + dihedral + 10 epochs", "points-per-class-10", False),
-    ("**tile recipe**: dihedral + 10 epochs + TTA (`--data` default)", "points-per-class-10", True),
-]
-
-
-FOREST = "forest-points-per-class-10"
-
-
-# issue 19's targets: the tile recipe's test mIoU at least the forest's + this, on the same clicks
-TARGET_MARGIN = dict(dronedeploy=0.08, dubai=0.08, synthetic=0.05)
-# and a tile-recipe run on Dubai at most this many times the report's recipe's wall time, same
-# machine
-TIME_LIMIT = 2
+# What the sections compare and aim at comes from <folder>/plan.json (records.plan): the run
+# folders of the ablation (scripts/recipe_runs.sh: row, folder, scored with TTA; runs made with
+# --tta were also scored without it, so one run gives two rows) and of the extra-target runs
+# (scripts/teacher_runs.sh), the forest's, and the targets against the forest.
 
 
 def scored(run, tta):
@@ -56,7 +40,10 @@ def scored(run, tta):
 
 def ablation(folder):
     """The tile recipe's levers alone and together, beside the pixel random forest, per data set."""
-    groups = run_groups(folder)
+    groups, p = run_groups(folder), plan(folder)
+    if "tile_recipe_levers" not in p:
+        return []
+    LEVERS, FOREST = p["tile_recipe_levers"], p["forest"]
     sets = [
         s
         for s in ("dronedeploy", "dubai")
@@ -116,10 +103,10 @@ def ablation(folder):
             f"{forest_run['sklearn']}.",
             "",
         ]
-    return lines + targets(groups)
+    return lines + targets(groups, p)
 
 
-def targets(groups):
+def targets(groups, p):
     """Issue 19's targets, met or not: the tile recipe against the forest on the same clicks."""
     lines = [
         "### Targets: the tile recipe against the pixel random forest",
@@ -128,7 +115,8 @@ def targets(groups):
         "pixel accuracy, forest → tile recipe | met |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for data, margin in TARGET_MARGIN.items():
+    LEVERS, FOREST, TIME_LIMIT = p["tile_recipe_levers"], p["forest"], p["dubai_time_limit"]
+    for data, margin in p["margin_over_forest"].items():
         name = "points-per-class-10" if data != "synthetic" else "tile-recipe-points-per-class-10"
         if f"{data}/{name}" not in groups or f"{data}/{FOREST}" not in groups:
             continue
@@ -160,19 +148,10 @@ def targets(groups):
     return lines + [""]
 
 
-# Extra targets (scripts/teacher_runs.sh): (row, run folder under <set>/teachers/), all on one
-# machine
-TEACHERS = [
-    ("tile recipe", "tile-recipe"),
-    ("tile recipe + the forest's maps as extra targets", "forest-targets"),
-    ("tile recipe + its own confident pixels as extra targets (self-training)", "self-training"),
-    ("pixel random forest (the maps' source)", "forest"),
-]
-
-
 def teachers(folder):
     """The extra-target levers against the tile recipe alone, each run on the same machine."""
-    groups, lines = run_groups(folder), []
+    groups, lines, p = run_groups(folder), [], plan(folder)
+    TEACHERS = p.get("teachers", [])
     for data in sorted({name.split("/")[0] for name in groups if "/teachers/" in name}):
         rows = [
             (label, groups[f"{data}/teachers/{name}"])

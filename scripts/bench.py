@@ -1,7 +1,7 @@
 """How fast training and evaluation run in each arithmetic mode, measured in one process.
 
-    python bench.py                         the device --device auto picks
-    python bench.py --device cpu --steps 20
+    python -m scripts.bench                 the device --device auto picks
+    python -m scripts.bench --device cpu --steps 20
 
 Four modes: fp32, fp32 + channels_last, bf16 autocast, bf16 autocast + channels_last (train.py's
 default where the device computes bf16 natively). For each, on the report's setting (the UNet,

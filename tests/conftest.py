@@ -1,15 +1,28 @@
 """Shared fixtures and helpers: small settings and tile folders written the way a user writes
 them."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
 import export
+from data import make_split
 
 # the report's recipe, on folders too (a folder run's own default, the tile recipe, is tested in
 # test_train.py)
-FAST = dict(epochs=1, batch_size=2, image_size=64, weights="none", augment="hflip", tta=False)
+# TEST_PRECISION=fp32 or bf16 runs the suite's trainings in that precision (auto: bf16 where the
+# CPU computes it natively), so both are tested on a CPU that has bf16
+FAST = dict(
+    epochs=1,
+    batch_size=2,
+    image_size=64,
+    weights="none",
+    augment="hflip",
+    tta=False,
+    precision=os.environ.get("TEST_PRECISION", "auto"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +64,8 @@ def own_folder(root, bands=3, shape=(50, 90), hwc=False, with_val=True):
     for split in ("val", "test") if with_val else ("test",):
         write_tile(root / split, "a", image, mask=mask)
     return root
+
+
+@pytest.fixture(scope="module")
+def train_split():
+    return make_split("train", 24, seed=0, image_size=128)

@@ -1,78 +1,14 @@
 """tiles.py, predict.py and `train.py --data`: your own tiles in, trained model and PNGs out."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import export
 import predict
-from clicks import sample_split_points
 from conftest import FAST, own_folder
-from data import make_split
 from lib import tiles
 from train import train
-from unet import UNet
-
-
-def test_export_reads_back_as_the_generator_made_it(exported):
-    data = tiles.load_folder(exported, 0, dict(points_per_image=30))
-    images, masks = make_split("train", 4, seed=0, image_size=64)
-    assert (
-        data["classes"] == ("Urban", "Vegetation", "Water", "Bare Soil", "Road")
-        and data["bands"] == 3
-    )
-    assert np.array_equal(np.stack(data["train"][0]), images)  # 8-bit PNGs: lossless, kept as uint8
-    assert data["train"][0][0].dtype == np.uint8
-    # same seed, same clicks as the built-in route
-    for ours, builtin in zip(data["train"][1], sample_split_points(masks, 0, points_per_image=30)):
-        assert np.array_equal(ours.point_labels((64, 64)), builtin.point_labels((64, 64)))
-    assert len(data["val"][0]) == 2 and len(data["test"][0]) == 2
-    assert np.allclose(data["mean"], np.stack(data["train"][0]).mean(axis=(0, 2, 3)), rtol=1e-4)
-
-
-def test_export_refuses_a_non_empty_folder(exported):
-    with pytest.raises(ValueError, match="exists and is not empty"):
-        export.export_tiles(exported)
-
-
-def test_export_py_tiles_command(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "export.py",
-            "tiles",
-            str(tmp_path / "x"),
-            "--train-size",
-            "2",
-            "--val-size",
-            "1",
-            "--test-size",
-            "1",
-            "--image-size",
-            "32",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert len(list((tmp_path / "x" / "train" / "images").glob("*.png"))) == 2
-
-
-def test_exported_folder_trains_to_the_built_in_numbers(exported, tmp_path):
-    from_folder = train(dict(FAST, data=str(exported), points=100, out=str(tmp_path / "folder")))
-    built_in = train(
-        dict(FAST, train_size=4, val_size=2, test_size=2, points=100, out=str(tmp_path / "builtin"))
-    )
-    assert from_folder["classes"][4] == "Road" and (tmp_path / "folder" / "model.pt").exists()
-    assert from_folder["labeled_fraction"] == built_in["labeled_fraction"]
-    assert from_folder["test"] == built_in["test"]
-    assert [h["train_loss"] for h in from_folder["history"]] == [
-        h["train_loss"] for h in built_in["history"]
-    ]
 
 
 def test_clicks_train_predict_round_trip_at_exact_sizes(tmp_path, capsys):
@@ -193,34 +129,3 @@ def test_bad_folders_get_one_clear_error_and_write_nothing(tmp_path, how, messag
     assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
     assert __import__("re").search(message, err), err
     assert not out.exists()
-
-
-def test_predict_rejects_bad_checkpoints(tmp_path, capsys):
-    torch.save({"something": 1}, tmp_path / "junk.pt")
-    model = UNet(3, weights=None)
-    torch.save(
-        dict(state_dict=model.state_dict(), classes=["a", "b"], bands=3, image_size=64),
-        tmp_path / "wrong.pt",
-    )
-    np.save(tmp_path / "x.npy", np.zeros((3, 32, 32), np.float32))
-    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint at all")
-    for checkpoint, message in (
-        ("junk.pt", "not a train.py checkpoint"),
-        ("nope.pt", "checkpoint not found"),
-        ("wrong.pt", "weights are for 3 classes and 3 bands, but it declares 2 classes"),
-        ("broken.pt", "broken.pt: not a train.py checkpoint ("),
-    ):
-        with pytest.raises(SystemExit) as exit_info:
-            predict.main(
-                [str(tmp_path / checkpoint), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p")]
-            )
-        err = capsys.readouterr().err
-        assert (
-            exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err
-        ), err
-    (tmp_path / "a_file").write_text("")
-    with pytest.raises(SystemExit):
-        predict.main(
-            [str(tmp_path / "wrong.pt"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "a_file")]
-        )
-    assert "a_file: exists and is not a folder" in capsys.readouterr().err

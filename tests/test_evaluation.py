@@ -1,0 +1,91 @@
+"""evaluation.py: whole tiles through overlapping windows, test-time augmentation, and the
+scores of a split from one confusion matrix."""
+
+import pytest
+import torch
+
+from clicks import dihedral
+from evaluation import confusion_matrix, predict_tile, scores
+from unet import UNet
+
+
+def test_confusion_matrix_and_scores_by_hand():
+    target = torch.tensor([0, 0, 1, 1, 2, 255])
+    prediction = torch.tensor([0, 1, 1, 1, 0, 2])  # the 255 pixel is not scored
+    matrix = confusion_matrix(prediction, target, 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    s = scores(matrix, ["a", "b", "c"])
+    assert s["per_class"]["a"] == dict(iou=1 / 3, precision=1 / 2, recall=1 / 2)
+    assert s["per_class"]["b"]["iou"] == pytest.approx(2 / 3)
+    assert s["per_class"]["c"] == dict(iou=0.0, precision=None, recall=0.0)
+    assert s["miou"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3) and s[
+        "pixel_accuracy"
+    ] == pytest.approx(3 / 5)
+
+
+def test_metrics_come_from_one_matrix_over_the_split_not_a_mean_of_images():
+    # image 1: 1 pixel, all wrong; image 2: 99 pixels, all right -> split accuracy 0.99, not 0.5
+    m = confusion_matrix(torch.tensor([1]), torch.tensor([0]), 2) + confusion_matrix(
+        torch.zeros(99, dtype=torch.long), torch.zeros(99, dtype=torch.long), 2
+    )
+    assert scores(m, ["a", "b"])["pixel_accuracy"] == pytest.approx(0.99)
+
+
+def test_predict_tile_covers_any_tile_size_exactly():
+    model = UNet(weights=None).eval()
+    for h, w in [(64, 64), (50, 130), (97, 33)]:
+        logits = predict_tile(model, torch.rand(3, h, w), window=64)
+        assert logits.shape == (5, h, w) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("h, w", [(64, 64), (97, 130), (50, 33)])
+def test_predict_tile_averages_the_overlapping_windows(h, w):
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    model, window = WhereAmI(), 32
+    logits = predict_tile(model, torch.stack([rows, cols]).float().numpy(), window, batch_size=3)
+    expected, covers = torch.zeros(2, h, w), torch.zeros(h, w)
+    for top, left in model.seen:  # by brute force: each pixel, the windows holding it
+        expected[:, top : top + window, left : left + window] += torch.tensor(
+            [top, left], dtype=torch.float32
+        )[:, None, None]
+        covers[top : top + window, left : left + window] += 1
+    assert (covers >= 1).all() and covers.max() > 1  # every pixel covered, windows overlap
+    assert torch.allclose(logits, expected / covers)
+
+
+def test_bf16_evaluation_agrees_with_fp32():
+    model = UNet(weights=None).eval().to(memory_format=torch.channels_last)
+    image = torch.randint(0, 255, (3, 96, 160), dtype=torch.uint8).numpy()
+    fp32, bf16 = (predict_tile(model, image, 64, precision=p) for p in ("fp32", "bf16"))
+    assert bf16.dtype == torch.float32 and (fp32.argmax(0) == bf16.argmax(0)).float().mean() > 0.9
+
+
+def test_test_time_augmentation_answers_the_same_whichever_way_the_tile_faces():
+    torch.manual_seed(0)
+    model, tile = UNet(weights=None).eval(), torch.rand(3, 64, 64).numpy()
+    with_tta = predict_tile(model, tile, 64, tta=True)
+    without = predict_tile(model, tile, 64)
+    for turn in range(1, 8):
+        turned = dihedral(tile, turn).copy()
+        assert torch.allclose(
+            predict_tile(model, turned, 64, tta=True), dihedral(with_tta, turn), atol=1e-5
+        )
+        assert not torch.allclose(
+            predict_tile(model, turned, 64), dihedral(without, turn), atol=1e-3
+        )  # a plain net does not
+
+
+class WhereAmI(torch.nn.Module):
+    """A stand-in model whose two logits are constant over each window: the window's top row and
+    left column, read off an image whose bands are the row and column numbers. It notes every
+    window it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(2, 1, 1))
+        self.seen = []
+
+    def forward(self, windows):
+        corners = windows[:, :, 0, 0]  # (n, 2): top, left
+        self.seen += [tuple(int(v) for v in c) for c in corners]
+        return corners[:, :, None, None].expand(-1, -1, *windows.shape[-2:]).contiguous()
