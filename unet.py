@@ -149,7 +149,7 @@ def build_resnet34(weights):
     except Exception as error:  # not a torch file, truncated, or not a dict of tensors
         raise ValueError(
             f"{weights} is not a torchvision resnet34 state dict "
-            f"(torch.load: {type(error).__name__})"
+            f"({type(error).__name__} from torch.load)"
         ) from None
     missing, unexpected = resnet.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith("fc.")]:

@@ -123,6 +123,7 @@ def test_the_dubai_loop_is_reported_against_its_dense_target(tmp_path):
 
     point = lambda miou: dict(clicks=100, miou=miou, pixel_accuracy=0.8, per_class={"Water": miou})
     (tmp_path / "active" / "dubai").mkdir(parents=True)
+    (tmp_path / "plan.json").write_text(json.dumps({"loop_share_of_dense": {"dubai": 0.95}}))
     (tmp_path / "active" / "dubai" / "curves.json").write_text(
         json.dumps(
             dict(
