@@ -236,7 +236,9 @@ def regularised_table(r):
 # The page: every result of the folder
 
 
-def page(folder, tables_text):
+def page(folder, tables_text, r=None):
+    """README.md of a results folder: the report's tables and figures, and per data set the
+    sections on real tiles and labelling loops; the per-run ledger is on runs.md (`ledger`)."""
     lines = [
         "# Results",
         "",
@@ -250,6 +252,9 @@ def page(folder, tables_text):
         "[docs/results.md](../docs/results.md).",
         "",
     ]
+    if (folder / "plan.json").is_file():  # the project's results: the README's table first
+        glance = headline(folder, r).replace("results/README.md#", "#").replace("results/", "")
+        lines += ["## At a glance", "", glance, ""]
     experiment_logs = sorted(folder.glob("experiments*.log"))
     body = tables_text.split("\n", 2)[2] if tables_text else ""
     if body:
@@ -263,9 +268,25 @@ def page(folder, tables_text):
     lines += teachers(folder)
     lines += gis_example(folder)
     lines += labelling_loops(folder)
-    lines += processes(folder)
-    lines += single_runs(folder)
-    lines += logged_commands(folder)
+    lines += [
+        "Every single run with its per-class IoU, the torchrun check, the benchmark, and the wall "
+        "time and peak memory of every logged command: [runs.md](runs.md).",
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def ledger(folder):
+    """runs.md of a results folder: every single run over seeds, and what the commands cost."""
+    lines = [
+        "# Runs and costs",
+        "",
+        f"Rendered by `python report.py {folder.name}` with [README.md](README.md), from the same "
+        "records: every run outside the report's experiments, one row per setting over seeds, "
+        "and the wall time and peak memory of every logged command, each with its command, "
+        "machine and date.",
+        "",
+    ]
+    lines += processes(folder) + single_runs(folder) + logged_commands(folder)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -300,7 +321,7 @@ def headline(folder, r=None):
         ):  # not the ablations' runs (recipe-*, teachers/)
             shown[name] = runs
             lines.append(
-                f"| {c['data'] or 'synthetic'} ([runs](results/README.md#single-runs)) | "
+                f"| {c['data'] or 'synthetic'} ([runs](results/runs.md#single-runs)) | "
                 f"{label_mode(c)[1]}, {runs[0].get('method', 'U-Net')} | {len(runs)} | "
                 f"{mean_std(over_seeds(runs, 'test', 'miou'))} | "
                 f"{mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | — |"
@@ -354,11 +375,11 @@ def results(folder):
 
 
 def texts(folder, r=None):
-    """(tables.md, README.md) of a results folder, as text; no tables where it has no experiment
-    records."""
+    """(tables.md, README.md, runs.md) of a results folder, as text; no tables where it has no
+    experiment records."""
     r = r or results(folder)
     table_text = tables(r) if r.records else ""
-    return table_text, page(folder, table_text)
+    return table_text, page(folder, table_text, r), ledger(folder)
 
 
 def main(argv=None):
@@ -370,7 +391,7 @@ def main(argv=None):
     if not folder.is_dir():
         parser.error(f"{folder}: not a folder; give a results folder, e.g. results")
     r = results(folder)
-    table_text, page_text = texts(folder, r)
+    table_text, page_text, ledger_text = texts(folder, r)
     if table_text:
         with atomic(folder / "tables.md") as tmp:
             tmp.write_text(table_text)
@@ -382,13 +403,14 @@ def main(argv=None):
             loop_curves(curves, path.parent / "curves.png")
     except MissingPackage as error:
         print(f"report.py: figures skipped: {error}", flush=True)
-    with atomic(folder / "README.md") as tmp:
-        tmp.write_text(page_text)
+    for name, text in (("README.md", page_text), ("runs.md", ledger_text)):
+        with atomic(folder / name) as tmp:
+            tmp.write_text(text)
     if folder.resolve() == README.parent / "results" and HEADLINE[0] in README.read_text():
         with atomic(README) as tmp:  # the project's README shows the headline table
             tmp.write_text(with_headline(README.read_text(), headline(folder, r)))
     print(
-        f"{folder / 'README.md'}"
+        f"{folder / 'README.md'}, {folder / 'runs.md'}"
         + (
             f", {folder / 'tables.md'}; figures: "
             f"{', '.join(sorted(p.name for p in folder.glob('fig*.png')))}"

@@ -1,6 +1,6 @@
 """The labelling loop, simulated: an oracle plays the person who labels the proposed clicks.
 
-    python -m scripts.active --data DIR --rounds 3 --clicks 1000 --seeds 0 1 2 --out results/active/NAME
+    python -m scripts.active --data DIR --rounds 3 --clicks 1000 --seeds 0 1 2 --out OUT
 
 For each seed, round 0 trains on a start of --start-per-class random clicks per class in every
 training tile (drawn from the masks, as train.py draws them). Each later round adds --clicks N

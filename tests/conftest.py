@@ -12,17 +12,29 @@ from data import make_split
 
 # the report's recipe, on folders too (a folder run's own default, the tile recipe, is tested in
 # test_train.py)
-# TEST_PRECISION=fp32 or bf16 runs the suite's trainings in that precision (auto: bf16 where the
-# CPU computes it natively), so both are tested on a CPU that has bf16
-FAST = dict(
-    epochs=1,
-    batch_size=2,
-    image_size=64,
-    weights="none",
-    augment="hflip",
-    tta=False,
-    precision=os.environ.get("TEST_PRECISION", "auto"),
-)
+FAST = dict(epochs=1, batch_size=2, image_size=64, weights="none", augment="hflip", tta=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def test_precision():
+    """TEST_PRECISION=fp32 (or bf16) makes `--precision auto` mean that precision in the trainings
+    and scorings this process runs, so that on a CPU with bf16 the suite is run in both."""
+    asked = os.environ.get("TEST_PRECISION")
+    if not asked:
+        yield
+        return
+    import predict
+    import suggest
+    import train
+    from lib import device
+
+    def pick(precision, where):
+        return device.pick_precision(asked if precision == "auto" else precision, where)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (train, predict, suggest):
+            patch.setattr(module, "pick_precision", pick)
+        yield
 
 
 @pytest.fixture(scope="module")

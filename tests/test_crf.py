@@ -1,9 +1,11 @@
 """crf.py: the local CRF energy R rewards predictions that follow the image's edges."""
 
+import pytest
 import torch
 
 from lib.crf import crf_energy
 from pce import partial_cross_entropy
+from recipe import train_step
 
 SIGMAS = dict(sigma_xy=4.0, sigma_band=0.5)
 
@@ -60,3 +62,34 @@ def test_without_clicks_only_the_regulariser_acts_and_its_gradients_are_finite()
     assert (
         torch.isfinite(loss) and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
     )
+
+
+def test_the_training_step_gives_the_crf_term_the_image_the_network_sees():
+    """recipe.train_step: pCE + λ·R with R over the standardised bands (the σ_band the CLI takes
+    is in standard deviations of the bands), not over the raw pixel values."""
+
+    class Standardising(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1)
+            self.register_buffer("mean", torch.tensor([120.0, 90.0, 60.0]).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor([30.0, 20.0, 10.0]).view(1, 3, 1, 1))
+
+        def standardise(self, x):
+            return (x - self.mean) / self.std
+
+        def forward(self, x):
+            return self.conv(self.standardise(x))
+
+    torch.manual_seed(0)
+    model, images = Standardising(), torch.rand(2, 3, 16, 16) * 255
+    clicks = torch.full((2, 16, 16), -1)
+    clicks[0, 3, 4], clicks[1, 9, 2] = 1, 3
+    with torch.no_grad():
+        logits = model(images)
+        expected = partial_cross_entropy(logits, clicks) + 2.0 * crf_energy(
+            logits, model.standardise(images), 4.0, 0.5
+        )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss = train_step(model, optimizer, images, clicks, "fp32", crf=(2.0, 4.0, 0.5))
+    assert loss == pytest.approx(expected.item(), rel=1e-6)

@@ -152,9 +152,11 @@ def test_tables_render_mean_std_and_paired_differences_from_records():
 
 
 def test_the_committed_results_page_is_what_report_py_renders():
-    """results/README.md is never edited by hand: rendering the committed records gives it back."""
-    tables, page = report.texts(Path("results"))
+    """results/README.md and runs.md are never edited by hand: rendering the committed records
+    gives them back."""
+    tables, page, ledger = report.texts(Path("results"))
     assert page == Path("results/README.md").read_text()
+    assert ledger == Path("results/runs.md").read_text()
     assert tables == Path("results/tables.md").read_text()
     readme = Path("README.md").read_text()
     # and README's table

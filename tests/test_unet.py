@@ -110,3 +110,20 @@ def test_first_conv_adapts_to_other_band_counts():
     assert torch.allclose(grey(x), conv(x.repeat(1, 3, 1, 1)), atol=1e-5)
     model = UNet(weights=None, in_channels=4, mean=[0.5] * 4, std=[0.2] * 4).eval()
     assert model(torch.rand(1, 4, 32, 32)).shape == (1, 5, 32, 32)
+
+
+def test_the_network_sees_the_image_standardised_with_its_own_statistics():
+    # the same weights with mean 0 / std 1, fed the standardised image, answer exactly the same
+    torch.manual_seed(0)
+    mean, std = [100.0, 50.0, 10.0], [20.0, 5.0, 2.0]
+    model = UNet(3, weights=None, mean=mean, std=std).eval()
+    plain = UNet(3, weights=None, mean=[0.0] * 3, std=[1.0] * 3).eval()
+    weights = {k: v for k, v in model.state_dict().items() if k not in ("mean", "std")}
+    plain.load_state_dict(weights, strict=False)
+    image = torch.rand(1, 3, 32, 32) * 200
+    standardised = (image - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(
+        1, 3, 1, 1
+    )
+    with torch.no_grad():
+        assert torch.allclose(model(image), plain(standardised), atol=1e-5)
+        assert not torch.allclose(model(image), plain(image), atol=1e-2)
