@@ -1,6 +1,8 @@
 """Extra targets: another model's class maps of the training tiles, learned from beside the clicks
 (train.py --extra-targets; made by baseline.py --predict-train or predict.py --min-confidence)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from clicks import Clicks, PointDataset, dihedral
 from conftest import FAST, own_folder
 from lib import tiles
 from pce import partial_cross_entropy
-from recipe import train_step
+from recipe import make_optimizer, train_step
 from train import main, train
 
 
@@ -167,3 +169,33 @@ def test_min_confidence_leaves_the_unsure_pixels_unknown(tmp_path, capsys):
         predict.main([model, images, "--out", str(tmp_path / "x"), "--min-confidence", "1.5"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "--min-confidence must be between 0 and 1, got 1.5" in err
+
+
+def test_each_step_follows_its_own_batchs_gradient():
+    # the optimizer forgets the last step's gradient: two steps of SGD, done by hand
+    torch.manual_seed(0)
+    model, reference = torch.nn.Conv2d(3, 2, 1), torch.nn.Conv2d(3, 2, 1)
+    reference.load_state_dict(model.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(2):
+        images, clicks = torch.randn(2, 3, 4, 4), torch.randint(-1, 2, (2, 4, 4))
+        train_step(model, optimizer, images, clicks, "fp32")
+        reference.zero_grad()
+        partial_cross_entropy(reference(images), clicks).backward()
+        with torch.no_grad():
+            for p in reference.parameters():
+                p -= 0.5 * p.grad
+    for p, q in zip(model.parameters(), reference.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_the_learning_rate_follows_a_cosine_to_zero_over_the_run():
+    model = torch.nn.Conv2d(3, 2, 1)
+    optimizer, scheduler = make_optimizer(model, dict(lr=1e-3, weight_decay=1e-4, epochs=5))
+    rates = []
+    for _ in range(5):
+        rates.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    expected = [1e-3 * (1 + math.cos(math.pi * e / 5)) / 2 for e in range(5)]
+    assert rates == pytest.approx(expected) and optimizer.param_groups[0]["lr"] == pytest.approx(0)
+    assert optimizer.param_groups[0]["weight_decay"] == 1e-4

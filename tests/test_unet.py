@@ -127,3 +127,15 @@ def test_the_network_sees_the_image_standardised_with_its_own_statistics():
     with torch.no_grad():
         assert torch.allclose(model(image), plain(standardised), atol=1e-5)
         assert not torch.allclose(model(image), plain(image), atol=1e-2)
+
+
+def test_the_logits_at_a_pixel_depend_most_on_the_image_around_it():
+    # the decoder puts each skip back where its features came from: the gradient of a corner's
+    # logits is largest in that corner of the image, not in the mirrored one
+    torch.manual_seed(0)
+    model = UNet(3, weights=None).eval()
+    image = torch.rand(1, 3, 64, 64, requires_grad=True)
+    model(image)[..., 4:12, 4:12].sum().backward()
+    weight = image.grad.abs().sum((0, 1))
+    assert weight[:16, :16].sum() > 5 * weight[:16, -16:].sum()
+    assert weight[:16, :16].sum() > 5 * weight[-16:, :16].sum()
