@@ -70,8 +70,8 @@ def predict_scene(path, predict, window, block=BLOCK):
                 )
 
 
-def write(path, array, crs, transform):
-    """A (bands, H, W) array as a deflate-compressed GeoTIFF placed on the map by crs/transform."""
+def write(path, array, crs, transform, compress="deflate"):
+    """A (bands, H, W) array as a compressed GeoTIFF placed on the map by crs/transform."""
     with rasterio.open(
         path,
         "w",
@@ -82,7 +82,7 @@ def write(path, array, crs, transform):
         dtype=array.dtype,
         crs=crs,
         transform=transform,
-        compress="deflate",
+        compress=compress,
     ) as out:
         out.write(array)
 

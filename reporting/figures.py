@@ -34,14 +34,7 @@ def figures(r, out):
     for ax, metric, label in zip(axes, ("miou", "pixel_accuracy"), ("test mIoU", "pixel accuracy")):
         points = [p for p in DENSITY_POINTS if r.values(dict(points=p), "test", metric)]
         values = [list(r.values(dict(points=p), "test", metric).values()) for p in points]
-        ax.errorbar(
-            points,
-            [np.mean(v) for v in values],
-            yerr=[std(v) for v in values],
-            marker="o",
-            capsize=4,
-            label="ours",
-        )
+        mean_and_spread(ax, points, values, "ours")
         if metric == "miou":
             ax.plot(
                 list(REPORT_DENSITY_MIOU),
@@ -90,21 +83,13 @@ def figures(r, out):
         color="grey",
     )
     diff.axhline(0, color="k", lw=0.8)
-    bars.set(
-        xticks=x,
-        xticklabels=STRATEGY_POINTS,
-        xlabel="points per class",
-        ylabel="test mIoU",
-        title="Figure 2: random vs stratified",
-    )
+    for ax, ylabel, title in (
+        (bars, "test mIoU", "Figure 2: random vs stratified"),
+        (diff, "stratified − random mIoU", "difference (paired by seed)"),
+    ):
+        ax.set(xticks=x, xticklabels=STRATEGY_POINTS, xlabel="points per class", ylabel=ylabel)
+        ax.set_title(title)
     bars.legend()
-    diff.set(
-        xticks=x,
-        xticklabels=STRATEGY_POINTS,
-        xlabel="points per class",
-        ylabel="stratified − random mIoU",
-        title="difference (paired by seed)",
-    )
     save(fig, out / "fig2_strategy.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -196,19 +181,19 @@ def loop_curves(curves, path):
             np.mean([points[r]["clicks"] for points in by_seed.values()]) for r in range(rounds)
         ]
         miou = [[points[r]["miou"] for points in by_seed.values()] for r in range(rounds)]
-        ax.errorbar(
-            clicks,
-            [np.mean(m) for m in miou],
-            yerr=[std(m) for m in miou],
-            marker="o",
-            capsize=4,
-            label=f"{strategy} clicks ({len(by_seed)} seed{'s' * (len(by_seed) > 1)})",
-        )
+        seeds = f"{len(by_seed)} seed{'s' * (len(by_seed) > 1)}"
+        mean_and_spread(ax, clicks, miou, f"{strategy} clicks ({seeds})")
     ax.set_xlabel("clicks labelled (training tiles)")
     ax.set_ylabel("test mIoU")
     ax.legend()
     ax.grid(alpha=0.3)
     save(fig, path)
+
+
+def mean_and_spread(ax, xs, values, label):
+    """The mean of each x's values (one per seed), with their standard deviation as error bars."""
+    means, spreads = [np.mean(v) for v in values], [std(v) for v in values]
+    ax.errorbar(xs, means, yerr=spreads, marker="o", capsize=4, label=label)
 
 
 def std(values):

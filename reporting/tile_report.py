@@ -38,6 +38,18 @@ def scored(run, tta):
     return val, test, run["wall_time_s"] - extra
 
 
+def table_row(label, views, cells, classes):
+    """One row of a per-set table: its seeds, the cells given, per-class IoU and wall time over
+    the seeds' views ({seed: (val mIoU, test scores, wall seconds)})."""
+    test = {seed: v[1] for seed, v in views.items()}
+    cells = cells + [
+        mean_std({s: t["per_class"][k]["iou"] for s, t in test.items()}) for k in classes
+    ]
+    seeds = ", ".join(map(str, sorted(views)))
+    wall = np.mean([v[2] for v in views.values()])
+    return f"| {label} | {seeds} | " + " | ".join(cells) + f" | {wall:.0f} s |"
+
+
 def ablation(folder):
     """The tile recipe's levers alone and together, beside the pixel random forest, per data set."""
     groups, p = run_groups(folder), plan(folder)
@@ -87,14 +99,7 @@ def ablation(folder):
                 "—" if tta is None else paired({s: t["miou"] for s, t in test.items()}, forest),
                 mean_std({s: t["pixel_accuracy"] for s, t in test.items()}),
             ]
-            cells += [
-                mean_std({s: t["per_class"][k]["iou"] for s, t in test.items()}) for k in classes
-            ]
-            lines.append(
-                f"| {label} | {', '.join(map(str, sorted(views)))} | "
-                + " | ".join(cells)
-                + f" | {np.mean([v[2] for v in views.values()]):.0f} s |"
-            )
+            lines.append(table_row(label, views, cells, classes))
         network, forest_run = rows[-2][1][0], rows[-1][1][0]
         lines += [
             "",
@@ -204,14 +209,7 @@ def teachers(folder):
                 "—" if "method" in runs[0] else paired(miou, forest),
                 mean_std({s: t["pixel_accuracy"] for s, t in test.items()}),
             ]
-            cells += [
-                mean_std({s: t["per_class"][k]["iou"] for s, t in test.items()}) for k in classes
-            ]
-            lines.append(
-                f"| {label} | {', '.join(map(str, sorted(views)))} | "
-                + " | ".join(cells)
-                + f" | {np.mean([v[2] for v in views.values()]):.0f} s |"
-            )
+            lines.append(table_row(label, views, cells, classes))
         run = rows[0][1][0]
         lines += [
             "",

@@ -81,3 +81,13 @@ def own_folder(root, bands=3, shape=(50, 90), hwc=False, with_val=True):
 @pytest.fixture(scope="module")
 def train_split():
     return make_split("train", 24, seed=0, image_size=128)
+
+
+def train_and_predict(root, out):
+    """A dense run on the folder `root` (out/run) and predict.py over its test images (out/p)."""
+    import predict
+    import train
+
+    train.train(dict(FAST, data=str(root), dense=True, out=str(out / "run")))
+    images, model = str(root / "test" / "images"), str(out / "run" / "model.pt")
+    predict.main([model, images, "--out", str(out / "p")])

@@ -69,23 +69,10 @@ def test_a_resumed_run_ends_with_the_uninterrupted_runs_numbers(runs):
 
 def test_resume_refuses_other_flags_and_a_missing_state(runs, capsys):
     root, _ = runs
-    flags = [
-        "--points",
-        "100",
-        "--train-size",
-        "16",
-        "--val-size",
-        "4",
-        "--test-size",
-        "4",
-        "--image-size",
-        "64",
-        "--batch-size",
-        "4",
-        "--weights",
-        "none",
-        "--resume",
-    ]
+    flags = (
+        "--points 100 --train-size 16 --val-size 4 --test-size "
+        "4 --image-size 64 --batch-size 4 --weights none --resume"
+    ).split()
     (root / "broken").mkdir()
     (root / "broken" / "resume.pt").write_bytes(b"not a torch file")
     for given, named in (

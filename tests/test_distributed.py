@@ -24,22 +24,10 @@ from recipe import DEFAULTS, make_optimizer, train_step
 from unet import UNet
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-TINY = [
-    "--train-size",
-    "16",
-    "--val-size",
-    "4",
-    "--test-size",
-    "4",
-    "--image-size",
-    "64",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "4",
-    "--weights",
-    "none",
-]
+TINY = (
+    "--train-size 16 --val-size 4 --test-size 4 --image-size "
+    "64 --epochs 2 --batch-size 4 --weights none"
+).split()
 
 
 def free_port():

@@ -10,7 +10,7 @@ from rasterio.transform import from_origin
 
 import export
 import predict
-from conftest import FAST
+from conftest import FAST, train_and_predict
 from lib import geotiff, tiles
 from train import train
 from unet import UNet
@@ -19,19 +19,7 @@ CRS, TRANSFORM = "EPSG:32633", from_origin(600_000, 5_100_000, 2.5, 2.5)
 
 
 def write(path, array, compress="deflate", crs=CRS, transform=TRANSFORM):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=array.shape[2],
-        height=array.shape[1],
-        count=array.shape[0],
-        dtype=array.dtype,
-        crs=crs,
-        transform=transform,
-        compress=compress,
-    ) as out:
-        out.write(array)
+    geotiff.write(path, array, crs, transform, compress)
 
 
 @pytest.mark.parametrize(
@@ -107,15 +95,7 @@ def test_scenes_are_segmented_block_by_block_exactly_once(tmp_path):
 def test_geotiff_predictions_keep_crs_transform_and_equal_the_png(tmp_path, capsys):
     root, _ = value_folder(tmp_path / "v")
     (root / "classes.txt").write_text("Tree cover 10\nPermanent water bodies 80\nignore 0\n")
-    train(dict(FAST, data=str(root), dense=True, out=str(tmp_path / "run")))
-    predict.main(
-        [
-            str(tmp_path / "run" / "model.pt"),
-            str(root / "test" / "images"),
-            "--out",
-            str(tmp_path / "p"),
-        ]
-    )
+    train_and_predict(root, tmp_path)
     with (
         rasterio.open(tmp_path / "p" / "a_classes.tif") as out,
         rasterio.open(root / "test" / "images" / "a.tif") as source,

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import predict
 from clicks import every_pixel
-from conftest import FAST, own_folder
+from conftest import FAST, own_folder, train_and_predict
 from lib import tiles
 from recipe import DEFAULTS, label_mode
 from train import train
@@ -195,15 +194,7 @@ def test_tiles_stay_in_their_stored_dtype_and_npy_is_memory_mapped(tmp_path):
 
 def test_previews_use_the_legend_colours(tmp_path):
     root, _ = colour_folder(tmp_path / "c")
-    train(dict(FAST, data=str(root), dense=True, out=str(tmp_path / "run")))
-    predict.main(
-        [
-            str(tmp_path / "run" / "model.pt"),
-            str(root / "test" / "images"),
-            "--out",
-            str(tmp_path / "p"),
-        ]
-    )
+    train_and_predict(root, tmp_path)
     classes = np.asarray(Image.open(tmp_path / "p" / "a_classes.png"))
     preview = np.asarray(Image.open(tmp_path / "p" / "a_preview.png"))
     assert np.array_equal(preview, COLOURS[classes])

@@ -136,18 +136,7 @@ def test_dense_training_uses_every_pixel(tmp_path):
         (["--points", "10", "--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
         (["--points", "10", "--augment", "rotate"], "argument --augment: invalid choice: 'rotate'"),
         (
-            [
-                "--points",
-                "5000",
-                "--image-size",
-                "64",
-                "--train-size",
-                "1",
-                "--val-size",
-                "0",
-                "--test-size",
-                "1",
-            ],
+            "--points 5000 --image-size 64 --train-size 1 --val-size 0 --test-size 1".split(),
             "5000 points per image asked, but the image has only 4096",
         ),
     ],
@@ -184,18 +173,7 @@ def test_a_broken_weights_file_or_an_output_that_is_a_file_gives_one_line(tmp_pa
     ):
         with pytest.raises(SystemExit) as exit_info:
             main(
-                [
-                    "--points",
-                    "10",
-                    "--train-size",
-                    "1",
-                    "--val-size",
-                    "0",
-                    "--test-size",
-                    "1",
-                    "--image-size",
-                    "32",
-                ]
+                "--points 10 --train-size 1 --val-size 0 --test-size 1 --image-size 32".split()
                 + argv
             )
         err = capsys.readouterr().err
