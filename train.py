@@ -49,9 +49,8 @@ from recipe import (
 )
 from unet import UNet
 
-SAVE_PROGRESS_EVERY_S = (
-    60  # <out>/resume.pt after an epoch, at most this often (a short run just reruns)
-)
+# <out>/resume.pt after an epoch, at most this often (a short run just reruns)
+SAVE_PROGRESS_EVERY_S = 60
 
 
 def train(config):
@@ -71,18 +70,13 @@ def train(config):
 
     # data: the training tiles with their clicks; val and test with their dense masks (or the
     # reference points of a point layer)
-    data = tiles.load_data(
-        label_mode(config)[0],
-        config["seed"],
-        config["data"],
-        config["image_size"],
-        [config[f"{split}_size"] for split in ("train", "val", "test")],
-        config["points_file"] and (config["points_file"], config["class_field"]),
-    )
+    sizes = [config[f"{split}_size"] for split in ("train", "val", "test")]
+    layer = config["points_file"] and (config["points_file"], config["class_field"])
+    how = label_mode(config)[0]
+    data = tiles.load_data(how, config["seed"], config["data"], config["image_size"], sizes, layer)
     train_images, train_points = data["train"]
-    labeled_fraction = sum(map(count_labels, train_points)) / sum(
-        i.shape[-2] * i.shape[-1] for i in train_images
-    )
+    pixels = sum(image.shape[-2] * image.shape[-1] for image in train_images)
+    labeled_fraction = sum(map(count_labels, train_points)) / pixels
 
     # model
     model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"])
@@ -95,13 +89,9 @@ def train(config):
     # the loop. An epoch: one crop per synthetic scene, or enough crops around the labels to cover
     # big tiles once, in an order drawn from the seed
     generator = torch.Generator().manual_seed(config["seed"])
+    shapes, size = [image.shape[-2:] for image in train_images], config["image_size"]
     sampler = CropSampler(
-        train_points,
-        [i.shape[-2:] for i in train_images],
-        config["image_size"],
-        config["crops_per_epoch"],
-        generator,
-        config["augment"],
+        train_points, shapes, size, config["crops_per_epoch"], generator, config["augment"]
     )
     targets = config["extra_targets"] and tiles.read_targets(config["extra_targets"], data)
     batch_size = distributed.per_process_batch(config["batch_size"])  # --batch-size is the total
@@ -111,32 +101,28 @@ def train(config):
         sampler=distributed.shard(sampler, config["batch_size"]),
         generator=generator,
     )
-    print(
-        f"{len(train_images)} train / {len(data['val'][0])} val / {len(data['test'][0])} test "
-        f"tiles; {label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled); loss "
-        f"{config['loss']}"
-        + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "")
-        + (
-            f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}"
-            if targets
-            else ""
-        )
-        + "; "
-        f"{sampler.crops} crops of {config['image_size']}x{config['image_size']} per epoch "
-        f"({config['augment']}); encoder init: {model.encoder_init}; device: {device} "
-        f"({machine(device)}); precision {precision} ({why})"
-        + (f"; {world} processes, batch {batch_size} each" if world > 1 else ""),
-        flush=True,
+    loss = config["loss"] + (
+        f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else ""
     )
+    if targets:
+        loss += f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}"
+    splits = " / ".join(f"{len(data[split][0])} {split}" for split in ("train", "val", "test"))
+    setup = [
+        f"{splits} tiles",
+        f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled)",
+        f"loss {loss}",
+        f"{sampler.crops} crops of {size}x{size} per epoch ({config['augment']})",
+        f"encoder init: {model.encoder_init}",
+        f"device: {device} ({machine(device)})",
+        f"precision {precision} ({why})",
+    ] + ([f"{world} processes, batch {batch_size} each"] if world > 1 else [])
+    print("; ".join(setup), flush=True)
 
     history, best, resumed = [], None, []  # best = (val mIoU, epoch, weights)
     if state:  # an interrupted run: weights, optimizer, schedule and random streams as they were
         restore_progress(state, model, optimizer, scheduler, generator)
-        history, best, resumed = (
-            state["history"],
-            state["best"],
-            state["resumed"] + [state["epoch"]],
-        )
+        history, best = state["history"], state["best"]
+        resumed = state["resumed"] + [state["epoch"]]
         started -= state["elapsed"]
         print(f"resumed from {out / 'resume.pt'} after epoch {state['epoch']}", flush=True)
         del state  # three copies of the weights' size: not kept for the run
@@ -277,74 +263,36 @@ def main(argv=None):
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_data_options(parser)
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}",
-    )
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    parser.add_argument(
-        "--augment",
-        choices=AUGMENTATIONS,
-        help="training crops: hflip (default) or dihedral, "
-        "all 8 flips and quarter turns (default with --data)",
-    )
-    parser.add_argument(
-        "--tta",
-        action=argparse.BooleanOptionalAction,
-        help="average the 8 orientations at test time (default with --data; --no-tta to turn off)",
-    )
-    parser.add_argument(
-        "--crops-per-epoch",
-        type=int,
-        help="training crops per epoch (default: cover the "
-        "training area once, ceil(total tile area / image-size^2))",
-    )
-    parser.add_argument(
-        "--loss",
-        default=DEFAULTS["loss"],
-        choices=["pce", "pce+crf"],
-        help="pce+crf adds the local CRF energy of crf.py, weighted by --crf-weight",
-    )
-    parser.add_argument("--crf-weight", type=float, default=DEFAULTS["crf_weight"])
-    parser.add_argument(
-        "--crf-sigma-xy",
-        type=float,
-        default=DEFAULTS["crf_sigma_xy"],
-        help="kernel width, input pixels",
-    )
-    parser.add_argument(
-        "--crf-sigma-band",
-        type=float,
-        default=DEFAULTS["crf_sigma_band"],
-        help="kernel width, in standard deviations of the bands",
-    )
-    parser.add_argument(
-        "--extra-targets",
-        help="folder of <stem>_classes.png maps of the training tiles (255: "
-        "none), e.g. baseline.py --predict-train or predict.py --min-confidence: extra targets",
-    )
-    parser.add_argument(
-        "--extra-weight",
-        type=float,
-        default=DEFAULTS["extra_weight"],
-        help="their pCE's weight beside the clicks'",
-    )
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    parser.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
+    # one line a flag, so that the command line reads as a table
+    # fmt: off
+    add = parser.add_argument
+    add("--epochs", type=int,
+        help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}")
+    add("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    add("--augment", choices=AUGMENTATIONS, help="training crops: hflip (default) or dihedral, "
+        "all 8 flips and quarter turns (default with --data)")
+    add("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at test "
+        "time (default with --data; --no-tta to turn off)")
+    add("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the training "
+        "area once, ceil(total tile area / image-size^2))")
+    add("--loss", default=DEFAULTS["loss"], choices=["pce", "pce+crf"],
+        help="pce+crf adds the local CRF energy of crf.py, weighted by --crf-weight")
+    add("--crf-weight", type=float, default=DEFAULTS["crf_weight"])
+    add("--crf-sigma-xy", type=float, default=DEFAULTS["crf_sigma_xy"], help="kernel width, px")
+    add("--crf-sigma-band", type=float, default=DEFAULTS["crf_sigma_band"],
+        help="kernel width, in standard deviations of the bands")
+    add("--extra-targets", help="folder of <stem>_classes.png maps of the training tiles (255: "
+        "none), e.g. baseline.py --predict-train or predict.py --min-confidence: extra targets")
+    add("--extra-weight", type=float, default=DEFAULTS["extra_weight"],
+        help="their pCE's weight beside the clicks'")
+    add("--lr", type=float, default=DEFAULTS["lr"])
+    add("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     add_device_options(parser)
-    parser.add_argument(
-        "--weights",
-        default=DEFAULTS["weights"],
-        help="imagenet, none or a resnet34 state dict file",
-    )
-    parser.add_argument("--out", help="output folder (default runs/<name>)")
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="go on from <out>/resume.pt, the state an "
-        "interrupted run with the same flags left after its last saved epoch",
-    )
+    add("--weights", default=DEFAULTS["weights"], help="imagenet, none or a resnet34 weights file")
+    add("--out", help="output folder (default runs/<name>)")
+    add("--resume", action="store_true", help="go on from <out>/resume.pt, the state an "
+        "interrupted run with the same flags left after its last saved epoch")
+    # fmt: on
     run_command(parser, train, argv)
 
 
