@@ -96,7 +96,7 @@ def read_progress(path, config):
             f"it and start over"
         ) from None
     given = json.loads(json.dumps(config, sort_keys=True, default=str))
-    differ = [k for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
+    differ = [k for k in sorted(set(saved) | set(given)) if not same(k, saved.get(k), given.get(k))]
     if differ:
         k = differ[0]
         raise ValueError(
@@ -104,6 +104,19 @@ def read_progress(path, config):
             f"{k}={given.get(k)!r}: give the interrupted run's flags, or another --out"
         )
     return state
+
+
+# settings that name files or folders: `DIR/`, `./DIR` and `/abs/DIR` are one folder
+PATHS = ("data", "out", "points_file", "extra_targets", "weights")
+
+
+def same(key, saved, given):
+    """Whether a setting of the interrupted run and of this one agree; paths as the files they
+    name, not as the text that names them."""
+    if key not in PATHS or saved is None or given is None or saved == given:
+        return saved == given
+    resolve = lambda v: [str(Path(p).resolve()) for p in ([v] if isinstance(v, str) else v)]
+    return resolve(saved) == resolve(given)
 
 
 def restore_progress(state, model, optimizer, scheduler, generator):

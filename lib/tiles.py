@@ -84,7 +84,7 @@ def read_legend(root):
             f"#RRGGBB or value)"
         )
     names, codes, ignored = [], [], []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         last = line.split()[-1]  # a code only after a name: "10" alone is a name
@@ -125,6 +125,22 @@ def read_legend(root):
             f"{path}: each colour or value may stand for one class only, got {codes + ignored}"
         )
     return Legend(tuple(names), codes if coded else None, ignored)
+
+
+def read_text(path):
+    """A text file a person wrote (classes.txt, a clicks CSV): UTF-8 with or without the BOM a
+    spreadsheet's "CSV UTF-8" starts with, or UTF-16 with its BOM. Anything else is one line
+    naming the file and the line where decoding failed."""
+    raw = Path(path).read_bytes()
+    encoding = "utf-16" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{line}: not {encoding.replace('-sig', '')} text (byte "
+            f"{raw[error.start]:#04x}); save it as UTF-8"
+        ) from None
 
 
 def read_image(path):
@@ -245,8 +261,7 @@ def codes_to_classes(path, pixels, legend):
 
 def read_clicks(path, shape, classes):
     """Clicks from a CSV with header x,y,class (class = name or index)."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    rows = list(csv.reader(read_text(path).splitlines()))
     if not rows or [c.strip().lower() for c in rows[0]] != ["x", "y", "class"]:
         raise ValueError(f"{path}: the first line must be the header x,y,class")
     ys, xs, labels = [], [], []

@@ -87,3 +87,19 @@ def test_resume_refuses_other_flags_and_a_missing_state(runs, capsys):
         assert "--resume" in error and named in error
     state = torch.load(root / "copy" / "resume.pt", weights_only=True)
     assert state["epoch"] == 1 and json.loads(state["config"])["epochs"] == 2
+
+
+def test_resume_compares_paths_as_the_folders_they_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiles").mkdir()
+    for saved, given in (
+        ("tiles", "tiles/"),
+        ("tiles", str(tmp_path / "tiles")),
+        ("./tiles", "tiles"),
+    ):
+        assert checkpoint.same("data", saved, given)
+    assert checkpoint.same(
+        "points_file", ["a.gpkg", "b.gpkg"], ["./a.gpkg", str(tmp_path / "b.gpkg")]
+    )
+    assert not checkpoint.same("data", "tiles", "other")
+    assert not checkpoint.same("epochs", 2, 5) and not checkpoint.same("data", None, "tiles")

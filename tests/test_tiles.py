@@ -129,3 +129,19 @@ def test_bad_folders_get_one_clear_error_and_write_nothing(tmp_path, how, messag
     assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
     assert __import__("re").search(message, err), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_legends_and_click_files_with_a_bom_read_as_without(tmp_path, encoding):
+    # a spreadsheet's "CSV UTF-8" starts with a BOM; Windows tools write UTF-16 with one
+    (tmp_path / "classes.txt").write_text("dark\nbright\n", encoding=encoding)
+    assert tiles.read_legend(tmp_path).names == ("dark", "bright")
+    (tmp_path / "a.csv").write_text("x,y,class\n3,4,bright\n", encoding=encoding)
+    clicks = tiles.read_clicks(tmp_path / "a.csv", (10, 10), ("dark", "bright"))
+    assert (clicks.rows.tolist(), clicks.cols.tolist(), clicks.classes.tolist()) == ([4], [3], [1])
+
+
+def test_a_text_file_in_another_encoding_names_the_file_and_line(tmp_path):
+    (tmp_path / "classes.txt").write_bytes("dark\nbr\u00fbl\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"classes.txt:2: not utf-8 text \(byte 0xfb\)"):
+        tiles.read_legend(tmp_path)
