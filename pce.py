@@ -19,11 +19,14 @@ import torch.nn.functional as F
 UNLABELED = -1
 
 
-def partial_cross_entropy(logits, point_labels):
+def partial_cross_entropy(logits, point_labels, class_weights=None):
     """pCE = Σ_i CE(pred_i, gt_i)·MASK_i / Σ_i MASK_i
 
     logits:       (N, C, H, W) float, raw scores (no softmax).
     point_labels: (N, H, W) int64, class index in [0, C) where a pixel was clicked, -1 elsewhere.
+    class_weights: optional (C,) weights w, for class-balanced pCE: MASK_i becomes w_{gt_i}·MASK_i,
+                  Σ_i w_{gt_i}·CE_i·MASK_i / Σ_i w_{gt_i}·MASK_i, so a class few clicks fall on
+                  counts as much as a common one (= CrossEntropyLoss(weight=w, ignore_index=-1)).
     Returns a scalar. With no labeled pixel in the whole batch it returns 0, still attached to the
     graph, so `loss.backward()` works and every gradient is exactly zero.
     """
@@ -33,6 +36,8 @@ def partial_cross_entropy(logits, point_labels):
     # out.
     safe_labels = point_labels.long().clamp(min=0)
     ce = F.cross_entropy(logits, safe_labels, reduction="none")  # CE(pred_i, gt_i)
+    if class_weights is not None:
+        mask = mask * class_weights.to(logits)[safe_labels]  # w_{gt_i}·MASK_i
     # clamp(min=1) only matters when Σ MASK_i = 0: then the numerator is 0 too and the loss is 0.
     return (ce * mask).sum() / mask.sum().clamp(min=1)
 

@@ -27,6 +27,7 @@ DEFAULTS = dict(
     points=None,  # random clicks per training image ...
     points_per_class=None,  # ... or clicks per class present in the image
     strategy="random",  # how per-class clicks are placed: random | stratified
+    class_balanced=False,  # weight each class by the inverse of its share of the clicks
     dense=False,  # train on the full masks instead (the upper bound)
     points_file=None,  # ... or the clicks of a GIS point layer (GeoPackage, GeoJSON, shapefile)
     class_field="class",  # the layer's attribute that holds each point's class
@@ -176,6 +177,8 @@ def check_config(config):
     check_choice("strategy", config["strategy"], STRATEGIES)
     if config["strategy"] != "random" and config["points_per_class"] is None:
         raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
+    if not isinstance(config["class_balanced"], bool):
+        raise ValueError(f"class_balanced must be True or False, got {config['class_balanced']!r}")
     if not isinstance(config["tta"], bool):
         raise ValueError(f"tta must be True or False, got {config['tta']!r}")
     check_choice("augment", config["augment"], AUGMENTATIONS)
@@ -218,10 +221,13 @@ def make_optimizer(model, config):
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
 
 
-def train_step(model, optimizer, images, point_labels, precision, crf=None, extra=None):
+def train_step(
+    model, optimizer, images, point_labels, precision, crf=None, extra=None, class_weights=None
+):
     """One step on a batch: the forward pass in the run's precision, pCE on the clicks in fp32
-    (plus crf[0] * R, the CRF energy of crf.py, when crf is given; plus weight * pCE on another
-    model's labels when extra = (target_labels, weight) is given), backward, optimizer step.
+    (class-balanced with class_weights; plus crf[0] * R, the CRF energy of crf.py, when crf is
+    given; plus weight * pCE on another model's labels when extra = (target_labels, weight) is
+    given), backward, optimizer step.
     Returns the loss. Under torchrun `model` is DistributedDataParallel and each pCE is scaled by
     distributed.label_share, so the averaged gradient is that of pCE over the global batch."""
     device = next(model.parameters()).device
@@ -229,7 +235,8 @@ def train_step(model, optimizer, images, point_labels, precision, crf=None, extr
         logits = model(images.to(device, memory_format=memory_format(model)))
     point_labels = point_labels.to(device)
     # the loss in fp32
-    loss = partial_cross_entropy(logits.float(), point_labels) * label_share(point_labels)
+    share = label_share(point_labels, class_weights)
+    loss = partial_cross_entropy(logits.float(), point_labels, class_weights) * share
     if crf is not None:  # the image's edges speak where no click does
         weight, sigma_xy, sigma_band = crf
         loss = loss + weight * crf_energy(

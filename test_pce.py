@@ -113,3 +113,21 @@ def test_int32_labels_are_accepted():
 def test_bad_inputs_raise_value_error_naming_the_problem(logits_shape, labels, message):
     with pytest.raises(ValueError, match=message):
         partial_cross_entropy(torch.randn(*logits_shape), labels)
+
+
+def test_class_balanced_pce_equals_the_builtin_with_class_weights():
+    """pCE with class weights w: Σ w_{gt_i}·CE_i·MASK_i / Σ w_{gt_i}·MASK_i, which is PyTorch's
+    weighted mean, in value and gradient; still 0 (not NaN) without labels."""
+    torch.manual_seed(1)
+    logits = torch.randn(3, 4, 9, 7, dtype=torch.float64, requires_grad=True)
+    point_labels = torch.randint(-1, 4, (3, 9, 7))
+    weights = torch.tensor([0.5, 2.0, 1.0, 0.5], dtype=torch.float64)
+    ours = partial_cross_entropy(logits, point_labels, weights)
+    (grad_ours,) = torch.autograd.grad(ours, logits)
+    builtin = torch.nn.CrossEntropyLoss(weight=weights, ignore_index=-1)(logits, point_labels)
+    (grad_builtin,) = torch.autograd.grad(builtin, logits)
+    assert torch.allclose(ours, builtin) and torch.allclose(grad_ours, grad_builtin)
+    unweighted = partial_cross_entropy(logits, point_labels, torch.ones(4, dtype=torch.float64))
+    assert torch.allclose(unweighted, partial_cross_entropy(logits, point_labels))
+    empty = partial_cross_entropy(logits, torch.full((3, 9, 7), -1), weights)
+    assert empty.item() == 0.0

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clicks import AUGMENTATIONS, CropSampler, PointDataset, count_labels
+from clicks import AUGMENTATIONS, CropSampler, PointDataset, class_weights, count_labels
 from evaluation import evaluate, print_table, save_metrics
 from lib import distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_checkpoint, save_progress
@@ -94,6 +94,8 @@ def train(config):
         train_points, shapes, size, config["crops_per_epoch"], generator, config["augment"]
     )
     targets = config["extra_targets"] and tiles.read_targets(config["extra_targets"], data)
+    classes = len(data["classes"])
+    weights = class_weights(train_points, classes) if config["class_balanced"] else None
     batch_size = distributed.per_process_batch(config["batch_size"])  # --batch-size is the total
     loader = torch.utils.data.DataLoader(
         PointDataset(train_images, train_points, config["image_size"], targets or None),
@@ -101,8 +103,10 @@ def train(config):
         sampler=distributed.shard(sampler, config["batch_size"]),
         generator=generator,
     )
-    loss = config["loss"] + (
-        f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else ""
+    loss = (
+        ("class-balanced " if weights is not None else "")
+        + config["loss"]
+        + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "")
     )
     if targets:
         loss += f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}"
@@ -141,9 +145,8 @@ def train(config):
         # clicks only: the dense masks are for scoring
         for image, point_labels, *target_labels in loader:
             extra = (target_labels[0], config["extra_weight"]) if targets else None
-            losses.append(
-                train_step(trained, optimizer, image, point_labels, precision, crf, extra)
-            )
+            batch = image, point_labels, precision, crf, extra, weights
+            losses.append(train_step(trained, optimizer, *batch))
             if time.time() - said > 60:  # long epochs (big tiles) say where they are
                 print(
                     f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss "
@@ -269,6 +272,8 @@ def main(argv=None):
     add("--epochs", type=int,
         help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}")
     add("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
+        "share of the training clicks (weights averaging 1)")
     add("--augment", choices=AUGMENTATIONS, help="training crops: hflip (default) or dihedral, "
         "all 8 flips and quarter turns (default with --data)")
     add("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at test "

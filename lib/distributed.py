@@ -113,13 +113,16 @@ class Shard(torch.utils.data.Sampler):
             yield from crops[start : start + self.batch_size][self.rank :: self.world]
 
 
-def label_share(labels):
+def label_share(labels, class_weights=None):
     """The factor that turns this process's pCE (mean over its own labeled pixels) into its part of
     the global batch's pCE: n_here * N / n_all. DDP averages the N gradients, so the result is
     the gradient of Σ CE·MASK / Σ MASK over the global batch. 1 for a plain run."""
     if rank_and_world()[1] == 1:
         return 1
-    counts = torch.tensor([(labels != UNLABELED).sum().item()], dtype=torch.float64)
+    labeled = (labels != UNLABELED).double()
+    if class_weights is not None:  # class-balanced pCE: its denominator counts w_{gt_i} a pixel
+        labeled = labeled * class_weights.double().to(labels.device)[labels.clamp(min=0)]
+    counts = torch.tensor([labeled.sum().item()], dtype=torch.float64)
     here = counts.item()
     dist.all_reduce(counts)
     return here * rank_and_world()[1] / counts.item() if counts.item() else 0.0

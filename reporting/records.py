@@ -154,6 +154,7 @@ def method(run):
         + ["TTA"] * c["tta"]
     )
     recipe += [f"extra targets ×{c['extra_weight']:g}"] * bool(c["extra_targets"])
+    recipe += ["class-balanced"] * bool(c.get("class_balanced"))
     return (
         "U-Net, "
         + c["loss"]

@@ -9,6 +9,7 @@ from clicks import (
     CropSampler,
     PointDataset,
     band_statistics,
+    class_weights,
     dihedral,
     every_pixel,
     sample_points,
@@ -251,3 +252,11 @@ def mean_nearest_neighbour_distance(points):
     d = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
     np.fill_diagonal(d, np.inf)
     return d.min(1).mean()
+
+
+def test_class_weights_are_inverse_shares_averaging_one():
+    # class 0: 3 labels, class 1: 1 label, class 2: none -> shares 3/4 and 1/4
+    clicks = Clicks(np.zeros(3, np.int64), np.arange(3), np.array([0, 0, 1]))
+    dense = np.array([[0, 255], [255, 255]], np.uint8)
+    weights = class_weights([clicks, dense], 3)
+    assert weights.tolist() == pytest.approx([0.5, 1.5, 1.0])

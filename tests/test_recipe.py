@@ -199,3 +199,16 @@ def test_the_learning_rate_follows_a_cosine_to_zero_over_the_run():
     expected = [1e-3 * (1 + math.cos(math.pi * e / 5)) / 2 for e in range(5)]
     assert rates == pytest.approx(expected) and optimizer.param_groups[0]["lr"] == pytest.approx(0)
     assert optimizer.param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_a_class_balanced_step_weights_the_clicks_by_class():
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 4, 1)
+    images, clicks = torch.randn(2, 3, 8, 8), torch.randint(-1, 4, (2, 8, 8))
+    weights = torch.tensor([0.25, 1.75, 1.0, 1.0])
+    with torch.no_grad():
+        expected = partial_cross_entropy(model(images), clicks, weights)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss = train_step(model, optimizer, images, clicks, "fp32", class_weights=weights)
+    assert loss == pytest.approx(expected.item(), rel=1e-6)
+    assert loss != pytest.approx(partial_cross_entropy(model(images), clicks).item(), rel=1e-3)
