@@ -13,6 +13,7 @@ SMP_UNET_RESNET34_PARAMS = 24_436_369  # segmentation_models_pytorch Unet("resne
 
 @pytest.fixture(scope="module")
 def model():
+    torch.manual_seed(0)  # the same init whichever tests ran before (the checks below read logits)
     return UNet(num_classes=5, weights=None).eval()
 
 
