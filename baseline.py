@@ -124,6 +124,11 @@ def run(config):
             "--predict-train needs a tile folder (--data DIR): the maps are named after its tiles"
         )
     config = {**check_config({**DEFAULTS, **config}), "predict_train": predict_train}
+    # the forest's packages, asked for before any work: a missing one is one line, not a lost fit
+    sklearn, ensemble = (
+        need(m, "the pixel random forest") for m in ("sklearn", "sklearn.ensemble")
+    )
+    Image = need("PIL.Image", "writing the forest's PNG maps")
     how, what, name = label_mode(config)
     if how == "dense":
         raise ValueError(
@@ -156,8 +161,7 @@ def run(config):
         f"a pixel; random forest of {TREES} class-balanced trees; {machine}",
         flush=True,
     )
-    sklearn = need("sklearn.ensemble", "the pixel random forest")
-    forest = sklearn.RandomForestClassifier(
+    forest = ensemble.RandomForestClassifier(
         TREES, class_weight="balanced", n_jobs=-1, random_state=config["seed"]
     ).fit(x, y)
     print(f"fitted on {len(y)} clicks in {time.time() - started:.0f}s", flush=True)
@@ -173,18 +177,14 @@ def run(config):
             (tiles.colourise(class_map, colours), "preview"),
         ):
             with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
-                need("PIL.Image", "writing the forest's PNG maps").fromarray(picture).save(
-                    tmp, format="PNG"
-                )
+                Image.fromarray(picture).save(tmp, format="PNG")
 
     # the forest's map of each training tile: extra targets for train.py
     if config.get("predict_train"):
         (out / "train-predictions").mkdir(exist_ok=True)
         for stem, image in zip(data["stems"]["train"], train_images):
             with atomic(out / "train-predictions" / f"{stem}_classes.png") as tmp:
-                need("PIL.Image", "writing the forest's PNG maps").fromarray(
-                    predict(forest, image)
-                ).save(tmp, format="PNG")
+                Image.fromarray(predict(forest, image)).save(tmp, format="PNG")
         print(
             f"class maps of the {len(train_images)} training tiles in {out / 'train-predictions'}",
             flush=True,
@@ -215,7 +215,7 @@ def run(config):
         scored_on=data["scored_on"],
         features=int(x.shape[1]),
         machine=machine,
-        sklearn=need("sklearn", "the pixel random forest").__version__,
+        sklearn=sklearn.__version__,
         val_miou=val and val["miou"],
         test=test,
         wall_time_s=round(time.time() - started, 1),

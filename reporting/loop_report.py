@@ -97,16 +97,17 @@ def labelling_loops(folder):
                 ),
                 "",
             ]
-        lines += last_round(
-            folder, data, curves, seeds, rounds - 1, "--no-tta" in config["train_flags"]
-        )
+        without_tta = "--no-tta" in config["train_flags"]
+        dense_targets = p.get("loop_share_of_dense", {})
+        lines += last_round(folder, data, curves, seeds, rounds - 1, without_tta, dense_targets)
         lines += ["", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
     return lines
 
 
-def last_round(folder, name, curves, seeds, r, without_tta):
+def last_round(folder, name, curves, seeds, r, without_tta, dense_targets):
     """Per-class IoU of the last round by strategy, and the dense model of the same set beside it
-    (scored as the loop's rounds were: without TTA if they were)."""
+    (scored as the loop's rounds were: without TTA if they were), against the share of its mIoU
+    that `dense_targets` sets for this set (the last round's proposed clicks at least that)."""
     mean = lambda strategy, key, k=None: np.mean(
         [
             curves[strategy][s][r][key] if k is None else curves[strategy][s][r][key][k]
@@ -143,10 +144,8 @@ def last_round(folder, name, curves, seeds, r, without_tta):
             f"{mean('random', 'miou'):.4f} ({mean('random', 'miou') / miou:.2f}x), "
             f"{mean('random', 'pixel_accuracy'):.4f}.",
         ]
-        # on some sets: the last round's proposed clicks at least this share of the dense model's
-        DENSE_TARGETS = plan(folder).get("loop_share_of_dense", {})
-        if name in DENSE_TARGETS:
-            share, goal = mean("proposed", "miou") / miou, DENSE_TARGETS[name]
+        if name in dense_targets:
+            share, goal = mean("proposed", "miou") / miou, dense_targets[name]
             lines += [
                 "",
                 f"Target: proposed clicks ≥ {goal:.2f}x the dense model's mIoU: {share:.3f}x, "
