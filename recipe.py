@@ -28,6 +28,11 @@ DEFAULTS = dict(
     points_per_class=None,  # ... or clicks per class present in the image
     strategy="random",  # how per-class clicks are placed: random | stratified
     class_balanced=False,  # weight each class by the inverse of its share of the clicks
+    ema=False,  # validate, test and save the mean teacher, an average of the weights (teacher.py)
+    ema_decay=0.99,  # its decay, warmed up: min(decay, (1 + step) / (10 + step))
+    consistency=0.0,  # weight of pCE on the teacher's sure pixels (0: off)
+    grow=False,  # grow each click's label over the teacher's sure pixels of its class
+    confidence=0.9,  # how sure the teacher must be for a pixel to become a target
     dense=False,  # train on the full masks instead (the upper bound)
     points_file=None,  # ... or the clicks of a GIS point layer (GeoPackage, GeoJSON, shapefile)
     class_field="class",  # the layer's attribute that holds each point's class
@@ -177,10 +182,15 @@ def check_config(config):
     check_choice("strategy", config["strategy"], STRATEGIES)
     if config["strategy"] != "random" and config["points_per_class"] is None:
         raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
-    if not isinstance(config["class_balanced"], bool):
-        raise ValueError(f"class_balanced must be True or False, got {config['class_balanced']!r}")
-    if not isinstance(config["tta"], bool):
-        raise ValueError(f"tta must be True or False, got {config['tta']!r}")
+    for key in ("class_balanced", "ema", "grow", "tta"):
+        if not isinstance(config[key], bool):
+            raise ValueError(f"{key} must be True or False, got {config[key]!r}")
+    if not 0 <= config["ema_decay"] < 1:
+        raise ValueError(f"--ema-decay must be in [0, 1), got {config['ema_decay']}")
+    if not 0 < config["confidence"] < 1:
+        raise ValueError(f"--confidence must be in (0, 1), got {config['confidence']}")
+    if not config["consistency"] >= 0:
+        raise ValueError(f"--consistency must be >= 0, got {config['consistency']}")
     check_choice("augment", config["augment"], AUGMENTATIONS)
     if config["loss"] not in ("pce", "pce+crf"):
         raise ValueError(f"unknown loss {config['loss']!r}: use pce or pce+crf")
@@ -222,12 +232,12 @@ def make_optimizer(model, config):
 
 
 def train_step(
-    model, optimizer, images, point_labels, precision, crf=None, extra=None, class_weights=None
+    model, optimizer, images, point_labels, precision, crf=None, extras=(), class_weights=None
 ):
     """One step on a batch: the forward pass in the run's precision, pCE on the clicks in fp32
     (class-balanced with class_weights; plus crf[0] * R, the CRF energy of crf.py, when crf is
-    given; plus weight * pCE on another model's labels when extra = (target_labels, weight) is
-    given), backward, optimizer step.
+    given; plus weight * pCE on each (target_labels, weight) of `extras`: another model's labels,
+    or the teacher's of teacher.py), backward, optimizer step.
     Returns the loss. Under torchrun `model` is DistributedDataParallel and each pCE is scaled by
     distributed.label_share, so the averaged gradient is that of pCE over the global batch."""
     device = next(model.parameters()).device
@@ -245,8 +255,8 @@ def train_step(
             sigma_xy,
             sigma_band,
         )
-    if extra is not None:  # e.g. the forest's map: many labels, less sure
-        target_labels, weight = extra[0].to(device), extra[1]
+    for target_labels, weight in extras:  # e.g. the forest's map: many labels, less sure
+        target_labels = target_labels.to(device)
         loss = loss + weight * partial_cross_entropy(logits.float(), target_labels) * label_share(
             target_labels
         )

@@ -47,6 +47,7 @@ from recipe import (
     settings,
     train_step,
 )
+from teacher import MeanTeacher, ramp_up, unlabelled_targets
 from unet import UNet
 
 # <out>/resume.pt after an epoch, at most this often (a short run just reruns)
@@ -85,6 +86,11 @@ def train(config):
     optimizer, scheduler = make_optimizer(model, config)
     # DistributedDataParallel under torchrun, else the model
     trained = distributed.wrap(model, device)
+    # the mean teacher (teacher.py): the targets on the unclicked pixels come from it and, with
+    # --ema, it is the model that is validated, tested and saved
+    learns_unclicked = config["consistency"] > 0 or config["grow"]
+    teacher = MeanTeacher(model, config["ema_decay"]) if config["ema"] or learns_unclicked else None
+    scored = teacher.model if config["ema"] else model
 
     # the loop. An epoch: one crop per synthetic scene, or enough crops around the labels to cover
     # big tiles once, in an order drawn from the seed
@@ -110,6 +116,13 @@ def train(config):
     )
     if targets:
         loss += f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}"
+    sure = f"where the mean teacher is >= {config['confidence']:g} sure, ramped up"
+    if config["consistency"]:
+        loss += f" + {config['consistency']:g} x pCE on the pixels {sure}"
+    if config["grow"]:
+        loss += f" + pCE on the clicks grown {sure}"
+    if config["ema"]:
+        loss += f"; scored: the mean teacher (EMA {config['ema_decay']:g})"
     splits = " / ".join(f"{len(data[split][0])} {split}" for split in ("train", "val", "test"))
     setup = [
         f"{splits} tiles",
@@ -124,7 +137,7 @@ def train(config):
 
     history, best, resumed = [], None, []  # best = (val mIoU, epoch, weights)
     if state:  # an interrupted run: weights, optimizer, schedule and random streams as they were
-        restore_progress(state, model, optimizer, scheduler, generator)
+        restore_progress(state, model, optimizer, scheduler, generator, teacher)
         history, best = state["history"], state["best"]
         resumed = state["resumed"] + [state["epoch"]]
         started -= state["elapsed"]
@@ -137,16 +150,22 @@ def train(config):
         )
     saved_at = time.time()
     score = lambda split, tta=False: evaluate(
-        model, split, data["classes"], config["image_size"], config["batch_size"], precision, tta
+        scored, split, data["classes"], config["image_size"], config["batch_size"], precision, tta
     )
     for epoch in range(len(history) + 1, config["epochs"] + 1):
         epoch_start, losses, said = time.time(), [], time.time()
         model.train()
         # clicks only: the dense masks are for scoring
         for image, point_labels, *target_labels in loader:
-            extra = (target_labels[0], config["extra_weight"]) if targets else None
-            batch = image, point_labels, precision, crf, extra, weights
+            extras = [(target_labels[0], config["extra_weight"])] if targets else []
+            if learns_unclicked:  # the teacher's say on the pixels no one clicked
+                step = (epoch - 1) * len(loader) + len(losses)
+                ramp = ramp_up(step, config["epochs"] * len(loader))
+                extras += unlabelled_targets(teacher, image, point_labels, precision, config, ramp)
+            batch = image, point_labels, precision, crf, extras, weights
             losses.append(train_step(trained, optimizer, *batch))
+            if teacher:
+                teacher.update(model)
             if time.time() - said > 60:  # long epochs (big tiles) say where they are
                 print(
                     f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss "
@@ -171,7 +190,11 @@ def train(config):
         )
         # without a val split: the last epoch
         if best is None or val_miou is None or val_miou > best[0]:
-            best = (val_miou, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            best = (
+                val_miou,
+                epoch,
+                {k: v.detach().clone() for k, v in scored.state_dict().items()},
+            )
         if (
             distributed.is_main()
             and time.time() - saved_at > SAVE_PROGRESS_EVERY_S
@@ -190,6 +213,7 @@ def train(config):
                 config,
                 time.time() - started,
                 resumed,
+                teacher,
             )
             saved_at = time.time()
 
@@ -199,7 +223,7 @@ def train(config):
         print(
             "no val split: no best-epoch selection, the last epoch's weights are tested", flush=True
         )
-    model.load_state_dict(best[2])
+    scored.load_state_dict(best[2])
 
     def timed(split, tta=False):
         start = time.time()
@@ -247,7 +271,7 @@ def train(config):
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(
             out / "model.pt",
-            model,
+            scored,
             data["classes"],
             data.get("colours"),
             data["bands"],
@@ -274,6 +298,15 @@ def main(argv=None):
     add("--batch-size", type=int, default=DEFAULTS["batch_size"])
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
+    add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
+        "of the weights that does not swing from step to step (teacher.py)")
+    add("--ema-decay", type=float, default=DEFAULTS["ema_decay"], help="its decay (warmed up)")
+    add("--consistency", type=float, default=DEFAULTS["consistency"], help="weight of pCE on the "
+        "pixels the mean teacher is sure of, seen in another orientation (0: off)")
+    add("--grow", action="store_true", help="grow each click's label over the connected pixels "
+        "the mean teacher is sure are its class")
+    add("--confidence", type=float, default=DEFAULTS["confidence"], help="how sure the teacher "
+        "must be for a pixel to become a target")
     add("--augment", choices=AUGMENTATIONS, help="training crops: hflip (default) or dihedral, "
         "all 8 flips and quarter turns (default with --data)")
     add("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at test "

@@ -57,7 +57,18 @@ def load_checkpoint(path):
 
 
 def save_progress(
-    path, epoch, model, optimizer, scheduler, generator, history, best, config, elapsed, resumed
+    path,
+    epoch,
+    model,
+    optimizer,
+    scheduler,
+    generator,
+    history,
+    best,
+    config,
+    elapsed,
+    resumed,
+    teacher=None,
 ):
     with atomic(path) as tmp:
         torch.save(
@@ -73,6 +84,7 @@ def save_progress(
                 best=best,
                 elapsed=elapsed,
                 resumed=resumed,
+                teacher=teacher and teacher.state_dict(),
             ),
             tmp,
         )
@@ -119,8 +131,11 @@ def same(key, saved, given):
     return resolve(saved) == resolve(given)
 
 
-def restore_progress(state, model, optimizer, scheduler, generator):
-    """Model, optimizer, schedule and both random streams as they were when `state` was saved."""
+def restore_progress(state, model, optimizer, scheduler, generator, teacher=None):
+    """Model, optimizer, schedule, both random streams and the mean teacher (teacher.py) as they
+    were when `state` was saved."""
+    if teacher is not None:
+        teacher.load_state_dict(state["teacher"])
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

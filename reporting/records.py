@@ -155,6 +155,9 @@ def method(run):
     )
     recipe += [f"extra targets ×{c['extra_weight']:g}"] * bool(c["extra_targets"])
     recipe += ["class-balanced"] * bool(c.get("class_balanced"))
+    recipe += [f"EMA {c['ema_decay']:g}"] * bool(c.get("ema"))
+    recipe += [f"consistency ×{c['consistency']:g}"] * bool(c.get("consistency"))
+    recipe += ["region growing"] * bool(c.get("grow"))
     return (
         "U-Net, "
         + c["loss"]

@@ -52,7 +52,7 @@ def test_the_step_adds_the_weighted_pce_of_the_extra_targets():
             logits, targets
         )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss = train_step(model, optimizer, images, clicks, "fp32", extra=(targets, 0.3))
+    loss = train_step(model, optimizer, images, clicks, "fp32", extras=[(targets, 0.3)])
     assert loss == pytest.approx(expected.item(), rel=1e-6)
 
 

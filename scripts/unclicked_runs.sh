@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Learning from the unclicked pixels (teacher.py, docs/unclicked.md): each lever alone and all
+# together, beside the tile recipe, on one set, 10 random clicks per class, on this machine:
+#   bash scripts/unclicked_runs.sh synthetic 0 1 2        (SET: synthetic, or a folder of
+#   bash scripts/unclicked_runs.sh dronedeploy 0           scripts/prepare_data.sh; then SEEDs)
+# Writes RESULTS/<set>/unclicked/<lever>[-seedN]/{run.log,metrics.json} (RESULTS default results),
+# each log headed by date, machine and command. A run whose metrics.json exists is skipped and one
+# that left train.py's resume.pt is resumed, so an interrupted sequence picks up where it stopped.
+# LEVERS="tile-recipe ema" runs only those; EXTRA="FLAGS" adds flags to every run (a smoke test:
+# EXTRA="--epochs 1 --train-size 8").
+set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: bash scripts/unclicked_runs.sh SET SEED..." >&2; exit 2; }
+set_=$1; shift
+RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python}
+if [ "$set_" = synthetic ]; then   # the synthetic scenes under the tile recipe (--data's default)
+  labels="--points-per-class 10 --augment dihedral --epochs 10 --tta"
+else
+  [ -d "$set_" ] || { echo "unclicked_runs.sh: error: $set_/ not found (scripts/prepare_data.sh makes it)" >&2; exit 2; }
+  labels="--data $set_ --points-per-class 10"
+fi
+runs=$RESULTS/$(basename "$set_")/unclicked
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
+machine="${gpu:+$gpu, }$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc --all) cores; torch $($PYTHON -c 'import torch; print(torch.__version__)')"
+
+flags() {   # flags LEVER: what train.py adds to the tile recipe for it
+  case $1 in
+    tile-recipe) echo "" ;;
+    class-balanced) echo "--class-balanced" ;;
+    ema) echo "--ema" ;;
+    consistency) echo "--consistency 1" ;;
+    grow) echo "--grow" ;;
+    all) echo "--ema --consistency 1 --grow" ;;
+    *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
+  esac
+}
+
+for seed in "$@"; do
+  for lever in ${LEVERS:-tile-recipe ema consistency grow all}; do
+    folder=$runs/$lever$([ "$seed" = 0 ] || echo "-seed$seed")
+    [ -f "$folder/metrics.json" ] && { echo "$folder: done before, skipped"; continue; }
+    args="train.py $labels --seed $seed $(flags "$lever") ${EXTRA:-}"
+    mkdir -p "$folder"
+    if [ -f "$folder/resume.pt" ]; then args="$args --resume"; else : > "$folder/run.log"; fi
+    { echo "# $(date -u "+%Y-%m-%d %H:%M UTC"), $machine"; echo "\$ python $args --out $folder"; } >> "$folder/run.log"
+    PYTHONUNBUFFERED=1 $PYTHON $args --out "$folder" >> "$folder/run.log" 2>&1 \
+      || { echo "$folder: failed: $(tail -1 "$folder/run.log")" >&2; exit 1; }
+    echo "$(date -u +%H:%M:%S) $folder: $(grep -h '^test mIoU' "$folder/run.log")"
+  done
+done

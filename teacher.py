@@ -1,0 +1,140 @@
+"""Learning from the unclicked pixels: a mean teacher, its confident pixels, and region growing.
+
+Ten clicks per class label about 0.03 % of the pixels; pCE learns from those alone. The pixels in
+between are unlabelled, not unknown: a model that has learnt a little already says what most of
+them are. This chapter turns that into training targets, three ways, each a train.py flag:
+
+  --ema          the mean teacher (Tarvainen & Valpola 2017): an exponential moving average of the
+                 student's weights, θ' ← d·θ' + (1 - d)·θ after every step. It does not swing
+                 from step to step, so it is what is validated, tested and saved. Its decay warms
+                 up, d_t = min(d, (1 + t) / (10 + t)): early in a short run the average must not
+                 lag a student that is still improving fast.
+  --consistency  FixMatch-style targets (Sohn et al. 2020): the teacher looks at the batch in
+                 another orientation; where it is sure (max softmax ≥ --confidence) its class,
+                 turned back, becomes a label for the student, weighted by --consistency and
+                 ramped up over the first third of the run.
+  --grow         region growing from the clicks (CRGNet, Xu & Ghamisi 2022): a click's class
+                 spreads to the 4-connected pixels that the teacher, sure, gives the same class.
+                 A grown label never crosses into pixels of another class, and a click always keeps
+                 its own label.
+
+Targets never overwrite a click: where a pixel is clicked, the click is its label (pCE on it
+already). The teacher's targets are point labels like any other (-1 where it says nothing), so
+recipe.train_step trains on them with the same pCE.
+"""
+
+import copy
+import math
+
+import torch
+
+from clicks import dihedral, undo_dihedral
+from lib.device import autocast, memory_format
+from pce import UNLABELED
+
+
+class MeanTeacher:
+    """An exponential moving average of a model's weights and buffers (batch-norm statistics)."""
+
+    def __init__(self, model, decay=0.99):
+        if not 0 <= decay < 1:
+            raise ValueError(f"--ema-decay must be in [0, 1), got {decay}")
+        self.model = copy.deepcopy(getattr(model, "module", model)).eval()
+        self.model.requires_grad_(False)
+        self.decay, self.steps = decay, 0
+
+    def current_decay(self):
+        """d_t = min(d, (1 + t) / (10 + t)): 0.1 at the first step, d after a few hundred."""
+        return min(self.decay, (1 + self.steps) / (10 + self.steps))
+
+    @torch.no_grad()
+    def update(self, model):
+        """θ' ← d_t·θ' + (1 - d_t)·θ for every float parameter and buffer; integer buffers (batch
+        counts) are copied."""
+        decay = self.current_decay()
+        student = getattr(model, "module", model).state_dict()
+        for name, value in self.model.state_dict().items():
+            if value.dtype.is_floating_point:
+                value.mul_(decay).add_(student[name].detach(), alpha=1 - decay)
+            else:
+                value.copy_(student[name])
+        self.steps += 1
+
+    def state_dict(self):
+        return dict(model=self.model.state_dict(), steps=self.steps)
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.steps = state["steps"]
+
+
+def ramp_up(step, total_steps, share=1 / 3):
+    """exp(-5 (1 - t)²), t the share of the ramp done (Laine & Aila 2017): from ~0 to 1 over the
+    first `share` of the run, then 1."""
+    t = min(1.0, step / max(1.0, share * total_steps))
+    return math.exp(-5 * (1 - t) ** 2)
+
+
+@torch.no_grad()
+def teacher_view(teacher, images, precision):
+    """The teacher's class probabilities (N, C, H, W) for `images`, computed on another
+    orientation of the batch (one of the 7 non-identity turns, drawn from torch's global generator,
+    which train.py seeds) and turned back."""
+    turn = int(torch.randint(1, 8, ()))
+    device = next(teacher.parameters()).device
+    layout = memory_format(teacher)
+    turned = dihedral(images.to(device), turn).contiguous(memory_format=layout)
+    with autocast(device, precision):
+        logits = teacher(turned)
+    return undo_dihedral(logits.float().softmax(1), turn)
+
+
+def confident_labels(probabilities, point_labels, confidence):
+    """Consistency targets: the teacher's class where its probability ≥ `confidence`, -1 elsewhere
+    and on every clicked pixel (the click is that pixel's label)."""
+    sure, classes = probabilities.max(1)
+    labels = torch.where(sure >= confidence, classes, UNLABELED)
+    return torch.where(point_labels.to(labels.device) != UNLABELED, UNLABELED, labels)
+
+
+def grow_regions(probabilities, point_labels, confidence, steps=None):
+    """Region growing: each click's class spreads, one 4-connected pixel per round, over the pixels
+    the teacher gives that class with probability ≥ `confidence`, until nothing changes (or
+    `steps` rounds). Returns the grown labels (-1 elsewhere) without the clicks themselves.
+
+    A pixel joins class c only if the teacher says c there, so regions of two classes never meet
+    on a pixel, and a clicked pixel keeps its click's label."""
+    point_labels = point_labels.to(probabilities.device)
+    sure, classes = probabilities.max(1)
+    allowed = (sure >= confidence) & (point_labels == UNLABELED)
+    grown = point_labels.clone()
+    for _ in range(steps or sum(grown.shape[-2:])):
+        # a pixel's 4-neighbours' labels; an allowed, unlabelled pixel takes the one that matches
+        # the teacher's class there
+        padded = torch.nn.functional.pad(grown, (1, 1, 1, 1), value=UNLABELED)
+        neighbours = torch.stack(
+            [
+                padded[:, :-2, 1:-1],
+                padded[:, 2:, 1:-1],
+                padded[:, 1:-1, :-2],
+                padded[:, 1:-1, 2:],
+            ]
+        )
+        joins = allowed & (grown == UNLABELED) & (neighbours == classes).any(0)
+        if not joins.any():
+            break
+        grown = torch.where(joins, classes, grown)
+    return torch.where(point_labels != UNLABELED, UNLABELED, grown)
+
+
+def unlabelled_targets(teacher, images, point_labels, precision, config, ramp):
+    """The (target_labels, weight) pairs recipe.train_step adds for a batch: the teacher's sure
+    pixels (--consistency) and the grown clicks (--grow), both weighted by `ramp`."""
+    probabilities = teacher_view(teacher.model, images, precision)
+    extras = []
+    if config["consistency"]:
+        labels = confident_labels(probabilities, point_labels, config["confidence"])
+        extras.append((labels, config["consistency"] * ramp))
+    if config["grow"]:
+        extras.append((grow_regions(probabilities, point_labels, config["confidence"]), ramp))
+    return extras
