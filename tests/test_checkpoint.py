@@ -20,6 +20,10 @@ TINY = dict(
     batch_size=4,
     weights="none",
     points=100,
+    # the mean teacher and its targets: their state goes on from resume.pt too
+    ema=True,
+    consistency=0.5,
+    grow=True,
 )
 
 
@@ -71,7 +75,7 @@ def test_resume_refuses_other_flags_and_a_missing_state(runs, capsys):
     root, _ = runs
     flags = (
         "--points 100 --train-size 16 --val-size 4 --test-size "
-        "4 --image-size 64 --batch-size 4 --weights none --resume"
+        "4 --image-size 64 --batch-size 4 --weights none --ema --consistency 0.5 --grow --resume"
     ).split()
     (root / "broken").mkdir()
     (root / "broken" / "resume.pt").write_bytes(b"not a torch file")

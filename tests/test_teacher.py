@@ -1,0 +1,134 @@
+"""teacher.py: the mean teacher's update, its targets on the unclicked pixels, and train.py's
+levers that use them."""
+
+import math
+
+import pytest
+import torch
+
+from pce import UNLABELED
+from teacher import MeanTeacher, confident_labels, grow_regions, ramp_up
+from train import main, train
+from unet import UNet
+
+TINY = dict(
+    train_size=8,
+    val_size=2,
+    test_size=2,
+    image_size=64,
+    epochs=2,
+    batch_size=4,
+    weights="none",
+    points_per_class=5,
+)
+
+
+def test_the_mean_teacher_averages_weights_and_buffers_with_a_warmed_up_decay():
+    torch.manual_seed(0)
+    student = UNet(3, weights=None)
+    teacher = MeanTeacher(student, decay=0.99)
+    assert teacher.current_decay() == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(1.0)
+        student.head.bias.add_(1.0)  # moved by 2
+    student.stem[1].num_batches_tracked.fill_(7)
+    teacher.update(student)
+    after, now = teacher.model.state_dict(), student.state_dict()
+    for name, value in after.items():
+        if value.dtype.is_floating_point:  # θ' = 0.1 θ' + 0.9 θ
+            assert torch.allclose(value, 0.1 * before[name] + 0.9 * now[name], atol=1e-6), name
+    assert int(after["stem.1.num_batches_tracked"]) == 7  # counts are copied
+    assert not any(p.requires_grad for p in teacher.model.parameters())
+    teacher.steps = 10_000
+    assert teacher.current_decay() == 0.99  # warmed up: the decay asked for
+    with pytest.raises(ValueError, match="--ema-decay must be in"):
+        MeanTeacher(student, decay=1.0)
+
+
+def test_the_ramp_goes_from_about_zero_to_one_over_the_first_third():
+    values = [ramp_up(step, 300) for step in range(0, 301, 25)]
+    assert values[0] == pytest.approx(math.exp(-5)) and values == sorted(values)
+    assert ramp_up(100, 300) == 1.0 and ramp_up(300, 300) == 1.0
+
+
+def probabilities_of(classes, sure=0.95, num_classes=3):
+    """One-hot-ish probabilities (N, C, H, W) for a class map (N, H, W): `sure` on its class."""
+    rest = (1 - sure) / (num_classes - 1)
+    one_hot = torch.nn.functional.one_hot(classes, num_classes).permute(0, 3, 1, 2).float()
+    return one_hot * (sure - rest) + rest
+
+
+def test_confident_targets_never_overwrite_a_click_and_skip_unsure_pixels():
+    classes = torch.tensor([[[0, 1, 2, 2]]])
+    probabilities = probabilities_of(classes)
+    probabilities[0, :, 0, 3] = torch.tensor([0.2, 0.3, 0.5])  # unsure
+    clicks = torch.tensor([[[UNLABELED, 0, UNLABELED, UNLABELED]]])  # a click that disagrees
+    labels = confident_labels(probabilities, clicks, 0.9)
+    assert labels.tolist() == [[[0, UNLABELED, 2, UNLABELED]]]
+
+
+def test_region_growing_follows_the_teacher_and_never_crosses_into_another_class():
+    # the teacher: class 0 on the left half, class 1 on the right, a sure-of-nothing column between
+    # two class-1 areas; clicks: one class 0 at (0, 0), one class 1 at (0, 7)
+    classes = torch.zeros(1, 6, 12, dtype=torch.long)
+    classes[:, :, 6:] = 1
+    probabilities = probabilities_of(classes, num_classes=2)
+    probabilities[:, :, :, 9] = 0.5  # unsure: cuts the class-1 area in two
+    clicks = torch.full((1, 6, 12), UNLABELED)
+    clicks[0, 0, 0], clicks[0, 0, 7] = 0, 1
+    grown = grow_regions(probabilities, clicks, 0.9)
+    assert (grown[0, :, :6] == 0).sum() == 6 * 6 - 1  # the left half, less the click itself
+    assert (grown[0, :, 6:9] == 1).sum() == 6 * 3 - 1  # up to the unsure column
+    assert (grown[0, :, 9:] == UNLABELED).all()  # not across it
+    assert grown[0, 0, 0] == UNLABELED and grown[0, 0, 7] == UNLABELED  # clicks stay clicks
+    # a click the teacher disagrees with spreads nowhere, and never into the other class's area
+    clicks[0, 0, 7] = 0
+    grown = grow_regions(probabilities, clicks, 0.9)
+    assert (grown[0, :, 6:] == UNLABELED).all()
+
+
+def test_the_levers_train_and_give_the_same_numbers_for_the_same_seed(tmp_path):
+    config = dict(TINY, ema=True, consistency=1.0, grow=True)
+    first = train(dict(config, out=str(tmp_path / "a")))
+    second = train(dict(config, out=str(tmp_path / "b")))
+    plain = train(dict(TINY, out=str(tmp_path / "c")))
+    assert first["test"] == second["test"] and first["history"] == [
+        dict(h, seconds=s["seconds"]) for h, s in zip(second["history"], first["history"])
+    ]
+    assert first["history"][0]["train_loss"] != plain["history"][0]["train_loss"]
+
+
+def test_ema_scores_and_saves_the_teacher_not_the_student(tmp_path, monkeypatch):
+    import train as train_module
+
+    teachers = []
+    real = train_module.MeanTeacher
+
+    def keep(*args, **kwargs):
+        teachers.append(real(*args, **kwargs))
+        return teachers[-1]
+
+    monkeypatch.setattr(train_module, "MeanTeacher", keep)
+    run = train(dict(TINY, ema=True, val_size=0, out=str(tmp_path / "ema")))
+    saved = torch.load(tmp_path / "ema" / "model.pt", weights_only=True)["state_dict"]
+    teacher = teachers[0].model.state_dict()
+    assert all(torch.equal(saved[k], teacher[k]) for k in teacher)
+    assert run["config"]["ema"] and teachers[0].steps == run["config"]["epochs"] * 2
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--ema-decay", "1"], "--ema-decay must be in [0, 1), got 1.0"),
+        (["--confidence", "1.5"], "--confidence must be in (0, 1), got 1.5"),
+        (["--consistency", "-1"], "--consistency must be >= 0, got -1.0"),
+    ],
+)
+def test_bad_lever_values_are_one_line(flags, named, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["--points", "5", "--out", str(tmp_path / "x"), *flags])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(named)
+    assert not (tmp_path / "x").exists()
