@@ -29,7 +29,15 @@ import torch
 from clicks import Clicks, count_labels
 from evaluation import confusion_matrix, print_table, save_metrics, scores
 from lib import tiles
-from lib.cli import OneLineParser, atomic, need, run_command
+from lib.cli import (
+    OneLineParser,
+    atomic,
+    check_output_folder,
+    clear_old_run,
+    guard,
+    need,
+    run_command,
+)
 from lib.device import cpu_name
 from recipe import DEFAULTS, add_data_options, check_config, label_mode
 
@@ -135,6 +143,8 @@ def run(config):
             "--dense: the pixel classifier is the clicks baseline; give --points N or "
             "--points-per-class K"
         )
+    out = Path(config["out"] or Path("runs") / f"forest-{name}-seed{config['seed']}")
+    check_output_folder(out)  # before the fit, not after it
     started = time.time()
     data = tiles.load_data(
         how,
@@ -166,8 +176,9 @@ def run(config):
     ).fit(x, y)
     print(f"fitted on {len(y)} clicks in {time.time() - started:.0f}s", flush=True)
 
-    out = Path(config["out"] or Path("runs") / f"forest-{name}-seed{config['seed']}")
-    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    clear_old_run(out, "predictions", "train-predictions")
+    (out / "predictions").mkdir()
     colours, stems = data.get("colours"), data.get("stems", {}).get("test")
 
     def save(index, class_map):
@@ -238,4 +249,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from lib.cli import OneLineParser, add_device_options
+from lib.cli import OneLineParser, add_device_options, check_output_folder, guard
 from lib.device import pick_device, pick_precision
 from reporting.paper import DENSITY_POINTS, FINAL, REGULARISED, STRATEGY_POINTS
 from reporting.records import QUICK, append_record, key, load_records, same_as_done
@@ -145,6 +145,7 @@ def main(argv=None):
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     try:
+        check_output_folder(args.out or (QUICK_OUT if args.quick else OUT))
         print(
             f"precision: {' '.join(pick_precision(args.precision, pick_device(args.device)))}",
             flush=True,
@@ -162,4 +163,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    guard(
+        main,
+        hint="the runs that finished are in <out>/runs.jsonl: the same command goes on from there",
+    )

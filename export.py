@@ -23,7 +23,7 @@ import numpy as np
 from clicks import sample_points
 from data import CLASSES, split_scene
 from lib import tiles
-from lib.cli import OneLineParser, atomic, need
+from lib.cli import OneLineParser, atomic, check_output_folder, guard, need
 
 EXAMPLE_CRS = "EPSG:32632"  # UTM zone 32N ...
 EXAMPLE_PIXEL = 10.0  # ... at 10 m per pixel
@@ -167,6 +167,9 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     try:
+        check_output_folder(
+            Path(args.path).parent if args.command == "scene" else args.path, "path"
+        )
         if args.command == "layers":
             export_layers(args.path, args.points_per_class, args.reference_points, args.seed)
         elif args.command == "scene":
@@ -190,4 +193,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

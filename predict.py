@@ -25,7 +25,7 @@ import torch
 from evaluation import predict_tile
 from lib import distributed
 from lib.checkpoint import load_checkpoint
-from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, need
+from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard, need
 from lib.device import pick_device, pick_precision
 from lib.tiles import IMAGE_SUFFIXES, colour_rgb, colourise, is_tiff, read_image
 
@@ -169,4 +169,4 @@ def announce(blocks, name):
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

@@ -10,6 +10,8 @@ was measured against the report's on the validation splits of real aerial sets (
 bench.py times it, so the benchmark measures exactly what training does.
 """
 
+from pathlib import Path
+
 import torch
 
 from clicks import AUGMENTATIONS, STRATEGIES, check_choice
@@ -219,7 +221,7 @@ def check_config(config):
             f"{config['weight_decay']}"
         )
     check_weights(config["weights"])
-    check_output_folder(config["out"])
+    check_output_folder(config["out"] or Path("runs") / run_name(config))
     return config
 
 

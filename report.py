@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from data import CLASSES
-from lib.cli import MissingPackage, OneLineParser, atomic
+from lib.cli import MissingPackage, OneLineParser, atomic, guard
 from recipe import DEFAULTS, label_mode
 from reporting.figures import figures, loop_curves
 from reporting.loop_report import labelling_loops
@@ -421,4 +421,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

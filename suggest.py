@@ -37,7 +37,7 @@ from data import IGNORE
 from evaluation import predict_tile
 from lib import tiles
 from lib.checkpoint import load_checkpoint
-from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, need
+from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard, need
 from lib.device import pick_device, pick_precision
 
 
@@ -176,11 +176,12 @@ def suggest(run, root, count, spacing, out, device, precision):
             f"{root}/classes.txt lists {list(legend.names)}, the run was trained on "
             f"{checkpoint['classes']}"
         )
-    config = (
-        json.loads((run / "metrics.json").read_text())["config"]
-        if (run / "metrics.json").is_file()
-        else {}
-    )
+    if not (run / "metrics.json").is_file():  # train.py writes it last: the run is whole
+        raise ValueError(
+            f"{run}: no metrics.json: not a finished train.py run (an interrupted one?); train "
+            f"it again"
+        )
+    config = json.loads((run / "metrics.json").read_text())["config"]
     training_stems = tiles.stems(root / "train" / "images", tiles.IMAGE_SUFFIXES)
     sources = {
         stem: click_file(run, root, stem, config.get("points_file")) for stem in training_stems
@@ -251,8 +252,15 @@ def suggest(run, root, count, spacing, out, device, precision):
     per_class = {
         legend.names[k]: sum(e[4] == k for e in chosen) for k in sorted({e[4] for e in chosen})
     }
+    fewer = (
+        f" (fewer than the {count} asked: no more unlabelled pixels lie {spacing} px from every "
+        f"click and proposal, at most {per_tile} a tile)"
+        if len(chosen) < count
+        else ""
+    )
     print(
-        f"{len(chosen)} proposals on {sum(map(bool, proposals))} of {len(paths)} training tiles "
+        f"{len(chosen)} proposals{fewer} on {sum(map(bool, proposals))} of {len(paths)} training "
+        f"tiles "
         f"(by predicted class: {', '.join(f'{k} {v}' for k, v in per_class.items())}), at least "
         f"{spacing} px apart; label them in {root / 'train' / 'points'}/{layer}, previews in "
         f"{out}/; {time.time() - started:.1f}s",
@@ -278,13 +286,15 @@ def main(argv=None):
                 f"--clicks and --spacing must be positive integers, got {args.clicks} and "
                 f"{args.spacing}"
             )
-        check_output_folder(args.out)
+        out = Path(args.out or Path(args.run) / "suggestions")
+        check_output_folder(out)
+        check_output_folder(Path(args.data) / "train" / "points", "the clicks folder")
         suggest(
             args.run,
             args.data,
             args.clicks,
             args.spacing,
-            Path(args.out or Path(args.run) / "suggestions"),
+            out,
             args.device,
             args.precision,
         )
@@ -293,4 +303,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

@@ -33,7 +33,7 @@ from clicks import AUGMENTATIONS, CropSampler, PointDataset, class_weights, coun
 from evaluation import evaluate, print_table, save_metrics
 from lib import distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_checkpoint, save_progress
-from lib.cli import OneLineParser, add_device_options, run_command
+from lib.cli import OneLineParser, add_device_options, clear_old_run, guard, run_command
 from lib.device import machine, pick_device, pick_precision
 from recipe import (
     DEFAULTS,
@@ -139,6 +139,8 @@ def train(config):
     if state:  # an interrupted run: weights, optimizer, schedule and random streams as they were
         restore_progress(state, model, optimizer, scheduler, generator, teacher)
         history, best = state["history"], state["best"]
+        if best[2] is None:  # the best epoch was the last saved one: its weights are the model's
+            best = (*best[:2], {k: v.detach().clone() for k, v in scored.state_dict().items()})
         resumed = state["resumed"] + [state["epoch"]]
         started -= state["elapsed"]
         print(f"resumed from {out / 'resume.pt'} after epoch {state['epoch']}", flush=True)
@@ -267,8 +269,9 @@ def train(config):
         **(dict(resumed_after_epochs=resumed) if resumed else {}),
         wall_time_s=round(time.time() - started, 1),
     )
-    if distributed.is_main():  # one writer
+    if distributed.is_main():  # one writer; metrics.json last: a run folder with it is whole
         out.mkdir(parents=True, exist_ok=True)
+        clear_old_run(out, "model.pt", "clicks")
         save_checkpoint(
             out / "model.pt",
             scored,
@@ -335,4 +338,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    guard(
+        main,
+        hint="after an epoch a run keeps its state in <out>/resume.pt (at most once a minute): "
+        "the same command with --resume goes on from there",
+    )

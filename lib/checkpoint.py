@@ -81,7 +81,8 @@ def save_progress(
                 rng=torch.get_rng_state(),
                 generator=generator.get_state(),
                 history=history,
-                best=best,
+                # the best epoch's weights, unless they are those of this epoch, saved already
+                best=best if best[1] != epoch else (*best[:2], None),
                 elapsed=elapsed,
                 resumed=resumed,
                 teacher=teacher and teacher.state_dict(),

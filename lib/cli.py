@@ -1,14 +1,18 @@
 """What every command of the project shares: one-line errors, the device options, atomic writes.
 
 A bad input costs the user one line naming the bad value and what is allowed, and exit code 2,
-from every command alike (train, predict, experiments, report, bench, export). A file a command
-writes appears whole or not at all: it is written beside its final name and renamed into place.
+from every command alike (train, predict, experiments, report, bench, export); Ctrl-C one line and
+exit code 130. A file a command writes appears whole or not at all: it is written beside its final
+name and renamed into place.
 """
 
 import argparse
 import contextlib
 import importlib
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 from lib.device import PRECISIONS
@@ -36,6 +40,17 @@ def run_command(parser, function, argv=None):
         parser.error(str(error))
 
 
+def guard(main, argv=None, hint=""):
+    """Run a command's main(argv); Ctrl-C is one line (with `hint`: what the user can do now) and
+    exit code 130, the shell's code for SIGINT, instead of a traceback. What was written is whole:
+    every file goes through atomic()."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{Path(sys.argv[0]).name}: interrupted{f'; {hint}' if hint else ''}\n")
+        raise SystemExit(130) from None
+
+
 def add_device_options(parser):
     """--device and --precision, as every command that runs the network takes them (device.py)."""
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -47,10 +62,27 @@ def add_device_options(parser):
     )
 
 
-def check_output_folder(path):
-    """An output folder may exist (its files are replaced) but must not be a file."""
-    if path is not None and Path(path).exists() and not Path(path).is_dir():
-        raise ValueError(f"--out {path}: exists and is not a folder; give a folder to write into")
+def check_output_folder(path, flag="--out"):
+    """Before any work: an output folder may exist (its files are replaced) or be made, and must be
+    writable. A folder below a file, or one this user cannot write in, is one line naming it,
+    rather than a traceback after an hour of training. Nothing is created here."""
+    if path is None:
+        return
+    path, existing = Path(path), Path(path).absolute()
+    while not existing.exists():  # the nearest folder that exists: the new ones go in there
+        existing = existing.parent
+    if not existing.is_dir():
+        where = (
+            "exists and is not a folder" if existing == path.absolute() else f"{existing} is a file"
+        )
+        raise ValueError(f"{flag} {path}: {where}; give a folder to write into")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        raise ValueError(
+            f"{flag} {path}: cannot write in {existing} ({error.strerror}); give a folder you can "
+            f"write to"
+        ) from None
 
 
 # the packages beyond torch, torchvision and numpy, by the name they are imported as: what
@@ -94,6 +126,18 @@ def need(module, feature):
         ) from None
 
 
+def clear_old_run(out, *names):
+    """Remove an earlier run's `names` from the run folder `out` before the new run's first file
+    lands there: metrics.json first, which a run writes last, so a folder without it is no
+    finished run. A folder then never pairs one run's model with another's metrics or clicks,
+    whenever it is interrupted."""
+    for name in ("metrics.json", *names):
+        path = Path(out) / name
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(
+            missing_ok=True
+        )
+
+
 @contextlib.contextmanager
 def atomic(path):
     """Yield a temporary path beside `path`; once the block has written it, rename it into place
@@ -103,5 +147,11 @@ def atomic(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except Exception as error:  # a library's error names the temporary file: name the real one
+        if tmp.name not in str(error):
+            raise
+        raise ValueError(
+            one_line(error).replace(str(tmp), str(path)).replace(tmp.name, path.name)
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -11,10 +11,12 @@ memory is segmented block by block. Pillow handles every other format (tiles.py)
 saved under that name through its PNG driver, silently, as a half-black image.
 """
 
+import os
 import warnings
 
 import numpy as np
 import rasterio
+from rasterio.enums import Interleaving
 from rasterio.windows import Window
 
 BLOCK = 2048  # predict_scene works on BLOCK x BLOCK pieces of a scene, plus a margin of context
@@ -38,8 +40,27 @@ def read(path, bands=None):
 
 
 def band_count(path):
+    """The raster's band count, once every block its pixels are stored in is in the file: a
+    truncated or half-copied GeoTIFF is refused here, in one line, before any work starts (GDAL
+    itself only finds out when it reaches the missing block)."""
     try:
         with open_tiff(path) as raster:
+            size = os.path.getsize(path)
+            rows, cols = raster.block_shapes[0]
+            blocks = [
+                (band, f"{x}_{y}")
+                for band in ([1] if raster.interleaving != Interleaving.band else raster.indexes)
+                for y in range(-(-raster.height // rows))
+                for x in range(-(-raster.width // cols))
+            ]
+            for band, where in blocks:
+                offset = raster.get_tag_item(f"BLOCK_OFFSET_{where}", "TIFF", bidx=band)
+                length = raster.get_tag_item(f"BLOCK_SIZE_{where}", "TIFF", bidx=band)
+                if offset is not None and int(offset) + int(length or 0) > size:
+                    raise ValueError(
+                        f"{path}: truncated: a block of its pixels lies beyond the file's end "
+                        f"({size} bytes); copy or download it again"
+                    )
             return raster.count
     except rasterio.errors.RasterioError as error:
         raise ValueError(f"{path}: cannot read image ({type(error).__name__}: {error})") from None
@@ -59,7 +80,14 @@ def predict_scene(path, predict, window, block=BLOCK):
                     min(row + block + margin, raster.height),
                     min(col + block + margin, raster.width),
                 )
-                classes = predict(raster.read(window=Window(left, top, right - left, bottom - top)))
+                try:
+                    pixels = raster.read(window=Window(left, top, right - left, bottom - top))
+                except rasterio.errors.RasterioError as error:
+                    raise ValueError(
+                        f"{path}: cannot read the block at row {top}, column {left} "
+                        f"({type(error).__name__}: {error}): a damaged or truncated file"
+                    ) from None
+                classes = predict(pixels)
                 yield (
                     row,
                     col,

@@ -4,7 +4,7 @@ clicks.
     DIR/classes.txt                 one class per line, line order = class index: `Building`, or
                                     with its mask colour `Building #3C1098`; `ignore #9B9B9B`
                                     lines name colours that mean "unknown"
-    DIR/{train,val,test}/images/    <stem>.png | .tif | .tiff | .jpg | .npy  (npy: C,H,W or H,W,C)
+    DIR/{train,val,test}/images/    <stem>.png | .tif | .tiff | .jpg | .npy  (npy: C,H,W, or H,W)
     DIR/{train,val,test}/masks/     <stem>.png | .npy   class indices (255 = unknown), or the
                                     classes' colours (RGB, RGBA
                                     or palette PNG) when
@@ -28,7 +28,9 @@ each bad input with its own one-line error.)
 """
 
 import csv
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -145,7 +147,10 @@ def read_text(path):
 
 def read_image(path):
     """(bands, H, W) in the stored dtype: a view of the decoded pixels, never a float copy; a
-    .npy file is memory-mapped, so only the crops that are read come into memory."""
+    .npy file is memory-mapped, so only the crops that are read come into memory. Which axis holds
+    the bands comes from the format, never from the shape (a 64 x 3 strip is 64 x 3): a TIFF
+    (rasterio) and a .npy file are (bands, H, W) or (H, W), a PNG or JPEG (Pillow) is (H, W) or
+    (H, W, bands)."""
     path = Path(path)
     reader = image_reader(path)
     try:
@@ -156,16 +161,13 @@ def read_image(path):
         else:
             with reader.open(path) as image:
                 array = np.asarray(image.convert("RGB") if image.mode == "P" else image)
+                array = array.transpose(2, 0, 1) if array.ndim == 3 else array
     except Exception as error:
         raise ValueError(f"{path}: cannot read image ({one_line(error)})") from None
-    if array.ndim == 2:
-        array = array[None]
-    # H, W, C: the band axis is the short one
-    elif array.ndim == 3 and array.shape[-1] < array.shape[0]:
-        array = array.transpose(2, 0, 1)
+    array = array[None] if array.ndim == 2 else array
     if array.ndim != 3 or not np.issubdtype(array.dtype, np.number):
         raise ValueError(
-            f"{path}: expected an image of shape (C, H, W) or (H, W, C), got {array.shape} "
+            f"{path}: expected an image of shape (bands, H, W) or (H, W), got {array.shape} "
             f"{array.dtype}"
         )
     return array
@@ -216,7 +218,18 @@ def read_mask(path, legend, shape):
             )
         rgb = mask[..., :3].astype(np.int64)
         return codes_to_classes(path, rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2], legend)
-    if legend.codes and not legend.colours:
+    if legend.colours:  # one band where the legend gives colours: greys, or not the legend's masks
+        try:
+            return codes_to_classes(path, mask.astype(np.int64) * 0x010101, legend)
+        except ValueError:
+            values = np.unique(mask)
+            raise ValueError(
+                f"{path}: a single-band mask (values {values[:5].tolist()}"
+                f"{', ...' if len(values) > 5 else ''}), but classes.txt gives each class a "
+                f"colour: the masks do not match the legend (class-index masks: drop the colours "
+                f"from classes.txt)"
+            ) from None
+    if legend.codes:
         return codes_to_classes(path, mask.astype(np.int64), legend)
     bad = np.setdiff1d(np.unique(mask), list(range(len(legend.names))) + [IGNORE])
     if len(bad):
@@ -309,10 +322,15 @@ def write_clicks(path, clicks, classes, proposals=()):
 def keep_clicks(folder, data):
     """A tile folder run's training clicks, one <stem>.csv per clicked tile in `folder`: what the
     run learned from, which suggest.py proposes new clicks around."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")  # whole, or not there
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     for stem, labels in zip(data["stems"]["train"], data["train"][1]):
         if isinstance(labels, Clicks):
-            write_clicks(Path(folder) / f"{stem}.csv", labels, data["classes"])
+            write_clicks(tmp / f"{stem}.csv", labels, data["classes"])
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
 
 
 def read_targets(folder, data):

@@ -12,6 +12,7 @@ the same confusion matrix. `write_polygons` turns a class raster into polygons w
 block by block, for a GIS to open.
 """
 
+import re
 import warnings
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import rasterio
 from rasterio import features, warp
 
-from clicks import NO_CLICKS, Clicks
+from clicks import Clicks
 from data import IGNORE
 
 POINT_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
@@ -52,6 +53,13 @@ def read_layer(path, class_field, classes, codes=None):
     if not path.is_file():
         raise ValueError(
             f"--points-file {path}: not found (a GeoPackage, GeoJSON or shapefile of points)"
+        )
+    if path.suffix.lower() == ".shp" and not any(
+        path.with_suffix(s).is_file() for s in (".dbf", ".DBF")
+    ):
+        raise ValueError(
+            f"{path}: its attribute table {path.with_suffix('.dbf').name}, which holds the "
+            f"{class_field!r} field, is missing: a shapefile is several files, copy them all"
         )
     try:
         with fiona.open(path) as layer:
@@ -96,7 +104,18 @@ def read_layer(path, class_field, classes, codes=None):
         raise ValueError(
             f"{path}: cannot read the point layer ({type(error).__name__}: {error})"
         ) from None
-    return crs, points
+    if not points:
+        raise ValueError(f"{path}: the layer holds no points; add the clicks in your GIS and save")
+    return crs, points, path
+
+
+def crs_name(crs):
+    """A CRS as a person knows it: EPSG:32633, or the name in its WKT."""
+    text = crs.to_string() if hasattr(crs, "to_string") else str(crs)
+    if len(text) < 40:
+        return text
+    name = re.search(r'^\w+\["([^"]*)"', crs.to_wkt() if hasattr(crs, "to_wkt") else text)
+    return name.group(1) if name else text[:40] + "..."
 
 
 def layer_clicks(layers, tile_path, image, mask=None):
@@ -122,10 +141,14 @@ def layer_clicks(layers, tile_path, image, mask=None):
 
 
 def one_layer_clicks(layer, place, image, mask):
-    (crs, points), (tile_crs, transform, nodata) = layer, place
-    if not points:
-        return NO_CLICKS, 0
-    xs, ys = warp.transform(crs, tile_crs, [p[1] for p in points], [p[2] for p in points])
+    (crs, points, path), (tile_crs, transform, nodata) = layer, place
+    try:
+        xs, ys = warp.transform(crs, tile_crs, [p[1] for p in points], [p[2] for p in points])
+    except Exception:  # PROJ finds no operation: a planetary or local engineering CRS
+        raise ValueError(
+            f"{path}: its CRS ({crs_name(crs)}) cannot be transformed to the tiles' CRS "
+            f"({crs_name(tile_crs)}); reproject the layer to the tiles' CRS in your GIS"
+        ) from None
     cols, rows = ~transform @ (np.array(xs), np.array(ys))
     rows, cols = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
     inside = (rows >= 0) & (rows < image.shape[-2]) & (cols >= 0) & (cols < image.shape[-1])

@@ -32,7 +32,7 @@ import numpy as np
 from clicks import NO_CLICKS, Clicks
 from data import IGNORE
 from lib import tiles
-from lib.cli import OneLineParser, atomic, check_output_folder
+from lib.cli import OneLineParser, atomic, check_output_folder, guard
 
 STRATEGIES = ("proposed", "random")
 
@@ -119,8 +119,12 @@ def logged(command, log):
             f"\tElapsed (wall clock) time (h:mm:ss or m:ss): "
             f"{int((time.time() - start) // 60)}:{(time.time() - start) % 60:05.2f}\nexit {code}\n"
         )
-    if code:
-        raise RuntimeError(f"{command[0]} failed (exit {code}); see {log}")
+    if code:  # its last line says why (a one-line error, or a traceback's last line)
+        said = [line for line in log.read_text().splitlines()[:-2] if line.strip()]
+        raise RuntimeError(
+            f"{command[0]} failed (exit {code}): {said[-1].strip() if said else 'no output'} "
+            f"(its whole output: {log})"
+        )
 
 
 def train_round(work, run, seed, flags):
@@ -258,4 +262,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from evaluation import predict_tile
-from lib.cli import OneLineParser
+from lib.cli import OneLineParser, guard
 from lib.device import machine, pick_device
 from pce import UNLABELED
 from recipe import CRF_SIGMA_BAND, CRF_SIGMA_XY, CRF_WEIGHT, DEFAULTS, make_optimizer, train_step
@@ -143,4 +143,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    guard(main)

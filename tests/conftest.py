@@ -57,7 +57,7 @@ def write_tile(folder, stem, image, mask=None, clicks=None):
         )
 
 
-def own_folder(root, bands=3, shape=(50, 90), hwc=False, with_val=True):
+def own_folder(root, bands=3, shape=(50, 90), with_val=True):
     """Two classes, 'dark' left and 'bright' right; train tiles carry hand-written clicks only."""
     rng = np.random.default_rng(0)
     (root).mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,6 @@ def own_folder(root, bands=3, shape=(50, 90), hwc=False, with_val=True):
     mask = np.zeros(shape, np.uint8)
     mask[:, shape[1] // 2 :] = 1
     image = (mask[None] * 100 + rng.normal(50, 5, (bands,) + shape)).astype(np.float32)
-    image = image.transpose(1, 2, 0) if hwc else image
     for i in range(2):
         write_tile(
             root / "train",

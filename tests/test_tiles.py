@@ -47,7 +47,7 @@ def test_clicks_train_predict_round_trip_at_exact_sizes(tmp_path, capsys):
 
 
 def test_four_band_npy_tiles_train_and_without_val_the_last_epoch_is_kept(tmp_path):
-    root = own_folder(tmp_path / "nir", bands=4, hwc=True, with_val=False)
+    root = own_folder(tmp_path / "nir", bands=4, with_val=False)
     metrics = train(dict(FAST, data=str(root), points=5, epochs=2, out=str(tmp_path / "run")))
     checkpoint = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     assert checkpoint["bands"] == 4 and checkpoint["state_dict"]["mean"].shape == (1, 4, 1, 1)
