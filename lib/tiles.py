@@ -440,7 +440,7 @@ def load_folder(root, seed, how, layer=None):
     legend = read_legend(root)
     classes = legend.names
     data = dict(classes=classes, colours=legend.colours, stems={}, scored_on={})
-    if layer:  # (path or paths, class field) -> (their names, [(crs, points) per layer])
+    if layer:  # (path or paths, class field) -> (their names, [(crs, points, path) per layer])
         files = [layer[0]] if isinstance(layer[0], (str, Path)) else list(layer[0])
         vector = need("lib.vector", "reading GIS point layers (--points-file)")
         layer = (
@@ -497,7 +497,7 @@ def load_folder(root, seed, how, layer=None):
         if not placed["train"] + placed["val"] + placed["test"]:
             raise ValueError(
                 f"{layer[0]}: no point falls inside any tile of {root} (the layers' CRS: "
-                f"{', '.join(str(crs) for crs, _ in layer[1])})"
+                f"{', '.join(str(crs) for crs, *_ in layer[1])})"
             )
         if not placed["train"]:
             raise ValueError(

@@ -147,6 +147,13 @@ def bad(tmp_path, g, records=None, **layer):
         ("outside", "no point falls inside any tile of"),
         ("geometry", "feature 1 is a LineString; a layer of clicks holds points"),
         ("png", "not georeferenced (no CRS), but the point layer is in map coordinates"),
+        (
+            "planetary",
+            "bad.gpkg: its CRS (Mars (2015) - Sphere / Ocentric) cannot be transformed to the "
+            "tiles' CRS (EPSG:32632); reproject the layer",
+        ),
+        ("empty", "empty.gpkg: the layer holds no points"),
+        ("dbf", "its attribute table bad.dbf, which holds the 'class' field, is missing"),
     ],
 )
 def test_bad_layers_give_one_line_and_exit_2(georeferenced, tmp_path, capsys, case, message):
@@ -172,6 +179,15 @@ def test_bad_layers_give_one_line_and_exit_2(georeferenced, tmp_path, capsys, ca
         argv = bad(
             tmp_path, g, [line], schema={"geometry": "LineString", "properties": {"class": "str"}}
         )
+    elif case == "planetary":  # Mars: PROJ has no way to the Earth's UTM
+        argv = bad(tmp_path, g, crs="IAU_2015:49900")
+    elif case == "empty":
+        argv = ["--data", str(g["root"]), "--points-file"]
+        argv.append(str(write_layer(tmp_path / "empty.gpkg", [])))
+    elif case == "dbf":
+        argv = bad(tmp_path, g, driver="ESRI Shapefile")
+        argv[-1] = str(write_layer(tmp_path / "bad.shp", g["clicks"][:3], "ESRI Shapefile"))
+        (tmp_path / "bad.dbf").unlink()
     else:
         png = tmp_path / "png"
         export.export_tiles(png, seed=0, sizes=(1, 1, 1), image_size=64)
