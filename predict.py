@@ -131,34 +131,40 @@ def main(argv=None):
         classes[confidence < args.min_confidence] = 255
         return classes.numpy().astype("uint8")
 
-    for i, path in enumerate(files, 1):
-        start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
-        # block by block, and a class raster that keeps its place on the map
-        if is_tiff(path):
-            written.append(f"{path.stem}_classes.tif")
-            blocks = announce(
-                geotiff.predict_scene(path, predict, window), f"[{i}/{len(files)}] {path}"
-            )
-            with atomic(out / written[-1]) as tmp:
-                class_map = geotiff.write_classes(
-                    tmp, path, blocks, colours and [colour_rgb(c) for c in colours]
+    try:  # a file that fails mid-way (a damaged block, a full disk): one line naming it
+        for i, path in enumerate(files, 1):
+            start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
+            # block by block, and a class raster that keeps its place on the map
+            if is_tiff(path):
+                written.append(f"{path.stem}_classes.tif")
+                blocks = announce(
+                    geotiff.predict_scene(path, predict, window), f"[{i}/{len(files)}] {path}"
                 )
-            if args.polygons:  # polygons a GIS opens, read block by block from the class raster
-                written.append(f"{path.stem}_polygons.gpkg")
                 with atomic(out / written[-1]) as tmp:
-                    vector.write_polygons(
-                        tmp, out / written[-2], checkpoint["classes"], args.min_area
+                    class_map = geotiff.write_classes(
+                        tmp, path, blocks, colours and [colour_rgb(c) for c in colours]
                     )
-        else:
-            class_map = predict(read_image(path))
-        for picture, name in ((class_map, written[0]), (colourise(class_map, colours), written[1])):
-            with atomic(out / name) as tmp:
-                Image.fromarray(picture).save(tmp, format="PNG")
-        print(
-            f"[{i}/{len(files)}] {path} -> {', '.join(str(out / n) for n in written)} "
-            f"({class_map.shape[1]}x{class_map.shape[0]}, {time.time() - start:.1f}s)",
-            flush=True,
-        )
+                if args.polygons:  # polygons a GIS opens, read block by block from the class raster
+                    written.append(f"{path.stem}_polygons.gpkg")
+                    with atomic(out / written[-1]) as tmp:
+                        vector.write_polygons(
+                            tmp, out / written[-2], checkpoint["classes"], args.min_area
+                        )
+            else:
+                class_map = predict(read_image(path))
+            for picture, name in (
+                (class_map, written[0]),
+                (colourise(class_map, colours), written[1]),
+            ):
+                with atomic(out / name) as tmp:
+                    Image.fromarray(picture).save(tmp, format="PNG")
+            print(
+                f"[{i}/{len(files)}] {path} -> {', '.join(str(out / n) for n in written)} "
+                f"({class_map.shape[1]}x{class_map.shape[0]}, {time.time() - start:.1f}s)",
+                flush=True,
+            )
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
 
 
 def announce(blocks, name):

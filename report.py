@@ -46,6 +46,7 @@ from reporting.records import (
 )
 from reporting.runs_report import logged_commands, processes, single_runs
 from reporting.tile_report import ablation, gis_example, teachers
+from reporting.unclicked_report import unclicked
 
 
 class Results:
@@ -266,6 +267,7 @@ def page(folder, tables_text, r=None):
         lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
     lines += ablation(folder)
     lines += teachers(folder)
+    lines += unclicked(folder)
     lines += gis_example(folder)
     lines += labelling_loops(folder)
     lines += [

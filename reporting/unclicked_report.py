@@ -1,0 +1,91 @@
+"""The results page's section on learning from the unclicked pixels (teacher.py): each lever of
+scripts/unclicked_runs.sh alone and together, beside the tile recipe and the pixel random forest
+on the same clicks and seeds, and the issue's targets, met or not.
+
+report.py renders it into <folder>/README.md from the runs' metrics.json files; which runs are
+rows comes from <folder>/plan.json ("unclicked": [label, folder] pairs, the tile recipe first),
+the forest's folder and the margin aimed at from its "forest" and
+"unclicked_margin_over_forest".
+"""
+
+import numpy as np
+
+from reporting.records import differences, mean_std, paired, plan, run_groups
+from reporting.tile_report import scored, table_row
+
+
+def unclicked(folder):
+    groups, p = run_groups(folder), plan(folder)
+    levers, lines = p.get("unclicked", []), []
+    for data in sorted({name.split("/")[0] for name in groups if "/unclicked/" in name}):
+        rows = [
+            (label, groups[f"{data}/unclicked/{name}"])
+            for label, name in levers
+            if f"{data}/unclicked/{name}" in groups
+        ]
+        if not rows or rows[0][1] is not groups.get(f"{data}/unclicked/{levers[0][1]}"):
+            continue
+        if not lines:
+            lines += [
+                "## Learning from the unclicked pixels",
+                "",
+                "The runs of `scripts/unclicked_runs.sh` (`teacher.py`): the tile recipe alone, "
+                "each lever alone and all",
+                "together, on the same clicks (10 random per class) and seeds. Val mIoU (with TTA) "
+                "is what a lever is kept",
+                "on; − tile recipe and − forest are paired by seed; wall ×: against the tile "
+                "recipe's mean, same machine.",
+                "",
+            ]
+        classes = rows[0][1][0]["classes"]
+        views = {
+            label: {r["config"]["seed"]: scored(r, True) for r in runs} for label, runs in rows
+        }
+        base = views[rows[0][0]]
+        forest_runs = groups.get(f"{data}/{p.get('forest')}", [])
+        forest = {r["config"]["seed"]: r["test"]["miou"] for r in forest_runs}
+        base_wall = np.mean([v[2] for v in base.values()])
+        lines += [
+            f"**{data}**",
+            "",
+            "| run | seeds | val mIoU | val − tile recipe | test mIoU | test − forest | pixel "
+            "accuracy | " + " | ".join(classes) + " | wall | wall × |",
+            "|---" * (len(classes) + 9) + "|",
+        ]
+        for label, _ in rows:
+            seen = views[label]
+            val = {s: v[0] for s, v in seen.items()}
+            miou = {s: v[1]["miou"] for s, v in seen.items()}
+            cells = [
+                mean_std(val),
+                "—" if seen is base else paired(val, {s: v[0] for s, v in base.items()}),
+                mean_std(miou),
+                paired(miou, forest) if set(miou) <= set(forest) else "—",
+                mean_std({s: v[1]["pixel_accuracy"] for s, v in seen.items()}),
+            ]
+            wall = np.mean([v[2] for v in seen.values()]) / base_wall
+            lines.append(table_row(label, seen, cells, classes) + f" {wall:.2f} |")
+        # the lever kept: the best mean val mIoU over the seeds the tile recipe has
+        full = [label for label, _ in rows if set(views[label]) >= set(base)]
+        best = max(full, key=lambda label: np.mean([views[label][s][0] for s in base]))
+        gap = differences({s: views[best][s][1]["miou"] for s in base}, forest) if forest else []
+        margin = p.get("unclicked_margin_over_forest", {}).get(data)
+        run = rows[0][1][0]
+        lines += [
+            "",
+            f"Machine: {run['machine']}, {run['precision']}, torch {run['torch']}, "
+            f"{run['encoder_init']} init. One run at a time, beside other work on the machine: "
+            f"wall times compare roughly.",
+        ]
+        if len(gap) and margin is not None:
+            met = (
+                "met"
+                if np.mean(gap) >= margin
+                else f"not met, short by {margin - np.mean(gap):.4f}"
+            )
+            lines.append(
+                f"Best on val over seeds {', '.join(map(str, sorted(base)))}: **{best}**, test − "
+                f"forest {np.mean(gap):+.4f} (target +{margin:.2f}: {met})."
+            )
+        lines.append("")
+    return lines
