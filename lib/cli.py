@@ -133,9 +133,10 @@ def clear_old_run(out, *names):
     whenever it is interrupted."""
     for name in ("metrics.json", *names):
         path = Path(out) / name
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(
-            missing_ok=True
-        )
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
