@@ -10,12 +10,9 @@ was measured against the report's on the validation splits of real aerial sets (
 bench.py times it, so the benchmark measures exactly what training does.
 """
 
-from pathlib import Path
-
 import torch
 
 from clicks import AUGMENTATIONS, STRATEGIES, check_choice
-from lib.cli import check_output_folder
 from lib.crf import crf_energy
 from lib.device import autocast, memory_format
 from lib.distributed import label_share
@@ -221,7 +218,6 @@ def check_config(config):
             f"{config['weight_decay']}"
         )
     check_weights(config["weights"])
-    check_output_folder(config["out"] or Path("runs") / run_name(config))
     return config
 
 

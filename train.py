@@ -33,7 +33,14 @@ from clicks import AUGMENTATIONS, CropSampler, PointDataset, class_weights, coun
 from evaluation import evaluate, print_table, save_metrics
 from lib import distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_checkpoint, save_progress
-from lib.cli import OneLineParser, add_device_options, clear_old_run, guard, run_command
+from lib.cli import (
+    OneLineParser,
+    add_device_options,
+    check_output_folder,
+    clear_old_run,
+    guard,
+    run_command,
+)
 from lib.device import machine, pick_device, pick_precision
 from recipe import (
     DEFAULTS,
@@ -61,6 +68,7 @@ def train(config):
     config = check_config(settings(config))
     started = time.time()
     out = Path(config["out"] or Path("runs") / run_name(config))
+    check_output_folder(out)  # before the work, not after it
     # checked before the data is read
     state = read_progress(out / "resume.pt", config) if resume else None
     torch.manual_seed(config["seed"])  # the same on every process under torchrun

@@ -18,13 +18,13 @@ def unclicked(folder):
     groups, p = run_groups(folder), plan(folder)
     levers, lines = p.get("unclicked", []), []
     for data in sorted({name.split("/")[0] for name in groups if "/unclicked/" in name}):
+        if not levers or f"{data}/unclicked/{levers[0][1]}" not in groups:  # the base row
+            continue
         rows = [
             (label, groups[f"{data}/unclicked/{name}"])
             for label, name in levers
             if f"{data}/unclicked/{name}" in groups
         ]
-        if not rows or rows[0][1] is not groups.get(f"{data}/unclicked/{levers[0][1]}"):
-            continue
         if not lines:
             lines += [
                 "## Learning from the unclicked pixels",
