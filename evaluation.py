@@ -35,7 +35,7 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
     starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
     corners = [(y, x) for y in starts(ph) for x in starts(pw)]
     # batches follow the model's layout
-    device, layout = (next(model.parameters()).device, memory_format(model))
+    device, layout = (next(model.parameters(), torch.empty(0)).device, memory_format(model))
     logits, counts = None, torch.zeros(1, ph, pw)
     for i in range(0, len(corners), batch_size):
         chunk = corners[i : i + batch_size]

@@ -5,6 +5,8 @@
     python export.py scene FILE.tif --size 10000       one 10,000² uint16 GeoTIFF, block by block
     python export.py layers DIR --points-per-class 10 --reference-points 50
                                                        point layers on its tiles (docs/gis.md)
+    python export.py onnx RUN/model.pt model.onnx      a trained model for QGIS's Deepness plugin
+                                                       and for predict.py (docs/gis.md)
 
 A folder written by `tiles` is in the format train.py --data reads (docs/own-data.md) and trains to
 exactly the built-in numbers: the same 8-bit pixels, the same clicks from the same seed. Its
@@ -12,6 +14,7 @@ GeoTIFFs are placed side by side in UTM zone 32N at 10 m per pixel, as Sentinel-
 near-infrared bands. A `scene` tests predict.py at scale. `layers` plays a GIS user over such a
 folder: DIR/clicks.gpkg, K random clicks per class on each training tile, and DIR/reference.gpkg,
 N random reference points on each test tile, both in lon/lat, each point's class from the masks.
+`onnx` writes a checkpoint as an ONNX file with Deepness's metadata (lib/onnx_model.py).
 """
 
 import itertools
@@ -135,10 +138,25 @@ def export_layers(root, points_per_class, reference_points, seed=0):
 
 def main(argv=None):
     parser = OneLineParser(prog="export.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["tiles", "scene", "layers"])
+    parser.add_argument("command", choices=["tiles", "scene", "layers", "onnx"])
     parser.add_argument(
         "path",
-        help="tiles: a new folder; scene: the GeoTIFF to write; layers: a GeoTIFF tile folder",
+        help="tiles: a new folder; scene: the GeoTIFF to write; layers: a GeoTIFF tile folder; "
+        "onnx: the checkpoint (RUN/model.pt)",
+    )
+    parser.add_argument("onnx_file", nargs="?", help="onnx: the .onnx file to write")
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        help="onnx: the window Deepness cuts (default: the one the model was trained on)",
+    )
+    parser.add_argument(
+        "--overlap", type=int, default=50, help="onnx: Deepness's window overlap, percent"
+    )
+    parser.add_argument(
+        "--resolution",
+        type=float,
+        help="onnx: cm per pixel of the imagery (default: the GeoTIFF training tiles')",
     )
     parser.add_argument(
         "--points-per-class",
@@ -166,7 +184,20 @@ def main(argv=None):
         "--size", type=int, default=10_000, help="scene: its width and height in pixels"
     )
     args = parser.parse_args(argv)
+    if (args.command == "onnx") != (args.onnx_file is not None):
+        parser.error("export.py onnx takes a checkpoint and the .onnx file to write; nothing else")
     try:
+        if args.command == "onnx":
+            check_output_folder(Path(args.onnx_file).parent, "onnx_file")
+            meta = need("lib.onnx_model", "exporting to ONNX").export(
+                args.path, args.onnx_file, args.tile_size, args.overlap, args.resolution
+            )
+            print(
+                f"wrote {args.onnx_file}: {meta['bands']} bands in (8-bit values / 255), "
+                f"{len(meta['class_names'])} class probabilities out, {meta['tiles_size']}² "
+                f"windows, {meta['tiles_overlap']}% overlap, {meta['resolution']} cm per pixel"
+            )
+            return
         check_output_folder(
             Path(args.path).parent if args.command == "scene" else args.path, "path"
         )
@@ -188,7 +219,7 @@ def main(argv=None):
                 args.format,
                 args.bands,
             )
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         parser.error(str(error))
 
 

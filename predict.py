@@ -48,7 +48,7 @@ def expand(inputs):
 
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint")
+    parser.add_argument("checkpoint", help="RUN/model.pt, or an .onnx file of export.py onnx")
     parser.add_argument("inputs", nargs="+", help="image files or folders of images")
     parser.add_argument("--out", required=True, help="folder for the predicted PNGs (and GeoTIFFs)")
     parser.add_argument(
@@ -87,7 +87,13 @@ def main(argv=None):
         if args.min_confidence is not None and not 0 < args.min_confidence < 1:
             raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
         check_output_folder(args.out)
-        model, checkpoint = load_checkpoint(args.checkpoint)
+        if Path(args.checkpoint).suffix.lower() == ".onnx":  # export.py onnx's file
+            model = need("lib.onnx_model", "running an .onnx model").OnnxNet(
+                args.checkpoint, threads=torch.get_num_threads()
+            )
+            checkpoint = model.checkpoint()
+        else:
+            model, checkpoint = load_checkpoint(args.checkpoint)
         files = expand(args.inputs)
         Image = need("PIL.Image", "writing the predicted PNGs")
         if any(is_tiff(path) for path in files):
@@ -108,6 +114,13 @@ def main(argv=None):
         # under torchrun: this process's GPU
         device = distributed.local_device(pick_device(args.device))
         precision, why = pick_precision(args.precision, device)
+        if hasattr(model, "session"):  # an .onnx model: onnxruntime computes its fp32 graph
+            if args.precision == "bf16" or device.type != "cpu":
+                raise ValueError(
+                    f"{args.checkpoint}: an .onnx model runs in fp32 on the CPU (onnxruntime), "
+                    f"got --precision {args.precision} --device {args.device}"
+                )
+            precision, why = "fp32", "onnxruntime's fp32 graph"
     except (ValueError, OSError) as error:
         parser.error(str(error))
     model.to(device, memory_format=torch.channels_last)

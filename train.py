@@ -287,6 +287,7 @@ def train(config):
             data.get("colours"),
             data["bands"],
             config["image_size"],
+            data.get("pixel_size_m"),
         )
         if config["data"]:
             tiles.keep_clicks(out / "clicks", data)  # the clicks it learned from, for suggest.py

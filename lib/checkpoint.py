@@ -3,7 +3,8 @@ the state an interrupted run goes on from (<out>/resume.pt, train.py --resume).
 
 model.pt holds the weights (with the training tiles' per-band mean/std, buffers of the model), the
 class names and their legend colours, the band count, the window size the network was trained
-on, and the encoder init that was used: everything needed to segment new tiles the same way.
+on, the training tiles' pixel size in metres (GeoTIFFs in a metric CRS; else None) and the
+encoder init that was used: everything needed to segment new tiles the same way.
 resume.pt holds, after an epoch, all that the rest of the run depends on: weights, optimizer and
 schedule, both random streams, the epochs so far and the best one, so that a resumed run ends
 with the numbers an uninterrupted one would have given (same machine and torch version).
@@ -18,7 +19,7 @@ from lib.cli import atomic, one_line
 from unet import UNet
 
 
-def save_checkpoint(path, model, classes, colours, bands, image_size):
+def save_checkpoint(path, model, classes, colours, bands, image_size, pixel_size_m=None):
     with atomic(path) as tmp:
         torch.save(
             dict(
@@ -28,6 +29,7 @@ def save_checkpoint(path, model, classes, colours, bands, image_size):
                 bands=bands,
                 image_size=image_size,
                 encoder_init=model.encoder_init,
+                pixel_size_m=pixel_size_m,
             ),
             tmp,
         )

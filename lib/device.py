@@ -66,10 +66,10 @@ def autocast(device, precision):
 
 def memory_format(model):
     """The memory layout of the model's convolution weights: its input batches follow it."""
-    weight = next(p for p in model.parameters() if p.dim() == 4)
+    weight = next((p for p in model.parameters() if p.dim() == 4), None)  # None: an ONNX model
     return (
         torch.channels_last
-        if weight.is_contiguous(memory_format=torch.channels_last)
+        if weight is not None and weight.is_contiguous(memory_format=torch.channels_last)
         else torch.contiguous_format
     )
 

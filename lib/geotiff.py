@@ -39,6 +39,16 @@ def read(path, bands=None):
         return raster.read(bands)
 
 
+def pixel_size_m(path):
+    """The raster's pixel width in metres, or None when its CRS is not in metres (lon/lat, or
+    none): what `export.py onnx` records as the model's resolution."""
+    with open_tiff(path) as raster:
+        crs = raster.crs
+        if crs is None or not crs.is_projected or crs.linear_units_factor[1] != 1.0:
+            return None
+        return abs(raster.transform.a)
+
+
 def band_count(path):
     """The raster's band count, once every block its pixels are stored in is in the file: a
     truncated or half-copied GeoTIFF is refused here, in one line, before any work starts (GDAL

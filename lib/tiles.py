@@ -480,6 +480,8 @@ def load_folder(root, seed, how, layer=None):
                 for (c, _), m, i in zip(located, masks, images)
             ]
         if split == "train":
+            if paths and is_tiff(paths[0]):  # the pixel size a GIS export records (lib/onnx_model)
+                data["pixel_size_m"] = need("lib.geotiff", "GeoTIFF tiles").pixel_size_m(paths[0])
             point_labels = [
                 training_labels(*tile, classes, how, rng)
                 for tile in zip(paths, images, masks, clicks)

@@ -1,0 +1,147 @@
+"""export.py onnx and predict.py on an .onnx model (lib/onnx_model.py): the metadata Deepness
+reads, the classes predict.py gives, and one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import export
+import predict
+from lib.checkpoint import save_checkpoint
+from lib.tiles import load_data
+from unet import UNet
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+def checkpoint(path, bands=3, classes=("a", "b", "c", "d"), pixel_size_m=0.5):
+    """A random network with sharp logits (few pixels near a tie) and 8-bit statistics."""
+    torch.manual_seed(0)
+    model = UNet(
+        len(classes), weights=None, in_channels=bands, mean=[120.0] * bands, std=[50.0] * bands
+    )
+    with torch.no_grad():
+        model.head.weight.mul_(20)
+    save_checkpoint(
+        path,
+        model,
+        classes,
+        ["#ff0000", "#00ff00", "#0000ff", "#ffff00"][: len(classes)],
+        bands,
+        64,
+        pixel_size_m,
+    )
+    return path
+
+
+def run(main, argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_export_writes_deepness_metadata_and_predict_gives_the_torch_classes(tmp_path, capsys):
+    model_pt = checkpoint(tmp_path / "model.pt")
+    export.main(["onnx", str(model_pt), str(tmp_path / "model.onnx")])
+    graph = onnx.load(str(tmp_path / "model.onnx"))
+    meta = {p.key: json.loads(p.value) for p in graph.metadata_props}
+    assert meta["model_type"] == "Segmentor" and meta["resolution"] == 50.0
+    assert meta["class_names"] == {"0": "a", "1": "b", "2": "c", "3": "d"}
+    assert meta["tiles_size"] == meta["tile_size"] == 64 and meta["tiles_overlap"] == 50
+    assert meta["seg_thresh"] == 0.0 and meta["seg_small_segment"] == 0
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    (image,), (out,) = session.get_inputs(), session.get_outputs()
+    assert image.shape == ["batch", 3, 64, 64] and out.shape == ["batch", 4, 64, 64]
+    window = np.random.default_rng(0).integers(0, 256, (2, 3, 64, 64)).astype(np.float32)
+    (probabilities,) = session.run(None, {image.name: window / 255})
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-4)  # softmax inside the graph
+
+    # a tile bigger than the window (overlapping windows), not a multiple of 32
+    rng = np.random.default_rng(1)
+    tile = (rng.integers(0, 256, (3, 1, 1)) + rng.integers(-40, 40, (3, 100, 150))).clip(0, 255)
+    Image.fromarray(tile.astype(np.uint8).transpose(1, 2, 0)).save(tmp_path / "tile.png")
+    for name, model in (("torch", model_pt), ("onnx", tmp_path / "model.onnx")):
+        predict.main(
+            [
+                str(model),
+                str(tmp_path / "tile.png"),
+                "--out",
+                str(tmp_path / name),
+                "--precision",
+                "fp32",
+            ]
+        )
+    torch_classes, onnx_classes = (
+        np.array(Image.open(tmp_path / name / "tile_classes.png")) for name in ("torch", "onnx")
+    )
+    assert len(np.unique(torch_classes)) >= 2  # a test that can fail
+    assert (torch_classes != onnx_classes).mean() < 0.002
+    previews = [np.array(Image.open(tmp_path / n / "tile_preview.png")) for n in ("torch", "onnx")]
+    assert (previews[0] == previews[1]).all(-1).mean() > 0.998  # the legend's colours travel too
+
+
+@pytest.mark.parametrize("bands", [1, 4])
+def test_checkpoints_of_other_band_counts_export(tmp_path, bands):
+    export.main(
+        [
+            "onnx",
+            str(checkpoint(tmp_path / "m.pt", bands)),
+            str(tmp_path / "m.onnx"),
+            "--tile-size",
+            "96",
+        ]
+    )
+    (image,) = ort.InferenceSession(
+        str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]
+    ).get_inputs()
+    assert image.shape == ["batch", bands, 96, 96]
+
+
+def test_bad_exports_are_one_line(tmp_path, capsys):
+    model_pt = checkpoint(tmp_path / "model.pt")
+    no_place = checkpoint(tmp_path / "plain.pt", pixel_size_m=None)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "a_file").write_text("")
+    for argv, message in (
+        (
+            ["onnx", str(tmp_path / "junk.pt"), str(tmp_path / "x.onnx")],
+            "not a train.py checkpoint",
+        ),
+        (["onnx", str(model_pt), str(tmp_path / "a_file" / "x.onnx")], "a_file"),
+        (["onnx", str(no_place), str(tmp_path / "x.onnx")], "give it with --resolution"),
+        (
+            ["onnx", str(model_pt), str(tmp_path / "x.onnx"), "--tile-size", "100"],
+            "multiple of 32, got 100",
+        ),
+        (["onnx", str(model_pt)], "the .onnx file to write"),
+    ):
+        code, err = run(export.main, argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "x.onnx").exists()
+    export.main(["onnx", str(no_place), str(tmp_path / "x.onnx"), "--resolution", "30"])
+    assert (
+        json.loads(
+            {p.key: p.value for p in onnx.load(str(tmp_path / "x.onnx")).metadata_props}[
+                "resolution"
+            ]
+        )
+        == 30
+    )
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    code, err = run(
+        predict.main,
+        [str(tmp_path / "bad.onnx"), str(tmp_path / "a_file"), "--out", str(tmp_path / "p")],
+        capsys,
+    )
+    assert code == 2 and "bad.onnx: not an ONNX model onnxruntime runs" in err, err
+
+
+def test_geotiff_training_tiles_give_the_checkpoint_their_pixel_size(tmp_path):
+    export.export_tiles(tmp_path / "tifs", sizes=(1, 1, 1), image_size=32, format="tif")
+    assert load_data({"points_per_image": 5}, folder=tmp_path / "tifs")["pixel_size_m"] == 10.0
+    export.export_tiles(tmp_path / "pngs", sizes=(1, 1, 1), image_size=32)
+    assert "pixel_size_m" not in load_data({"points_per_image": 5}, folder=tmp_path / "pngs")
