@@ -27,6 +27,7 @@ from clicks import sample_points
 from data import CLASSES, split_scene
 from lib import tiles
 from lib.cli import OneLineParser, atomic, check_output_folder, guard, need
+from lib.tiles import IMAGE_SUFFIXES, read_image
 
 EXAMPLE_CRS = "EPSG:32632"  # UTM zone 32N ...
 EXAMPLE_PIXEL = 10.0  # ... at 10 m per pixel
@@ -154,6 +155,12 @@ def main(argv=None):
         "--overlap", type=int, default=50, help="onnx: Deepness's window overlap, percent"
     )
     parser.add_argument(
+        "--int8",
+        metavar="IMAGES",
+        help="onnx: quantise to int8, its activation ranges calibrated on these images (a folder, "
+        "e.g. DIR/train/images)",
+    )
+    parser.add_argument(
         "--resolution",
         type=float,
         help="onnx: cm per pixel of the imagery (default: the GeoTIFF training tiles')",
@@ -189,13 +196,28 @@ def main(argv=None):
     try:
         if args.command == "onnx":
             check_output_folder(Path(args.onnx_file).parent, "onnx_file")
+            calibration = args.int8 and [
+                read_image(p)
+                for p in sorted(Path(args.int8).glob("*"))
+                if p.suffix.lower() in IMAGE_SUFFIXES
+            ]
+            if args.int8 and not calibration:
+                raise ValueError(
+                    f"--int8: {args.int8} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                )
             meta = need("lib.onnx_model", "exporting to ONNX").export(
-                args.path, args.onnx_file, args.tile_size, args.overlap, args.resolution
+                args.path,
+                args.onnx_file,
+                args.tile_size,
+                args.overlap,
+                args.resolution,
+                calibration,
             )
             print(
                 f"wrote {args.onnx_file}: {meta['bands']} bands in (8-bit values / 255), "
                 f"{len(meta['class_names'])} class probabilities out, {meta['tiles_size']}² "
                 f"windows, {meta['tiles_overlap']}% overlap, {meta['resolution']} cm per pixel"
+                + (f"; int8, calibrated on {len(calibration)} images" if calibration else "")
             )
             return
         check_output_folder(

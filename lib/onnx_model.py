@@ -40,8 +40,9 @@ class Deepness(torch.nn.Module):
         return self.model(x * 255).softmax(1)
 
 
-def export(checkpoint_path, out, tile_size=None, overlap=OVERLAP, resolution_cm=None):
-    """Write `out` from a train.py checkpoint; a dict of the metadata written."""
+def export(checkpoint_path, out, tile_size=None, overlap=OVERLAP, resolution_cm=None, int8=None):
+    """Write `out` from a train.py checkpoint; a dict of the metadata written. int8: a list of
+    images (bands, H, W) to calibrate an int8 quantisation of the graph on (quantise)."""
     onnx = need("onnx", "exporting to ONNX")
     model, checkpoint = load_checkpoint(checkpoint_path)
     tile_size = tile_size or checkpoint["image_size"]
@@ -90,7 +91,57 @@ def export(checkpoint_path, out, tile_size=None, overlap=OVERLAP, resolution_cm=
             entry = graph.metadata_props.add()
             entry.key, entry.value = key, json.dumps(value)
         onnx.save(graph, str(tmp))
+        if int8 is not None:
+            quantise(tmp, int8, tile_size)
     return metadata
+
+
+CALIBRATION_WINDOWS = 32  # windows of the given images that set the int8 activation ranges
+
+
+def quantise(path, images, window):
+    """Rewrite the fp32 graph in `path` as int8 (onnxruntime's static quantisation: weights per
+    output channel, activations by ranges seen on windows of `images`), metadata kept."""
+    onnx = need("onnx", "exporting to ONNX")
+    quantization = need("onnxruntime.quantization", "an int8 ONNX model")
+    rng = np.random.default_rng(0)
+    windows = []
+    for image in images:
+        h, w = image.shape[-2:]
+        if h < window or w < window:
+            continue
+        for _ in range(max(1, CALIBRATION_WINDOWS // len(images))):
+            y, x = rng.integers(0, h - window + 1), rng.integers(0, w - window + 1)
+            windows.append(np.asarray(image[:, y : y + window, x : x + window], np.float32) / 255)
+    if not windows:
+        raise ValueError(f"--int8: no calibration image is at least {window}x{window}")
+
+    class Windows(quantization.CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter({"image": w[None]} for w in windows)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    metadata = list(onnx.load(str(path)).metadata_props)
+    fp32 = path.with_name(path.name + ".fp32")
+    path.rename(fp32)
+    try:
+        quantization.quantize_static(
+            str(fp32),
+            str(path),
+            Windows(),
+            quant_format=quantization.QuantFormat.QDQ,
+            per_channel=True,
+            weight_type=quantization.QuantType.QInt8,
+            activation_type=quantization.QuantType.QUInt8,
+        )
+    finally:
+        fp32.unlink(missing_ok=True)
+    graph = onnx.load(str(path))
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(metadata)
+    onnx.save(graph, str(path))
 
 
 class OnnxNet(torch.nn.Module):
