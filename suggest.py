@@ -12,7 +12,7 @@ about as often as a common one, and at most twice a tile's even share per tile.
 
 For every training tile, DIR/train/points/<stem>.csv is written with the tile's current clicks
 (the folder's own CSV, or else those the run trained on, RUN_DIR/clicks/<stem>.csv) followed by
-its proposals, the class left empty; train.py stops with the file and row while one is empty. A
+its proposals (least sure first), the class left empty; train.py stops with the file and row while one is empty. A
 preview of each tile that got proposals (the image with the proposals ringed, the prediction
 beside it) goes to --out, default RUN_DIR/suggestions/. The same run and folder give the same
 proposals. The cost is one pass of inference over the training tiles, one tile at a time.
@@ -227,7 +227,8 @@ def suggest(run, root, count, spacing, out, device, precision):
                 said = time.time()
         chosen = choose(pool, count, per_tile)
         proposals = [
-            sorted((y, x) for _, t, y, x, _ in chosen if t == i) for i in range(len(paths))
+            [(y, x) for _, t, y, x, _ in sorted(chosen) if t == i]  # least sure first
+            for i in range(len(paths))
         ]
         (root / "train" / "points").mkdir(exist_ok=True)
         for i, (path, tile_clicks, tile_proposals) in enumerate(zip(paths, clicks, proposals)):

@@ -1,0 +1,163 @@
+"""label.py's API (lib/label_server.py), over HTTP on a free local port: listing, a click written,
+a proposal answered, undo, each bad request refused with nothing changed, concurrent clicks all
+kept, and a file changed by another program reread."""
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import export
+import label
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A folder of 3 synthetic training tiles, tile scene_0001 with a click and two proposals, and
+    label.py serving it: (folder, base URL)."""
+    root = tmp_path / "scenes"
+    export.export_tiles(root, sizes=(3, 1, 1), image_size=64)
+    (root / "train" / "points").mkdir()
+    (root / "train" / "points" / "scene_0001.csv").write_text(
+        "x,y,class\n1,2,Water\n10,20,\n30,40,\n"
+    )
+    started = threading.Event()
+    servers = []
+
+    def ready(server):
+        servers.append(server)
+        started.set()
+
+    thread = threading.Thread(
+        target=label.main, args=([str(root), "--port", "0"], ready), daemon=True
+    )
+    thread.start()
+    assert started.wait(30)
+    host, port = servers[0].server_address[:2]
+    yield root, f"http://{host}:{port}"
+    servers[0].shutdown()
+    thread.join(10)
+
+
+def call(url, body=None, raw=None):
+    """(status, decoded JSON or bytes)."""
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, payload, kind = (
+                response.status,
+                response.read(),
+                response.headers["Content-Type"],
+            )
+    except urllib.error.HTTPError as error:
+        status, payload, kind = error.code, error.read(), error.headers["Content-Type"]
+    return status, json.loads(payload) if kind == "application/json" else payload
+
+
+def csv_of(root, stem):
+    path = root / "train" / "points" / f"{stem}.csv"
+    return path.read_text() if path.exists() else None
+
+
+def test_listing_clicks_proposals_and_undo(served):
+    root, base = served
+    status, listing = call(f"{base}/api/tiles")
+    assert status == 200 and listing["classes"][2] == "Water"
+    assert [t["stem"] for t in listing["tiles"]] == ["scene_0000", "scene_0001", "scene_0002"]
+    assert listing["tiles"][1] | {} == dict(
+        stem="scene_0001", width=64, height=64, clicks=1, proposals=2
+    )
+    status, state = call(f"{base}/api/tiles/scene_0000/points", {"x": 5, "y": 6, "class": "Road"})
+    assert status == 200 and state["clicks"] == [[5, 6, "Road"]]
+    assert csv_of(root, "scene_0000").splitlines() == ["x,y,class", "5,6,Road"]
+    # a click on a proposal answers it (in place), a class may be given by its index
+    status, state = call(f"{base}/api/tiles/scene_0001/points", {"x": 30, "y": 40, "class": 1})
+    assert state["clicks"] == [[1, 2, "Water"], [30, 40, "Vegetation"]]
+    assert state["proposals"] == [[10, 20]]
+    assert csv_of(root, "scene_0001").splitlines() == [
+        "x,y,class",
+        "1,2,Water",
+        "10,20,",
+        "30,40,Vegetation",
+    ]
+    status, state = call(f"{base}/api/tiles/scene_0001/undo", {})
+    assert status == 200 and state["proposals"] == [[10, 20], [30, 40]]
+    assert call(f"{base}/api/tiles/scene_0001/undo", {})[0] == 409  # nothing more of this page's
+    status, png = call(f"{base}/api/tiles/scene_0000/image?x=0&y=0&w=64&h=64&width=32")
+    assert status == 200 and png.startswith(b"\x89PNG")
+    assert call(f"{base}/api/tiles/scene_0000/prediction")[0] == 404  # no --run
+
+
+def test_bad_requests_change_nothing(served):
+    root, base = served
+    before = {stem: csv_of(root, stem) for stem in ("scene_0000", "scene_0001")}
+    for url, body, message in (
+        ("scene_0001/points", {"x": 1, "y": 1, "class": "Lava"}, "unknown class 'Lava'"),
+        ("scene_0001/points", {"x": 1, "y": 1, "class": 9}, "unknown class 9"),
+        ("scene_0001/points", {"x": 64, "y": 1, "class": "Water"}, "outside the 64x64 tile"),
+        ("scene_0001/points", {"x": -1, "y": 1, "class": "Water"}, "outside"),
+        ("scene_0001/points", {"x": 1.5, "y": 1, "class": "Water"}, "outside"),
+        ("scene_0001/points", {"x": 1, "class": "Water"}, "expected a JSON object"),
+        ("scene_0001/points", b"x=1&y=2", "not JSON"),
+        ("..%2F..%2Fclasses/points", {"x": 1, "y": 1, "class": "Water"}, "no training tile"),
+        ("scene_0099/points", {"x": 1, "y": 1, "class": "Water"}, "no training tile"),
+        ("scene_0000/undo", {}, "nothing to undo"),
+    ):
+        kind = dict(raw=body) if isinstance(body, bytes) else dict(body=body)
+        status, answer = call(f"{base}/api/tiles/{url}", **kind)
+        assert 400 <= status < 500 and message in answer["error"], (url, status, answer)
+    assert call(f"{base}/api/nothing")[0] == 404
+    assert {stem: csv_of(root, stem) for stem in before} == before
+
+
+def test_concurrent_clicks_on_one_tile_are_all_kept(served):
+    root, base = served
+    clicks = [(x, y) for x in range(0, 64, 8) for y in range(0, 64, 16)]  # 32 clicks
+    threads = [
+        threading.Thread(
+            target=call,
+            args=(f"{base}/api/tiles/scene_0002/points", {"x": x, "y": y, "class": "Urban"}),
+        )
+        for x, y in clicks
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    rows = csv_of(root, "scene_0002").splitlines()[1:]
+    assert sorted(rows) == sorted(f"{x},{y},Urban" for x, y in clicks)
+
+
+def test_a_file_changed_by_another_program_is_reread_not_overwritten(served):
+    root, base = served
+    call(f"{base}/api/tiles/scene_0001/points", {"x": 3, "y": 3, "class": "Urban"})
+    path = root / "train" / "points" / "scene_0001.csv"
+    path.write_text(path.read_text() + "50,50,Road\n")  # an editor adds a row meanwhile
+    status, state = call(f"{base}/api/tiles/scene_0001/points", {"x": 4, "y": 4, "class": "Urban"})
+    assert [50, 50, "Road"] in state["clicks"] and [4, 4, "Urban"] in state["clicks"]
+    assert "50,50,Road" in path.read_text()
+
+
+def test_a_run_s_prediction_is_served_as_a_view(tmp_path):
+    from lib.checkpoint import save_checkpoint
+    from lib.labelling import Folder
+    from unet import UNet
+
+    root = tmp_path / "scenes"
+    export.export_tiles(root, sizes=(1, 1, 1), image_size=64)
+    (tmp_path / "run").mkdir()
+    model = UNet(5, weights=None, mean=[100.0] * 3, std=[50.0] * 3)
+    save_checkpoint(tmp_path / "run" / "model.pt", model, list(range(5)), None, 3, 64)
+    folder = Folder(root, tmp_path / "run")
+    png = folder.prediction_png("scene_0000", {"width": ["32"]})
+    import io
+
+    picture = np.array(Image.open(io.BytesIO(png)))
+    assert picture.shape == (32, 32, 4) and set(map(tuple, picture.reshape(-1, 4)[:, :3])) <= {
+        tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in folder.colours
+    }
