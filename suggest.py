@@ -12,9 +12,10 @@ about as often as a common one, and at most twice a tile's even share per tile.
 
 For every training tile, DIR/train/points/<stem>.csv is written with the tile's current clicks
 (the folder's own CSV, or else those the run trained on, RUN_DIR/clicks/<stem>.csv) followed by
-its proposals (least sure first), the class left empty; train.py stops with the file and row while one is empty. A
-preview of each tile that got proposals (the image with the proposals ringed, the prediction
-beside it) goes to --out, default RUN_DIR/suggestions/. The same run and folder give the same
+its proposals (least sure first), the class left empty; train.py stops with the file and row
+while one is empty (label them in label.py's page, or in the file). A preview of each tile that
+got proposals (the image with the proposals ringed, the prediction beside it) goes to --out,
+default RUN_DIR/suggestions/. The same run and folder give the same
 proposals. The cost is one pass of inference over the training tiles, one tile at a time.
 
 Over georeferenced GeoTIFF tiles the proposals also go to OUT/proposals.gpkg, a point layer in

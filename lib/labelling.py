@@ -37,7 +37,7 @@ class Folder:
         colours = tiles.colourise(np.arange(len(self.classes), dtype=np.uint8)[None], None)[0]
         if self.legend.colours and all(self.legend.colours):
             colours = [tiles.colour_rgb(c) for c in self.legend.colours]
-        self.colours = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in colours]
+        self.colours = ["#" + "".join(f"{int(v):02x}" for v in c) for c in colours]
         images = self.root / "train" / "images"
         found = sorted(p for p in images.glob("*") if p.suffix.lower() in tiles.IMAGE_SUFFIXES)
         if not found:
