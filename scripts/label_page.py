@@ -1,0 +1,151 @@
+"""label.py's page in a real browser (headless Chromium through Selenium): pick a class with a key,
+click a pixel, click a proposal's ring, and read back what the server wrote.
+
+    python -m scripts.label_page            a synthetic folder, a short run and its proposals,
+                                            the page driven, and docs/label.png its screenshot
+
+tests/test_label_page.py runs `drive` on a small folder. Needs Debian's chromium and
+chromium-driver (.ci/run installs them) and the selenium package.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def browser(width=1200, height=800):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    return webdriver.Chrome(
+        service=Service(shutil.which("chromedriver") or CHROMEDRIVER), options=options
+    )
+
+
+def wait(check, seconds=30, what="the page"):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"{what}: not ready after {seconds}s")
+
+
+def points(base, stem):
+    with urllib.request.urlopen(f"{base}/api/tiles/{stem}/points", timeout=30) as response:
+        return json.loads(response.read())
+
+
+def drive(base, stem, key, pixel, screenshot=None):
+    """Open the page, go to tile `stem`, press `key`, click `pixel` (x, y) and then the ring of the
+    tile's first open proposal (3 screen px off its centre); the tile's state after that."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver = browser()
+    try:
+        driver.get(base)
+        item = wait(
+            lambda: [
+                li for li in driver.find_elements(By.CSS_SELECTOR, "#tiles li") if stem in li.text
+            ],
+            what="the list of tiles",
+        )
+        item[0].click()
+        wait(lambda: stem in driver.find_element(By.ID, "status").text, what=f"tile {stem}")
+        canvas = driver.find_element(By.ID, "view")
+        driver.find_element(By.TAG_NAME, "body").send_keys(key)
+        before = points(base, stem)
+        proposal = before["proposals"][0]
+
+        def click_at(x, y, dx=0):
+            sx, sy = driver.execute_script(
+                "return window.screenOf(arguments[0], arguments[1])", x, y
+            )
+            offset = (
+                round(sx + dx - canvas.size["width"] / 2),
+                round(sy - canvas.size["height"] / 2),
+            )
+            ActionChains(driver).move_to_element_with_offset(canvas, *offset).click().perform()
+
+        click_at(*pixel)
+        wait(lambda: len(points(base, stem)["clicks"]) > len(before["clicks"]), what="the click")
+        click_at(*proposal, dx=3)
+        wait(
+            lambda: len(points(base, stem)["proposals"]) < len(before["proposals"]), what="the ring"
+        )
+        if screenshot:
+            overlay = driver.find_element(By.ID, "overlay")
+            if overlay.is_displayed():
+                overlay.click()
+            time.sleep(3)  # the views come in
+            driver.save_screenshot(str(screenshot))
+        return points(base, stem)
+    finally:
+        driver.quit()
+
+
+def main():
+    """The screenshot of docs/label.png: synthetic scenes, a one-epoch run, 30 proposals."""
+    import label
+
+    work = Path(tempfile.mkdtemp())
+    run = lambda *args: subprocess.run(
+        [sys.executable, *args], check=True, stdout=subprocess.DEVNULL
+    )
+    run(
+        "export.py",
+        "tiles",
+        str(work / "scenes"),
+        "--train-size",
+        "8",
+        "--val-size",
+        "4",
+        "--test-size",
+        "4",
+        "--image-size",
+        "256",
+    )
+    run(
+        "train.py",
+        "--data",
+        str(work / "scenes"),
+        "--points-per-class",
+        "5",
+        "--epochs",
+        "3",
+        "--weights",
+        "none",
+        "--out",
+        str(work / "round0"),
+    )
+    run("suggest.py", str(work / "round0"), str(work / "scenes"), "--clicks", "60")
+    servers = []
+    threading.Thread(
+        target=label.main,
+        args=([str(work / "scenes"), "--run", str(work / "round0"), "--port", "0"], servers.append),
+        daemon=True,
+    ).start()
+    host, port = wait(lambda: servers, what="label.py")[0].server_address[:2]
+    state = drive(f"http://{host}:{port}", "scene_0000", "3", (40, 60), Path("docs/label.png"))
+    print(
+        f"docs/label.png written; scene_0000 now has {len(state['clicks'])} clicks, {len(state['proposals'])} open proposals"
+    )
+    servers[0].shutdown()
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
