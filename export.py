@@ -27,7 +27,6 @@ from clicks import sample_points
 from data import CLASSES, split_scene
 from lib import tiles
 from lib.cli import OneLineParser, atomic, check_output_folder, guard, need
-from lib.tiles import IMAGE_SUFFIXES, read_image
 
 EXAMPLE_CRS = "EPSG:32632"  # UTM zone 32N ...
 EXAMPLE_PIXEL = 10.0  # ... at 10 m per pixel
@@ -157,9 +156,10 @@ def main(argv=None):
     parser.add_argument(
         "--int8",
         metavar="IMAGES",
-        help="onnx: quantise to int8, its activation ranges calibrated on these images (a folder, "
-        "e.g. DIR/train/images)",
+        help="onnx: int8, calibrated on the images of this folder (default: the run's training "
+        "tiles, where it was trained on a folder)",
     )
+    parser.add_argument("--fp32", action="store_true", help="onnx: the exact fp32 graph, not int8")
     parser.add_argument(
         "--resolution",
         type=float,
@@ -196,28 +196,16 @@ def main(argv=None):
     try:
         if args.command == "onnx":
             check_output_folder(Path(args.onnx_file).parent, "onnx_file")
-            calibration = args.int8 and [
-                read_image(p)
-                for p in sorted(Path(args.int8).glob("*"))
-                if p.suffix.lower() in IMAGE_SUFFIXES
-            ]
-            if args.int8 and not calibration:
-                raise ValueError(
-                    f"--int8: {args.int8} holds no images ({', '.join(IMAGE_SUFFIXES)})"
-                )
-            meta = need("lib.onnx_model", "exporting to ONNX").export(
-                args.path,
-                args.onnx_file,
-                args.tile_size,
-                args.overlap,
-                args.resolution,
-                calibration,
-            )
             print(
-                f"wrote {args.onnx_file}: {meta['bands']} bands in (8-bit values / 255), "
-                f"{len(meta['class_names'])} class probabilities out, {meta['tiles_size']}² "
-                f"windows, {meta['tiles_overlap']}% overlap, {meta['resolution']} cm per pixel"
-                + (f"; int8, calibrated on {len(calibration)} images" if calibration else "")
+                need("lib.onnx_model", "exporting to ONNX").export_command(
+                    args.path,
+                    args.onnx_file,
+                    args.tile_size,
+                    args.overlap,
+                    args.resolution,
+                    args.int8,
+                    args.fp32,
+                )
             )
             return
         check_output_folder(

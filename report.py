@@ -24,6 +24,7 @@ from lib.cli import MissingPackage, OneLineParser, atomic, guard
 from recipe import DEFAULTS, label_mode
 from reporting.figures import figures, loop_curves
 from reporting.loop_report import labelling_loops
+from reporting.onnx_report import onnx_speed
 from reporting.paper import (
     DENSITY_POINTS,
     FINAL,
@@ -269,6 +270,7 @@ def page(folder, tables_text, r=None):
     lines += teachers(folder)
     lines += unclicked(folder)
     lines += gis_example(folder)
+    lines += onnx_speed(folder)
     lines += labelling_loops(folder)
     lines += [
         "Every single run with its per-class IoU, the torchrun check, the benchmark, and the wall "

@@ -64,8 +64,11 @@ class Folder:
             if tiles.is_tiff(path):
                 with need("lib.geotiff", "GeoTIFF tiles").open_tiff(path) as raster:
                     self.sizes[stem] = raster.width, raster.height
-            else:
-                self.sizes[stem] = tuple(self.pixels(stem).shape[:0:-1])
+            elif path.suffix.lower() == ".npy":
+                self.sizes[stem] = tuple(np.load(path, mmap_mode="r").shape[:-3:-1])
+            else:  # the header only: listing a folder of big PNGs decodes none of them
+                with need("PIL.Image", "PNG and JPEG tiles").open(path) as image:
+                    self.sizes[stem] = image.size
         return self.sizes[stem]
 
     def rows(self, stem):

@@ -16,12 +16,14 @@ predict.py for a .onnx model: onnx and onnxruntime are needed for those alone.
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from lib.checkpoint import load_checkpoint
 from lib.cli import atomic, need, one_line
+from lib.tiles import IMAGE_SUFFIXES, read_image
 from unet import DIVISOR
 
 OPSET = 17  # run by every onnxruntime since 1.11 and by the one Deepness ships
@@ -91,7 +93,7 @@ def export(checkpoint_path, out, tile_size=None, overlap=OVERLAP, resolution_cm=
             entry = graph.metadata_props.add()
             entry.key, entry.value = key, json.dumps(value)
         onnx.save(graph, str(tmp))
-        if int8 is not None:
+        if int8:
             quantise(tmp, int8, tile_size)
     return metadata
 
@@ -142,6 +144,35 @@ def quantise(path, images, window):
     del graph.metadata_props[:]
     graph.metadata_props.extend(metadata)
     onnx.save(graph, str(path))
+
+
+def export_command(checkpoint_path, out, tile_size, overlap, resolution_cm, int8, fp32):
+    """export.py onnx: int8 where calibration images are at hand (--int8 IMAGES, or the training
+    tiles of the run beside the checkpoint), fp32 with --fp32 or without them; what it wrote."""
+    if int8 and fp32:
+        raise ValueError("give --int8 IMAGES or --fp32, not both")
+    found = int8
+    metrics = Path(checkpoint_path).with_name("metrics.json")
+    if not int8 and not fp32 and metrics.is_file():  # a --data run: its training tiles
+        data = json.loads(metrics.read_text()).get("config", {}).get("data")
+        found = data and Path(data) / "train" / "images"
+    images = [p for p in sorted(Path(found or "").glob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if int8 and not images:
+        raise ValueError(f"--int8: {int8} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    calibration = [read_image(p) for p in images]
+    meta = export(checkpoint_path, out, tile_size, overlap, resolution_cm, calibration)
+    kind = (
+        f"int8, calibrated on the {len(images)} images of {found} (--fp32: the exact fp32 graph)"
+        if images
+        else "fp32"
+        if fp32
+        else "fp32 (int8 is faster on a CPU; it needs calibration images: --int8 IMAGES)"
+    )
+    return (
+        f"wrote {out}: {meta['bands']} bands in (8-bit values / 255), "
+        f"{len(meta['class_names'])} class probabilities out, {meta['tiles_size']}² windows, "
+        f"{meta['tiles_overlap']}% overlap, {meta['resolution']} cm per pixel; {kind}"
+    )
 
 
 class OnnxNet(torch.nn.Module):

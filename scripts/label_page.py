@@ -51,20 +51,26 @@ def points(base, stem):
 def drive(base, stem, key, pixel, screenshot=None):
     """Open the page, go to tile `stem`, press `key`, click `pixel` (x, y) and then the ring of the
     tile's first open proposal (3 screen px off its centre); the tile's state after that."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     driver = browser()
     try:
         driver.get(base)
-        item = wait(
-            lambda: [
-                li for li in driver.find_elements(By.CSS_SELECTOR, "#tiles li") if stem in li.text
-            ],
-            what="the list of tiles",
-        )
-        item[0].click()
-        wait(lambda: stem in driver.find_element(By.ID, "status").text, what=f"tile {stem}")
+        status = lambda: driver.find_element(By.ID, "status").text
+        wait(status, what="the first tile")  # the list is drawn anew until then
+
+        def open_tile():
+            try:
+                for li in driver.find_elements(By.CSS_SELECTOR, "#tiles li"):
+                    if li.text.startswith(stem):
+                        li.click()
+                return stem in status()
+            except StaleElementReferenceException:  # redrawn meanwhile: try again
+                return False
+
+        wait(open_tile, what=f"tile {stem}")
         canvas = driver.find_element(By.ID, "view")
         driver.find_element(By.TAG_NAME, "body").send_keys(key)
         before = points(base, stem)
@@ -141,7 +147,8 @@ def main():
     host, port = wait(lambda: servers, what="label.py")[0].server_address[:2]
     state = drive(f"http://{host}:{port}", "scene_0000", "3", (40, 60), Path("docs/label.png"))
     print(
-        f"docs/label.png written; scene_0000 now has {len(state['clicks'])} clicks, {len(state['proposals'])} open proposals"
+        f"docs/label.png written; scene_0000 now has {len(state['clicks'])} clicks, "
+        f"{len(state['proposals'])} open proposals"
     )
     servers[0].shutdown()
     shutil.rmtree(work)

@@ -24,9 +24,9 @@ say() { echo "$@" | tee -a "$log"; }
 [ -d "$WORK/scenes" ] || $PYTHON export.py tiles "$WORK/scenes" --train-size 20 --val-size 0 > /dev/null
 [ -d "$WORK/big" ] || $PYTHON export.py tiles "$WORK/big" --train-size 0 --val-size 0 --test-size 1 --image-size "$SIZE" > /dev/null
 [ -f "$WORK/scene.tif" ] || $PYTHON export.py scene "$WORK/scene.tif" --size "$SIZE" --bands 3 > /dev/null
-say "model: $(grep '^test mIoU' "$WORK/run/train.log" 2>/dev/null || echo "$WORK/run")"
+say "model: $(grep '^test mIoU' "$WORK/train.log" 2>/dev/null || echo "$WORK/run")"
 rm -f "$WORK"/*.onnx
-$PYTHON export.py onnx "$WORK/run/model.pt" "$WORK/fp32.onnx" --resolution 1000 | tee -a "$log"
+$PYTHON export.py onnx "$WORK/run/model.pt" "$WORK/fp32.onnx" --resolution 1000 --fp32 | tee -a "$log"
 $PYTHON export.py onnx "$WORK/run/model.pt" "$WORK/int8.onnx" --resolution 1000 \
   --int8 "$WORK/scenes/train/images" 2>/dev/null | tee -a "$log"
 

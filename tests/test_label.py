@@ -161,3 +161,27 @@ def test_a_run_s_prediction_is_served_as_a_view(tmp_path):
     assert picture.shape == (32, 32, 4) and set(map(tuple, picture.reshape(-1, 4)[:, :3])) <= {
         tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in folder.colours
     }
+
+
+def test_retrain_runs_train_then_suggest_one_run_at_a_time(tmp_path):
+    from lib.label_server import Training
+    from lib.labelling import Folder, Refused
+
+    root = tmp_path / "scenes"
+    export.export_tiles(root, sizes=(2, 1, 1), image_size=64)
+    folder = Folder(root)
+    for stem in folder.paths:  # a person's round 0: a click of every class on every tile
+        for k, name in enumerate(folder.classes):
+            folder.click(stem, {"x": 5 + 10 * k, "y": 5 + 7 * k, "class": name})
+    flags = "--epochs 1 --image-size 64 --batch-size 2 --weights none --no-tta"
+    training = Training(folder, tmp_path / "runs", flags, suggest_clicks=4)
+    assert training.start()["running"]
+    with pytest.raises(Refused, match="one at a time"):
+        training.start()
+    training.thread.join(600)
+    report = training.report()
+    assert report["status"] == f"done: {tmp_path / 'runs' / 'round1'}", report["lines"][-5:]
+    assert report["val_miou"] is not None and any("suggest.py" in line for line in report["lines"])
+    assert folder.run == str(tmp_path / "runs" / "round1")  # the page now shows the new run
+    assert sum(len(folder.state(stem)["proposals"]) for stem in folder.paths) == 4
+    assert sum(len(folder.state(stem)["clicks"]) for stem in folder.paths) == 10  # none lost

@@ -145,3 +145,23 @@ def test_geotiff_training_tiles_give_the_checkpoint_their_pixel_size(tmp_path):
     assert load_data({"points_per_image": 5}, folder=tmp_path / "tifs")["pixel_size_m"] == 10.0
     export.export_tiles(tmp_path / "pngs", sizes=(1, 1, 1), image_size=32)
     assert "pixel_size_m" not in load_data({"points_per_image": 5}, folder=tmp_path / "pngs")
+
+
+def test_a_folder_run_exports_int8_calibrated_on_its_training_tiles(tmp_path, capsys):
+    export.export_tiles(tmp_path / "tiles", sizes=(2, 1, 1), image_size=64)
+    (tmp_path / "run").mkdir()
+    model_pt = checkpoint(tmp_path / "run" / "model.pt")
+    (tmp_path / "run" / "metrics.json").write_text(
+        json.dumps({"config": {"data": str(tmp_path / "tiles")}})
+    )
+    quantised = lambda path: any(
+        node.op_type == "QuantizeLinear" for node in onnx.load(str(path)).graph.node
+    )
+    export.main(["onnx", str(model_pt), str(tmp_path / "int8.onnx")])
+    assert "int8, calibrated on the 2 images of" in capsys.readouterr().out
+    export.main(["onnx", str(model_pt), str(tmp_path / "fp32.onnx"), "--fp32"])
+    assert quantised(tmp_path / "int8.onnx") and not quantised(tmp_path / "fp32.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "int8.onnx")).metadata_props}
+    assert json.loads(meta["model_type"]) == "Segmentor" and json.loads(meta["tiles_size"]) == 64
+    code, err = run(export.main, ["onnx", str(model_pt), "x.onnx", "--fp32", "--int8", "d"], capsys)
+    assert code == 2 and "not both" in err
