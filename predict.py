@@ -114,13 +114,14 @@ def main(argv=None):
         # under torchrun: this process's GPU
         device = distributed.local_device(pick_device(args.device))
         precision, why = pick_precision(args.precision, device)
-        if hasattr(model, "session"):  # an .onnx model: onnxruntime computes its fp32 graph
-            if args.precision == "bf16" or device.type != "cpu":
+        if hasattr(model, "session"):  # an .onnx model: onnxruntime on the CPU runs it as is
+            if args.precision == "bf16" or args.device not in ("auto", "cpu"):
                 raise ValueError(
-                    f"{args.checkpoint}: an .onnx model runs in fp32 on the CPU (onnxruntime), "
-                    f"got --precision {args.precision} --device {args.device}"
+                    f"{args.checkpoint}: an .onnx model runs on the CPU (onnxruntime) in the "
+                    f"precision it was exported in, got --precision {args.precision} --device "
+                    f"{args.device}"
                 )
-            precision, why = "fp32", "onnxruntime's fp32 graph"
+            device, precision, why = torch.device("cpu"), "fp32", "onnxruntime: fp32 or int8 graph"
     except (ValueError, OSError) as error:
         parser.error(str(error))
     model.to(device, memory_format=torch.channels_last)

@@ -104,53 +104,29 @@ def drive(base, stem, key, pixel, screenshot=None):
 
 
 def main():
-    """The screenshot of docs/label.png: synthetic scenes, a one-epoch run, 30 proposals."""
-    import label
+    """The screenshot of docs/label.png: synthetic scenes, a 3-epoch run, its 60 proposals, and
+    the page serving them (built from the library pieces label.py runs)."""
+    from lib.label_server import Training, serve
+    from lib.labelling import Folder
 
     work = Path(tempfile.mkdtemp())
-    run = lambda *args: subprocess.run(
-        [sys.executable, *args], check=True, stdout=subprocess.DEVNULL
-    )
-    run(
-        "export.py",
-        "tiles",
-        str(work / "scenes"),
-        "--train-size",
-        "8",
-        "--val-size",
-        "4",
-        "--test-size",
-        "4",
-        "--image-size",
-        "256",
-    )
-    run(
-        "train.py",
-        "--data",
-        str(work / "scenes"),
-        "--points-per-class",
-        "5",
-        "--epochs",
-        "3",
-        "--weights",
-        "none",
-        "--out",
-        str(work / "round0"),
-    )
-    run("suggest.py", str(work / "round0"), str(work / "scenes"), "--clicks", "60")
-    servers = []
-    threading.Thread(
-        target=label.main,
-        args=([str(work / "scenes"), "--run", str(work / "round0"), "--port", "0"], servers.append),
-        daemon=True,
-    ).start()
-    host, port = wait(lambda: servers, what="label.py")[0].server_address[:2]
+    scenes, round0 = str(work / "scenes"), str(work / "round0")
+    for command in (
+        f"export.py tiles {scenes} --train-size 8 --val-size 4 --test-size 4 --image-size 256",
+        f"train.py --data {scenes} --points-per-class 5 --epochs 3 --weights none --out {round0}",
+        f"suggest.py {round0} {scenes} --clicks 60",
+    ):
+        subprocess.run([sys.executable, *command.split()], check=True, stdout=subprocess.DEVNULL)
+    folder = Folder(scenes, round0)
+    server = serve(folder, Training(folder, work / "runs", "", 0), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
     state = drive(f"http://{host}:{port}", "scene_0000", "3", (40, 60), Path("docs/label.png"))
     print(
         f"docs/label.png written; scene_0000 now has {len(state['clicks'])} clicks, "
         f"{len(state['proposals'])} open proposals"
     )
-    servers[0].shutdown()
+    server.shutdown()
     shutil.rmtree(work)
 
 
