@@ -64,8 +64,9 @@ def drive(base, stem, key, pixel, screenshot=None):
         def open_tile():
             try:
                 for li in driver.find_elements(By.CSS_SELECTOR, "#tiles li"):
-                    if li.text.startswith(stem):
-                        li.click()
+                    if li.text.split()[0] == stem:
+                        li.click()  # the list is drawn anew: the other items are gone
+                        break
                 return stem in status()
             except StaleElementReferenceException:  # redrawn meanwhile: try again
                 return False
