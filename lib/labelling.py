@@ -176,7 +176,7 @@ class Folder:
     def window(self, stem, x, y, w, h, width):
         """(bands, h', w') pixels of the region, read at about `width` columns (every n-th pixel of
         a big region: a GeoTIFF gives it from its overviews or by decimated reads)."""
-        step = max(1, -(-w // max(1, min(width, MAX_VIEW))))
+        step = stride(w, width)
         path = self.path(stem)
         if tiles.is_tiff(path):
             geotiff = need("lib.geotiff", "GeoTIFF tiles")
@@ -239,12 +239,17 @@ class Folder:
                 classes = logits.argmax(0).numpy().astype(np.uint8)
             self.predictions = {stem: classes}  # one tile's map kept: a big one is large
         x, y, w, h, width = self.region(stem, query)
-        step = max(1, -(-w // max(1, min(width, MAX_VIEW))))
+        step = stride(w, width)
         view = self.predictions[stem][y : y + h : step, x : x + w : step]
         rgba = np.concatenate(
             [tiles.colourise(view, self.colours), np.full(view.shape + (1,), 255, np.uint8)], -1
         )
         return png(rgba)
+
+
+def stride(w, width):
+    """Every how many pixels a region w pixels wide is read to show it about `width` wide."""
+    return max(1, -(-w // max(1, min(width, MAX_VIEW))))
 
 
 def png(array):
