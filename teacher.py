@@ -12,7 +12,10 @@ them are. This chapter turns that into training targets, three ways, each a trai
   --consistency  FixMatch-style targets (Sohn et al. 2020): the teacher looks at the batch in
                  another orientation; where it is sure (max softmax ≥ --confidence) its class,
                  turned back, becomes a label for the student, weighted by --consistency and
-                 ramped up over the first third of the run.
+                 ramped up over the first third of the run. The student learns them on a
+                 strong view of the batch: CutMix (French et al. 2020: a box of another image of
+                 the batch pasted in, its labels with it) and a brightness/contrast jitter, so
+                 agreeing with the teacher is not a copy of what the student already says.
   --grow         region growing from the clicks (CRGNet, Xu & Ghamisi 2022): a click's class
                  spreads to the 4-connected pixels that the teacher, sure, gives the same class.
                  A grown label never crosses into pixels of another class, and a click always keeps
@@ -125,6 +128,32 @@ def grow_regions(probabilities, point_labels, confidence, steps=None):
             break
         grown = torch.where(joins, classes, grown)
     return torch.where(point_labels != UNLABELED, UNLABELED, grown)
+
+
+def strong_view(images, point_labels, extras):
+    """The student's strong view of a batch (N, bands, H, W): each image gets a box (a quarter to
+    half of its area) of another image of the batch, every label map going with its pixels, then
+    its bands stretched about their mean by a contrast and scaled by a brightness in [0.8, 1.2].
+    Returns the images, point labels and (target_labels, weight) extras of that view. Drawn from
+    torch's global generator, which train.py seeds."""
+    n, _, h, w = images.shape
+    partner = torch.randperm(n)
+    box = torch.zeros(n, h, w, dtype=torch.bool)
+    for i in range(n):
+        side = math.sqrt(float(torch.empty(()).uniform_(0.25, 0.5)))
+        bh, bw = max(1, int(h * side)), max(1, int(w * side))
+        y, x = int(torch.randint(0, h - bh + 1, ())), int(torch.randint(0, w - bw + 1, ()))
+        box[i, y : y + bh, x : x + bw] = True
+
+    def mix(labels):
+        labels = labels.to(box.device)
+        return torch.where(box, labels[partner], labels)
+
+    images = torch.where(box[:, None], images[partner], images.float())
+    mean = images.mean((2, 3), keepdim=True)
+    contrast, brightness = torch.empty(2, n, 1, 1, 1).uniform_(0.8, 1.2)
+    images = (mean + (images - mean) * contrast) * brightness
+    return images, mix(point_labels), [(mix(labels), weight) for labels, weight in extras]
 
 
 def unlabelled_targets(teacher, images, point_labels, precision, config, ramp):

@@ -54,7 +54,7 @@ from recipe import (
     settings,
     train_step,
 )
-from teacher import MeanTeacher, ramp_up, unlabelled_targets
+from teacher import MeanTeacher, ramp_up, strong_view, unlabelled_targets
 from unet import UNet
 
 # <out>/resume.pt after an epoch, at most this often (a short run just reruns)
@@ -172,6 +172,8 @@ def train(config):
                 step = (epoch - 1) * len(loader) + len(losses)
                 ramp = ramp_up(step, config["epochs"] * len(loader))
                 extras += unlabelled_targets(teacher, image, point_labels, precision, config, ramp)
+                if config["consistency"]:  # the student learns them on a strong view
+                    image, point_labels, extras = strong_view(image, point_labels, extras)
             batch = image, point_labels, precision, crf, extras, weights
             losses.append(train_step(trained, optimizer, *batch))
             if teacher:

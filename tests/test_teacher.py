@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pce import UNLABELED
-from teacher import MeanTeacher, confident_labels, grow_regions, ramp_up
+from teacher import MeanTeacher, confident_labels, grow_regions, ramp_up, strong_view
 from train import main, train
 from unet import UNet
 
@@ -87,6 +87,28 @@ def test_region_growing_follows_the_teacher_and_never_crosses_into_another_class
     clicks[0, 0, 7] = 0
     grown = grow_regions(probabilities, clicks, 0.9)
     assert (grown[0, :, 6:] == UNLABELED).all()
+
+
+def test_the_strong_view_moves_every_label_with_its_pixel():
+    # one band whose value says the pixel's click (or -1): after CutMix and the jitter, which is
+    # one increasing map per image, a value in an image still means one label
+    torch.manual_seed(0)
+    clicks = torch.full((4, 16, 16), UNLABELED)
+    for i in range(4):
+        clicks[i, torch.randint(0, 16, (6,)), torch.randint(0, 16, (6,))] = i
+    images = (clicks[:, None] + 2).float() * 10
+    view, view_clicks, ((targets, weight),) = strong_view(images, clicks, [(clicks.clone(), 0.5)])
+    assert weight == 0.5 and torch.equal(targets, view_clicks)
+    assert view.shape == images.shape and not torch.equal(view, images)
+    mixed = 0
+    for i in range(4):
+        values = {round(float(v), 3): set() for v in view[i, 0].flatten()}
+        for v, label in zip(view[i, 0].flatten(), view_clicks[i].flatten()):
+            values[round(float(v), 3)].add(int(label))
+        assert all(len(labels) == 1 for labels in values.values())  # label and pixel moved as one
+        from_others = set(view_clicks[i].unique().tolist()) - {UNLABELED, i}
+        mixed += bool(from_others)
+    assert mixed  # some image got a box of another's pixels, and its clicks
 
 
 def test_the_levers_train_and_give_the_same_numbers_for_the_same_seed(tmp_path):
