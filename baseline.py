@@ -28,7 +28,7 @@ import torch
 
 from clicks import Clicks, count_labels
 from evaluation import confusion_matrix, print_table, save_metrics, scores
-from lib import tiles
+from lib import annotations, tiles
 from lib.cli import (
     OneLineParser,
     atomic,
@@ -185,7 +185,7 @@ def run(config):
         stem = stems[index] if stems else f"scene_{index:04d}"
         for picture, suffix in (
             (class_map, "classes"),
-            (tiles.colourise(class_map, colours), "preview"),
+            (annotations.colourise(class_map, colours), "preview"),
         ):
             with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
                 Image.fromarray(picture).save(tmp, format="PNG")

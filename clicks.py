@@ -2,9 +2,10 @@
 
 Training sees `point_labels`: UNLABELED (-1, pce.py) everywhere except at the clicked pixels,
 which carry their class. Clicks are drawn once per training image from its dense mask (or read
-from the user's CSV, tiles.py) and then kept fixed, as an annotator clicks once; they are kept as
-coordinate lists, so a big tile costs a few hundred numbers, not a label plane. `CropSampler`
-decides which crops an epoch trains on and `PointDataset` cuts them, image and clicks together.
+from the user's CSV, lib/annotations.py) and then kept fixed, as an annotator clicks once; they
+are kept as coordinate lists, so a big tile costs a few hundred numbers, not a label plane.
+`CropSampler` decides which crops an epoch trains on and `PointDataset` cuts them, image and clicks
+together.
 """
 
 import math

@@ -25,7 +25,7 @@ import numpy as np
 
 from clicks import sample_points
 from data import CLASSES, split_scene
-from lib import tiles
+from lib import annotations, rasters
 from lib.cli import OneLineParser, atomic, check_output_folder, guard, need
 
 EXAMPLE_CRS = "EPSG:32632"  # UTM zone 32N ...
@@ -110,7 +110,7 @@ def export_scene(path, size, bands=4, seed=0, block=1000):
 def export_layers(root, points_per_class, reference_points, seed=0):
     """DIR/clicks.gpkg and DIR/reference.gpkg over a folder of GeoTIFF tiles, from its masks."""
     root, rng = Path(root), np.random.default_rng([seed, 2000])
-    legend = tiles.read_legend(root)
+    legend = annotations.read_legend(root)
     geotiff, vector = (
         need(f"lib.{m}", "point layers over GeoTIFF tiles") for m in ("geotiff", "vector")
     )
@@ -120,7 +120,7 @@ def export_layers(root, points_per_class, reference_points, seed=0):
     ):
         found = []
         for tile in sorted((root / split / "images").glob("*.tif")):
-            mask = tiles.read_mask(
+            mask = rasters.read_mask(
                 root / split / "masks" / tile.name, legend, geotiff.read(tile, 1).shape
             )
             found.append((tile, sample_points(mask, rng, **how)))

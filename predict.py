@@ -24,10 +24,11 @@ import torch
 
 from evaluation import predict_tile
 from lib import distributed
+from lib.annotations import colour_rgb, colourise
 from lib.checkpoint import load_checkpoint
 from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard, need
 from lib.device import pick_device, pick_precision
-from lib.tiles import IMAGE_SUFFIXES, colour_rgb, colourise, is_tiff, read_image
+from lib.rasters import IMAGE_SUFFIXES, is_tiff, read_image
 
 
 def expand(inputs):

@@ -36,7 +36,7 @@ import torch
 from clicks import NO_CLICKS
 from data import IGNORE
 from evaluation import predict_tile
-from lib import tiles
+from lib import annotations, rasters, tiles
 from lib.checkpoint import load_checkpoint
 from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard, need
 from lib.device import pick_device, pick_precision
@@ -119,7 +119,7 @@ def click_file(run, root, stem, from_layer):
 
 
 def read_clicks(path, image, classes):
-    return tiles.read_clicks(path, image.shape[1:], classes) if path else NO_CLICKS
+    return annotations.read_clicks(path, image.shape[1:], classes) if path else NO_CLICKS
 
 
 def preview(image, class_map, colours, clicks, proposals):
@@ -137,7 +137,7 @@ def preview(image, class_map, colours, clicks, proposals):
             both[r : r + 512, :w, b] = np.clip(
                 (band[r : r + 512].astype(np.float32) - low) / max(high - low, 1e-6) * 255, 0, 255
             )
-    both[:, w:] = tiles.colourise(class_map, colours)
+    both[:, w:] = annotations.colourise(class_map, colours)
     picture = need("PIL.Image", "drawing the previews").fromarray(both)
     draw = need("PIL.ImageDraw", "drawing the previews").Draw(picture)
     for y, x in zip(clicks.rows.tolist(), clicks.cols.tolist()):
@@ -154,7 +154,7 @@ def write_layer(out, paths, chosen, classes):
     by_tile = {}
     for margin, t, y, x, k in sorted(chosen, key=lambda entry: entry[1:4]):
         by_tile.setdefault(paths[t], []).append((y, x, k, margin))
-    if not by_tile or not all(tiles.is_tiff(path) for path in by_tile):
+    if not by_tile or not all(rasters.is_tiff(path) for path in by_tile):
         return ""
     geotiff = need("lib.geotiff", "proposals over GeoTIFF tiles")
     with geotiff.open_tiff(next(iter(by_tile))) as raster:
@@ -171,7 +171,7 @@ def write_layer(out, paths, chosen, classes):
 def suggest(run, root, count, spacing, out, device, precision):
     run, root = Path(run), Path(root)
     model, checkpoint = load_checkpoint(run / "model.pt")
-    legend = tiles.read_legend(root)
+    legend = annotations.read_legend(root)
     if list(legend.names) != list(checkpoint["classes"]):
         raise ValueError(
             f"{root}/classes.txt lists {list(legend.names)}, the run was trained on "
@@ -183,7 +183,7 @@ def suggest(run, root, count, spacing, out, device, precision):
             f"it again"
         )
     config = json.loads((run / "metrics.json").read_text())["config"]
-    training_stems = tiles.stems(root / "train" / "images", tiles.IMAGE_SUFFIXES)
+    training_stems = tiles.stems(root / "train" / "images", rasters.IMAGE_SUFFIXES)
     sources = {
         stem: click_file(run, root, stem, config.get("points_file")) for stem in training_stems
     }
@@ -234,7 +234,7 @@ def suggest(run, root, count, spacing, out, device, precision):
         (root / "train" / "points").mkdir(exist_ok=True)
         for i, (path, tile_clicks, tile_proposals) in enumerate(zip(paths, clicks, proposals)):
             if tile_clicks.rows.size or tile_proposals:  # every click kept, none lost
-                tiles.write_clicks(
+                annotations.write_clicks(
                     root / "train" / "points" / f"{path.stem}.csv",
                     tile_clicks,
                     legend.names,
@@ -242,7 +242,7 @@ def suggest(run, root, count, spacing, out, device, precision):
                 )
             if tile_proposals:
                 picture = preview(
-                    tiles.read_image(path),
+                    rasters.read_image(path),
                     np.load(Path(scratch) / f"{i}.npy"),
                     legend.colours,
                     tile_clicks,

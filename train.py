@@ -31,7 +31,7 @@ import torch
 
 from clicks import AUGMENTATIONS, CropSampler, PointDataset, class_weights, count_labels
 from evaluation import evaluate, print_table, save_metrics
-from lib import distributed, tiles
+from lib import annotations, distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_checkpoint, save_progress
 from lib.cli import (
     OneLineParser,
@@ -292,7 +292,8 @@ def train(config):
             data.get("pixel_size_m"),
         )
         if config["data"]:
-            tiles.keep_clicks(out / "clicks", data)  # the clicks it learned from, for suggest.py
+            # the clicks it learned from, for suggest.py
+            annotations.keep_clicks(out / "clicks", data)
         save_metrics(out, metrics)
         (out / "resume.pt").unlink(missing_ok=True)  # the run is whole: nothing to go on from
     distributed.finish()
@@ -316,7 +317,7 @@ def main(argv=None):
         "of the weights that does not swing from step to step (teacher.py)")
     add("--ema-decay", type=float, default=DEFAULTS["ema_decay"], help="its decay (warmed up)")
     add("--consistency", type=float, default=DEFAULTS["consistency"], help="weight of pCE on the "
-        "pixels the mean teacher is sure of, seen in another orientation (0: off)")
+        "pixels the mean teacher is sure of, learnt on a strong view (CutMix, jitter); 0: off")
     add("--grow", action="store_true", help="grow each click's label over the connected pixels "
         "the mean teacher is sure are its class")
     add("--confidence", type=float, default=DEFAULTS["confidence"], help="how sure the teacher "

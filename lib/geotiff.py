@@ -6,7 +6,7 @@ bands, orthophotos RGB or RGB+NIR, land-cover masks value-coded rasters, and eac
 coordinate reference system (CRS) and the transform from pixel to map coordinates. They are read
 and written with rasterio (GDAL underneath, as torchgeo does): it reads any band count, dtype and
 compression (deflate, LZW, ...), and reads and writes windows of a file, so a scene larger than
-memory is segmented block by block. Pillow handles every other format (tiles.py). A file named
+memory is segmented block by block. Pillow handles every other format (rasters.py). A file named
 .tif/.tiff is opened as a TIFF or not at all: GDAL would otherwise read, say, a truncated PNG
 saved under that name through its PNG driver, silently, as a half-black image.
 """

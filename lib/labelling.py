@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import tiles
+from lib import annotations, rasters
 from lib.cli import atomic, need
 
 MAX_VIEW = 4096  # the widest view sent, in screen pixels
@@ -32,16 +32,16 @@ class Refused(ValueError):
 class Folder:
     def __init__(self, root, run=None):
         self.root = Path(root)
-        self.legend = tiles.read_legend(self.root)
+        self.legend = annotations.read_legend(self.root)
         self.classes = list(self.legend.names)
-        colours = tiles.colourise(np.arange(len(self.classes), dtype=np.uint8)[None], None)[0]
+        colours = annotations.colourise(np.arange(len(self.classes), dtype=np.uint8)[None], None)[0]
         if self.legend.colours and all(self.legend.colours):
-            colours = [tiles.colour_rgb(c) for c in self.legend.colours]
+            colours = [annotations.colour_rgb(c) for c in self.legend.colours]
         self.colours = ["#" + "".join(f"{int(v):02x}" for v in c) for c in colours]
         images = self.root / "train" / "images"
-        found = sorted(p for p in images.glob("*") if p.suffix.lower() in tiles.IMAGE_SUFFIXES)
+        found = sorted(p for p in images.glob("*") if p.suffix.lower() in rasters.IMAGE_SUFFIXES)
         if not found:
-            raise ValueError(f"{images}: no training tiles ({', '.join(tiles.IMAGE_SUFFIXES)})")
+            raise ValueError(f"{images}: no training tiles ({', '.join(rasters.IMAGE_SUFFIXES)})")
         self.paths = {p.stem: p for p in found}
         self.points = self.root / "train" / "points"
         self.locks = {stem: threading.Lock() for stem in self.paths}
@@ -61,7 +61,7 @@ class Folder:
         """(width, height), without reading a big tile's pixels."""
         if stem not in self.sizes:
             path = self.path(stem)
-            if tiles.is_tiff(path):
+            if rasters.is_tiff(path):
                 with need("lib.geotiff", "GeoTIFF tiles").open_tiff(path) as raster:
                     self.sizes[stem] = raster.width, raster.height
             elif path.suffix.lower() == ".npy":
@@ -76,7 +76,7 @@ class Folder:
         file = self.points / f"{stem}.csv"
         if not file.exists():
             return []
-        rows = list(csv.reader(tiles.read_text(file).splitlines()))
+        rows = list(csv.reader(annotations.read_text(file).splitlines()))
         if not rows or [c.strip().lower() for c in rows[0]] != ["x", "y", "class"]:
             raise Refused(409, f"{file}: the first line must be the header x,y,class")
         try:
@@ -170,7 +170,7 @@ class Folder:
         if stem not in self.cache:
             if len(self.cache) >= 2:
                 self.cache.pop(next(iter(self.cache)))
-            self.cache[stem] = tiles.read_image(self.path(stem))
+            self.cache[stem] = rasters.read_image(self.path(stem))
         return self.cache[stem]
 
     def window(self, stem, x, y, w, h, width):
@@ -178,7 +178,7 @@ class Folder:
         a big region: a GeoTIFF gives it from its overviews or by decimated reads)."""
         step = stride(w, width)
         path = self.path(stem)
-        if tiles.is_tiff(path):
+        if rasters.is_tiff(path):
             geotiff = need("lib.geotiff", "GeoTIFF tiles")
             with geotiff.open_tiff(path) as raster:
                 shape = (raster.count, max(1, h // step), max(1, w // step))
@@ -226,7 +226,7 @@ class Folder:
             from evaluation import predict_tile
 
             path = self.path(stem)
-            if tiles.is_tiff(path):
+            if rasters.is_tiff(path):
                 classes = np.zeros(self.size(stem)[::-1], np.uint8)
                 for row, col, block in need("lib.geotiff", "GeoTIFF tiles").predict_scene(
                     path,
@@ -242,7 +242,8 @@ class Folder:
         step = stride(w, width)
         view = self.predictions[stem][y : y + h : step, x : x + w : step]
         rgba = np.concatenate(
-            [tiles.colourise(view, self.colours), np.full(view.shape + (1,), 255, np.uint8)], -1
+            [annotations.colourise(view, self.colours), np.full(view.shape + (1,), 255, np.uint8)],
+            -1,
         )
         return png(rgba)
 

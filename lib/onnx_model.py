@@ -23,7 +23,7 @@ import torch
 
 from lib.checkpoint import load_checkpoint
 from lib.cli import atomic, need, one_line
-from lib.tiles import IMAGE_SUFFIXES, read_image
+from lib.rasters import IMAGE_SUFFIXES, read_image
 from unet import DIVISOR
 
 OPSET = 17  # run by every onnxruntime since 1.11 and by the one Deepness ships

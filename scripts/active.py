@@ -31,7 +31,7 @@ import numpy as np
 
 from clicks import NO_CLICKS, Clicks
 from data import IGNORE
-from lib import tiles
+from lib import annotations, tiles
 from lib.cli import OneLineParser, atomic, check_output_folder, guard
 
 STRATEGIES = ("proposed", "random")
@@ -52,12 +52,14 @@ def workspace(data, work):
 
 def masks_and_clicks(work, with_clicks=True):
     """{stem: (dense mask, Clicks)} of the training tiles, with the workspace's current clicks."""
-    legend = tiles.read_legend(work)
+    legend = annotations.read_legend(work)
     paths, images, masks, click_files = tiles.read_split(work, "train", legend)
     return {
         p.stem: (
             m,
-            tiles.read_clicks(f, i.shape[1:], legend.names) if f and with_clicks else NO_CLICKS,
+            annotations.read_clicks(f, i.shape[1:], legend.names)
+            if f and with_clicks
+            else NO_CLICKS,
         )
         for p, i, m, f in zip(paths, images, masks, click_files)
     }, legend.names
@@ -97,7 +99,7 @@ def add_random_clicks(work, count, rng):
             np.concatenate([clicks.cols, cols]),
             np.concatenate([clicks.classes, np.asarray(mask)[rows, cols].astype(np.int64)]),
         )
-        tiles.write_clicks(work / "train" / "points" / f"{stem}.csv", added, names)
+        annotations.write_clicks(work / "train" / "points" / f"{stem}.csv", added, names)
     return picks.size
 
 

@@ -19,7 +19,7 @@ import report
 import suggest
 import train as train_module
 from conftest import FAST
-from lib import cli, geotiff, tiles
+from lib import annotations, cli, geotiff, rasters
 from lib.cli import atomic, guard
 from scripts import active, bench
 
@@ -100,10 +100,10 @@ def test_the_band_axis_comes_from_the_format_not_the_shape(run, tmp_path, capsys
     strip = np.random.default_rng(0).integers(0, 255, (3, 64, 3), np.uint8)  # 3 rows, 64 columns
     Image.fromarray(strip).save(tmp_path / "strip.png")
     Image.fromarray(strip[:1, :1]).save(tmp_path / "dot.png")
-    assert tiles.read_image(tmp_path / "strip.png").shape == (3, 3, 64)
-    assert tiles.read_image(tmp_path / "dot.png").shape == (3, 1, 1)
+    assert rasters.read_image(tmp_path / "strip.png").shape == (3, 3, 64)
+    assert rasters.read_image(tmp_path / "dot.png").shape == (3, 1, 1)
     np.save(tmp_path / "four.npy", np.zeros((4, 3, 64), np.float32))  # documented: (bands, H, W)
-    assert tiles.read_image(tmp_path / "four.npy").shape == (4, 3, 64)
+    assert rasters.read_image(tmp_path / "four.npy").shape == (4, 3, 64)
     predict.main([str(run[1] / "model.pt"), str(tmp_path / "strip.png"), "--out", str(tmp_path)])
     assert Image.open(tmp_path / "strip_classes.png").size == (64, 3)
 
@@ -151,7 +151,7 @@ def test_a_rerun_interrupted_while_saving_never_pairs_two_runs(run, tmp_path, ca
     def interrupted(*args):  # just after the new model.pt is renamed into place
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tiles, "keep_clicks", interrupted)
+    monkeypatch.setattr(annotations, "keep_clicks", interrupted)
     with pytest.raises(KeyboardInterrupt):
         config = dict(FAST, data=str(root), points_per_class=3, seed=1, out=str(folder))
         train_module.train(config)
@@ -170,7 +170,7 @@ def test_a_rerun_interrupted_while_saving_never_pairs_two_runs(run, tmp_path, ca
 def test_a_colour_legend_over_class_index_masks_is_refused(exported, tmp_path, capsys):
     root = tmp_path / "scenes"
     shutil.copytree(exported, root)
-    legend = tiles.read_legend(exported)
+    legend = annotations.read_legend(exported)
     colours = ["#3C1098", "#8429F6", "#6EC1E4", "#FEDD3A", "#E2A929"]
     (root / "classes.txt").write_text("".join(f"{n} {c}\n" for n, c in zip(legend.names, colours)))
     for mask in (root / "train" / "masks").glob("*.png"):  # greyscale class indices

@@ -11,7 +11,7 @@ from rasterio.transform import from_origin
 import export
 import predict
 from conftest import FAST, train_and_predict
-from lib import geotiff, tiles
+from lib import annotations, geotiff, rasters, tiles
 from train import train
 from unet import UNet
 
@@ -29,7 +29,7 @@ def write(path, array, compress="deflate", crs=CRS, transform=TRANSFORM):
 def test_multi_band_geotiffs_are_read_as_stored(tmp_path, dtype, compress):
     array = (np.random.default_rng(0).random((6, 33, 47)) * 3000).astype(dtype)
     write(tmp_path / "a.tif", array, compress)
-    image = tiles.read_image(tmp_path / "a.tif")
+    image = rasters.read_image(tmp_path / "a.tif")
     assert image.dtype == dtype and image.shape == (6, 33, 47) and np.array_equal(image, array)
 
 
@@ -53,7 +53,7 @@ def value_folder(root, bands=4):
 
 def test_value_coded_masks_read_through_the_legend(tmp_path):
     root, expected = value_folder(tmp_path / "v")
-    legend = tiles.read_legend(root)
+    legend = annotations.read_legend(root)
     assert (
         legend.names == ("Tree cover", "Permanent water bodies")
         and legend.codes == [10, 80]

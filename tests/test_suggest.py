@@ -9,7 +9,7 @@ from PIL import Image
 
 import suggest
 from conftest import FAST
-from lib import tiles
+from lib import annotations
 from train import main as train_main
 from train import train
 
@@ -103,13 +103,13 @@ def test_proposals_land_where_the_model_is_unsure_away_from_clicks_and_unknown_p
     # ceil(2 * 8 / 4 tiles)
     assert len(chosen) == 8 and 0 not in per_tile and max(per_tile.values()) <= 4
     for stem in (f"scene_{t:04d}" for t in per_tile):
-        old = tiles.read_clicks(
-            run / "clicks" / f"{stem}.csv", (64, 64), tiles.read_legend(root).names
+        old = annotations.read_clicks(
+            run / "clicks" / f"{stem}.csv", (64, 64), annotations.read_legend(root).names
         )
         rows = (root / "train" / "points" / f"{stem}.csv").read_text().splitlines()[1:]
         kept, proposed = rows[: old.rows.size], [r for r in rows[old.rows.size :]]
         assert kept == [
-            f"{x},{y},{tiles.read_legend(root).names[k]}"
+            f"{x},{y},{annotations.read_legend(root).names[k]}"
             for y, x, k in zip(old.rows, old.cols, old.classes)
         ]
         points = [(int(r.split(",")[1]), int(r.split(",")[0])) for r in proposed]

@@ -7,7 +7,7 @@ from PIL import Image
 
 import predict
 from conftest import FAST, own_folder
-from lib import tiles
+from lib import annotations, tiles
 from train import train
 
 
@@ -135,13 +135,13 @@ def test_bad_folders_get_one_clear_error_and_write_nothing(tmp_path, how, messag
 def test_legends_and_click_files_with_a_bom_read_as_without(tmp_path, encoding):
     # a spreadsheet's "CSV UTF-8" starts with a BOM; Windows tools write UTF-16 with one
     (tmp_path / "classes.txt").write_text("dark\nbright\n", encoding=encoding)
-    assert tiles.read_legend(tmp_path).names == ("dark", "bright")
+    assert annotations.read_legend(tmp_path).names == ("dark", "bright")
     (tmp_path / "a.csv").write_text("x,y,class\n3,4,bright\n", encoding=encoding)
-    clicks = tiles.read_clicks(tmp_path / "a.csv", (10, 10), ("dark", "bright"))
+    clicks = annotations.read_clicks(tmp_path / "a.csv", (10, 10), ("dark", "bright"))
     assert (clicks.rows.tolist(), clicks.cols.tolist(), clicks.classes.tolist()) == ([4], [3], [1])
 
 
 def test_a_text_file_in_another_encoding_names_the_file_and_line(tmp_path):
     (tmp_path / "classes.txt").write_bytes("dark\nbr\u00fbl\u00e9\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"classes.txt:2: not utf-8 text \(byte 0xfb\)"):
-        tiles.read_legend(tmp_path)
+        annotations.read_legend(tmp_path)

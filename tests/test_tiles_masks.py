@@ -6,7 +6,7 @@ from PIL import Image
 
 from clicks import every_pixel
 from conftest import FAST, own_folder, train_and_predict
-from lib import tiles
+from lib import annotations, rasters, tiles
 from recipe import DEFAULTS, label_mode
 from train import train
 
@@ -45,7 +45,7 @@ def colour_folder(root, mode="RGB"):
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P"])
 def test_colour_masks_read_through_the_legend(tmp_path, mode):
     root, expected = colour_folder(tmp_path / "c", mode)
-    assert tiles.read_legend(root) == (
+    assert annotations.read_legend(root) == (
         ("Building", "Land  cover"),
         ["#3C1098", "#8429F6"],
         ["#9B9B9B", "#000000"],
@@ -92,7 +92,7 @@ def test_a_colour_not_in_the_legend_names_the_file_colours_and_counts(tmp_path):
 def test_bad_legends_say_what_is_wrong(tmp_path, legend, message):
     (tmp_path / "classes.txt").write_text(legend)
     with pytest.raises(ValueError, match=message):
-        tiles.read_legend(tmp_path)
+        annotations.read_legend(tmp_path)
 
 
 def test_a_colour_mask_without_a_colour_legend_says_how_to_give_one(tmp_path):
@@ -182,10 +182,10 @@ def test_tiles_smaller_than_a_crop_and_big_tiles_train(tmp_path):
 
 def test_tiles_stay_in_their_stored_dtype_and_npy_is_memory_mapped(tmp_path):
     np.save(tmp_path / "big.npy", np.arange(2 * 50 * 40, dtype=np.uint16).reshape(2, 50, 40))
-    image = tiles.read_image(tmp_path / "big.npy")
+    image = rasters.read_image(tmp_path / "big.npy")
     assert image.shape == (2, 50, 40) and image.dtype == np.uint16 and isinstance(image, np.memmap)
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.jpg")
-    assert tiles.read_image(tmp_path / "a.jpg").dtype == np.uint8
+    assert rasters.read_image(tmp_path / "a.jpg").dtype == np.uint8
 
 
 def test_previews_use_the_legend_colours(tmp_path):

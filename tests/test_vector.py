@@ -15,7 +15,7 @@ import predict
 import suggest
 from clicks import sample_points
 from conftest import FAST
-from lib import tiles, vector
+from lib import annotations, rasters, tiles, vector
 from train import main, train
 
 LAYER_CRS = "EPSG:4326"  # the points in lon/lat, over tiles in UTM (export's EPSG:32632)
@@ -47,11 +47,11 @@ def georeferenced(tmp_path_factory):
     base = tmp_path_factory.mktemp("gis")
     root = base / "tiles"
     export.export_tiles(root, seed=0, sizes=(4, 2, 2), image_size=64, format="tif")
-    legend, rng = tiles.read_legend(root), np.random.default_rng(0)
+    legend, rng = annotations.read_legend(root), np.random.default_rng(0)
     clicks, reference, expected = [], [], {}
     for split, records in (("train", clicks), ("test", reference)):
         for tile in sorted((root / split / "images").glob("*.tif")):
-            mask = tiles.read_mask(root / split / "masks" / tile.name, legend, (64, 64))
+            mask = rasters.read_mask(root / split / "masks" / tile.name, legend, (64, 64))
             chosen = sample_points(mask, rng, points_per_class=3)
             expected[split, tile.stem] = chosen
             records += [
@@ -62,7 +62,7 @@ def georeferenced(tmp_path_factory):
     shutil.copytree(root, with_csvs)
     for stem in ("scene_0000", "scene_0001", "scene_0002", "scene_0003"):
         (with_csvs / "train" / "points").mkdir(exist_ok=True)
-        tiles.write_clicks(
+        annotations.write_clicks(
             with_csvs / "train" / "points" / f"{stem}.csv", expected["train", stem], legend.names
         )
     return dict(
@@ -110,7 +110,9 @@ def test_reference_points_score_as_the_dense_masks_restricted_to_them(georeferen
     data = tiles.load_data(None, 0, str(bare), layer=(both, "class"))
     assert data["scored_on"]["test"] == "reference points"
     for stem, mask in zip(data["stems"]["test"], data["test"][1]):
-        dense = tiles.read_mask(g["root"] / "test" / "masks" / f"{stem}.tif", g["legend"], (64, 64))
+        dense = rasters.read_mask(
+            g["root"] / "test" / "masks" / f"{stem}.tif", g["legend"], (64, 64)
+        )
         want = g["expected"]["test", stem]
         restricted = np.full((64, 64), 255, np.uint8)
         restricted[want.rows, want.cols] = dense[want.rows, want.cols]
@@ -299,9 +301,9 @@ def test_a_folder_without_any_mask_trains_and_is_scored_from_exported_layers(tmp
     shutil.rmtree(root / "test" / "masks"), shutil.rmtree(root / "val")
     layers = [str(root / "clicks.gpkg"), str(root / "reference.gpkg")]
     data = tiles.load_data(None, 0, str(root), layer=(layers, "class"))
-    legend = tiles.read_legend(root)
+    legend = annotations.read_legend(root)
     for stem, clicks in zip(data["stems"]["train"], data["train"][1]):
-        mask = tiles.read_mask(masks / f"{stem}.tif", legend, (64, 64))
+        mask = rasters.read_mask(masks / f"{stem}.tif", legend, (64, 64))
         assert clicks.rows.size and np.array_equal(mask[clicks.rows, clicks.cols], clicks.classes)
     assert [int((m != 255).sum()) for m in data["test"][1]] == [7, 7]
     metrics = train(dict(FAST, data=str(root), points_file=layers, out=str(tmp_path / "run")))
