@@ -121,9 +121,13 @@ def paired(a, b):
     d = differences(a, b)
     if len(d) < 2:
         return f"{d[0]:+.4f} (1 seed: noise unknown)" if d else "not run yet"
-    mean, std = np.mean(d), np.std(d, ddof=1)
-    verdict = "within noise" if abs(mean) <= 2 * std / math.sqrt(len(d)) else "beyond noise"
-    return f"{mean:+.4f} ± {std:.4f} ({verdict})"
+    verdict = "beyond noise" if beyond_noise(d) else "within noise"
+    return f"{np.mean(d):+.4f} ± {np.std(d, ddof=1):.4f} ({verdict})"
+
+
+def beyond_noise(d):
+    """Paired differences whose mean is more than two standard errors from 0 (2 seeds or more)."""
+    return len(d) > 1 and abs(np.mean(d)) > 2 * np.std(d, ddof=1) / math.sqrt(len(d))
 
 
 def run_groups(folder):
