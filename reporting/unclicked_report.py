@@ -95,8 +95,9 @@ def unclicked(folder):
                 + (f"; the closest, {top}, by {np.mean(gain[top]):+.4f}" if top else "")
             )
             lines.append(
-                f"Kept on val over seeds {', '.join(map(str, sorted(base)))}: **{best}** ({why}), "
-                f"test − forest {np.mean(gap):+.4f} (target +{margin:.2f}: {met})."
+                f"Chosen on this set's val over seeds {', '.join(map(str, sorted(base)))}: "
+                f"**{best}** ({why}), test − forest {np.mean(gap):+.4f} "
+                f"(target +{margin:.2f}: {met})."
             )
         lines.append("")
     return lines
