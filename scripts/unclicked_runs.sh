@@ -32,6 +32,7 @@ flags() {   # flags LEVER: what train.py adds to the tile recipe for it
     all) echo "--ema --consistency 1 --grow" ;;
     epochs-13) echo "--epochs 13" ;;   # a longer run, within 1.5x the tile recipe's wall time
     consistency-epochs-13) echo "--consistency 1 --epochs 13" ;;
+    epochs-15) echo "--epochs 15" ;;   # 1.5x the epochs: the wall-time cap
     *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
   esac
 }
