@@ -1,12 +1,15 @@
-"""teacher.py: the mean teacher's update, its targets on the unclicked pixels, and train.py's
-levers that use them."""
+"""teacher.py: the mean teacher's update, its targets on the unclicked pixels, train.py's levers
+that use them, and how the results page chooses among them."""
 
+import json
 import math
+import shutil
 
 import pytest
 import torch
 
 from pce import UNLABELED
+from reporting.unclicked_report import unclicked
 from teacher import MeanTeacher, confident_labels, grow_regions, ramp_up, strong_view
 from train import main, train
 from unet import UNet
@@ -154,3 +157,37 @@ def test_bad_lever_values_are_one_line(flags, named, capsys, tmp_path):
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(named)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_lever_is_kept_only_when_it_beats_the_tile_recipe_on_val_beyond_noise(tmp_path):
+    def run(folder, seed, val, test=0.8):
+        per_class = {k: dict(iou=test) for k in ("a", "b")}
+        metrics = dict(
+            config=dict(seed=seed),
+            classes=["a", "b"],
+            val_miou_tta=val,
+            test=dict(miou=test, pixel_accuracy=0.9, per_class=per_class),
+            wall_time_s=100.0,
+            machine="CPU",
+            precision="fp32",
+            torch="2",
+            encoder_init="random",
+        )
+        path = tmp_path / "set" / (folder + (f"-seed{seed}" if seed else ""))
+        path.mkdir(parents=True)
+        (path / "metrics.json").write_text(json.dumps(metrics))
+
+    levers = [["tile recipe", "tile-recipe"], ["+ steady", "steady"], ["+ noisy", "noisy"]]
+    plan = dict(unclicked=levers, forest="forest", unclicked_margin_over_forest={"set": 0.08})
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    for seed, (base, steady, noisy) in enumerate([(0.70, 0.71, 0.80), (0.72, 0.73, 0.65)]):
+        run("forest", seed, 0.6, test=0.7)
+        run("unclicked/tile-recipe", seed, base)
+        run("unclicked/steady", seed, steady, test=0.85)  # +0.01 on both seeds: beyond noise
+        run("unclicked/noisy", seed, noisy)  # the best mean gain, +0.015, but it swings
+    text = "\n".join(unclicked(tmp_path))
+    assert "**+ steady** (it beats the tile recipe on val beyond noise, by +0.0100)" in text
+    for folder in ("steady", "steady-seed1"):
+        shutil.rmtree(tmp_path / "set" / "unclicked" / folder)
+    text = "\n".join(unclicked(tmp_path))
+    assert "**tile recipe** (no lever beats it on val beyond noise; the closest, + noisy" in text
