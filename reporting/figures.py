@@ -27,7 +27,7 @@ def pyplot():
 
 
 def figures(r, out):
-    """Figures 1-5 into `out`, from the records in `r` (report.Results)."""
+    """Figures 1-5 into `out`, from the records in `r` (reporting.paper_tables.Results)."""
     plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

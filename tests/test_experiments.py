@@ -7,7 +7,7 @@ import pytest
 
 import experiments as ex
 import report
-from reporting import paper, records, tile_report
+from reporting import paper, paper_tables, records, tile_report
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_tables_render_mean_std_and_paired_differences_from_records():
                     wall_time_s=60.0,
                 )
             )
-    text = report.tables(report.Results(fake, seeds=3, quick=False))
+    text = paper_tables.tables(paper_tables.Results(fake, seeds=3, quick=False))
     assert "| 50 | 0.0100 ± 0.0000 | 0.7200 ± 0.0200 | 0.8200 ± 0.0200 | — | 0.8151 |" in text
     assert (
         "| 200 | 0.0100 ± 0.0000 | 0.8200 ± 0.0265 | 0.9200 ± 0.0265 | +0.1000 ± 0.0100 (beyond "
