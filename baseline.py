@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from clicks import Clicks, count_labels
-from evaluation import confusion_matrix, print_table, save_metrics, scores
+from evaluation import confusion_matrix, print_table, scores
 from lib import annotations, tiles
+from lib.checkpoint import save_metrics
 from lib.cli import (
     OneLineParser,
     atomic,
@@ -38,8 +39,9 @@ from lib.cli import (
     need,
     run_command,
 )
+from lib.config import add_data_options, check_config
 from lib.device import cpu_name
-from recipe import DEFAULTS, add_data_options, check_config, label_mode
+from recipe import DEFAULTS, label_mode
 
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 TREES = 200

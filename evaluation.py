@@ -11,14 +11,13 @@ commonest class, the floor a useful model clears. Validation, testing, predict.p
 report.py's figures all go through here.
 """
 
-import json
+import time
 
 import numpy as np
 import torch
 
 from clicks import dihedral, undo_dihedral
 from lib import distributed
-from lib.cli import atomic
 from lib.device import autocast, memory_format
 from unet import DIVISOR
 
@@ -110,6 +109,30 @@ def scores(matrix, classes):
     )
 
 
+def final_scores(score, test, val, tta):
+    """The best epoch's weights scored by `score(split, tta)`: the test split, and with tta also
+    without it and val with it (what the choice of recipe was made on, docs/recipe.md). Returns
+    (test metrics, extra): extra holds those other scores and what each scoring cost."""
+
+    def timed(split, tta=False):
+        start = time.time()
+        return score(split, tta), round(time.time() - start, 2)
+
+    scored, seconds = timed(test, tta)
+    extra = dict(scoring_seconds=dict(test=seconds))
+    if tta:
+        extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(test)
+        if len(val[0]):
+            val_scores, extra["scoring_seconds"]["val_tta"] = timed(val, True)
+            extra["val_miou_tta"] = val_scores["miou"]
+        print(
+            f"test-time augmentation (8 orientations): test mIoU "
+            f"{extra['test_without_tta']['miou']:.4f} -> {scored['miou']:.4f}",
+            flush=True,
+        )
+    return scored, extra
+
+
 def print_table(test, classes, scored_on="masks"):
     """Per-class IoU, precision and recall, one line a class; scored on reference points, with the
     number of points of each class beside them (a class with 6 points has a wide margin), and
@@ -131,17 +154,3 @@ def print_table(test, classes, scored_on="masks"):
                 else ""
             )
         )
-
-
-def save_metrics(out, metrics):
-    """<out>/metrics.json, written atomically, and the run's last line: the test split's mIoU and
-    pixel accuracy beside always answering the commonest class."""
-    with atomic(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-    test = metrics["test"]
-    print(
-        f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the "
-        f"commonest class: {test['commonest_class_accuracy']:.4f})  wall "
-        f"{metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
-        flush=True,
-    )

@@ -1,23 +1,21 @@
-"""The training recipe: the report's settings, the checks every run passes, and one training step.
+"""The training recipe: the report's settings, the loss in words, and one training step.
 
 The report's recipe is Adam (lr 1e-3, weight decay 1e-4), cosine annealing, 5 epochs, batch 8,
 horizontal flips, loss pCE on the clicks. `DEFAULTS` holds it, with the run's other settings;
-train.py builds its command line from them, experiments.py and the run records (records.py)
-identify a run by them. It stays the recipe of the synthetic scenes, whose tables reproduce the
-report. A run on a folder of real tiles (--data) starts from `TILE_RECIPE` instead: that recipe
-was measured against the report's on the validation splits of real aerial sets (docs/recipe.md).
-`train_step` is the one training step: train.py trains with it and
-bench.py times it, so the benchmark measures exactly what training does.
+lib/config.py builds train.py's command line from them and checks them; experiments.py and the run
+records (records.py) identify a run by them. It stays the recipe of the synthetic scenes, whose
+tables reproduce the report. A run on a folder of real tiles (--data) starts from `TILE_RECIPE`
+instead: that recipe was measured against the report's on the validation splits of real aerial sets
+(docs/recipe.md). `train_step` is the one training step: train.py trains with it and bench.py times
+it, so the benchmark measures exactly what training does.
 """
 
 import torch
 
-from clicks import AUGMENTATIONS, STRATEGIES, check_choice
 from lib.crf import crf_energy
 from lib.device import autocast, memory_format
 from lib.distributed import label_share
 from pce import partial_cross_entropy
-from unet import DIVISOR, check_weights
 
 # pCE + CRF's settings, chosen on the validation splits of three seeds (docs/crf.md)
 CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND = 2.0, 6.0, 2.0
@@ -110,32 +108,6 @@ def label_mode(config):
     return None, "clicks from points/*.csv", "clicks"
 
 
-def add_data_options(parser):
-    """The flags that say what a run learns from: the labels, the seed and the data (train.py's and
-    baseline.py's alike, so the same flags give both the same clicks)."""
-    parser.add_argument("--points", type=int, help="random clicks per training image")
-    parser.add_argument(
-        "--points-per-class", type=int, help="clicks per class present in each image"
-    )
-    parser.add_argument("--strategy", default=DEFAULTS["strategy"], choices=STRATEGIES)
-    parser.add_argument(
-        "--dense", action="store_true", help="train on the full masks (upper bound)"
-    )
-    for key in ("seed", "image_size", "train_size", "val_size", "test_size"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
-    parser.add_argument("--data", help="folder of your own tiles (docs/own-data.md)")
-    parser.add_argument(
-        "--points-file",
-        nargs="+",
-        help="GIS point layers (GeoPackage, GeoJSON, shapefile): clicks "
-        "on the --data GeoTIFF tiles, reference points on val/test tiles without masks "
-        "(docs/gis.md)",
-    )
-    parser.add_argument(
-        "--class-field", default=DEFAULTS["class_field"], help="the layer's class attribute"
-    )
-
-
 def run_name(config):
     """runs/<name>: the labels, the loss and the seed, e.g. points200-seed0,
     10perclass-random-crf-seed1."""
@@ -152,73 +124,24 @@ def crf_settings(config):
     )
 
 
-def check_config(config):
-    """The config with every value checked: a bad one raises ValueError naming it and what is
-    allowed."""
-    unknown = set(config) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    label_mode(config)
-    for key in (
-        "points",
-        "points_per_class",
-        "epochs",
-        "batch_size",
-        "image_size",
-        "train_size",
-        "test_size",
-        "crops_per_epoch",
-    ):
-        if config[key] is not None and (not isinstance(config[key], int) or config[key] < 1):
-            raise ValueError(
-                f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}"
-            )
-    for key in ("val_size", "seed"):
-        if not isinstance(config[key], int) or config[key] < 0:
-            raise ValueError(
-                f"--{key.replace('_', '-')} must be a non-negative integer, got {config[key]}"
-            )
-    check_choice("strategy", config["strategy"], STRATEGIES)
-    if config["strategy"] != "random" and config["points_per_class"] is None:
-        raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
-    for key in ("class_balanced", "ema", "grow", "tta"):
-        if not isinstance(config[key], bool):
-            raise ValueError(f"{key} must be True or False, got {config[key]!r}")
-    if not 0 <= config["ema_decay"] < 1:
-        raise ValueError(f"--ema-decay must be in [0, 1), got {config['ema_decay']}")
-    if not 0 < config["confidence"] < 1:
-        raise ValueError(f"--confidence must be in (0, 1), got {config['confidence']}")
-    if not config["consistency"] >= 0:
-        raise ValueError(f"--consistency must be >= 0, got {config['consistency']}")
-    check_choice("augment", config["augment"], AUGMENTATIONS)
-    if config["loss"] not in ("pce", "pce+crf"):
-        raise ValueError(f"unknown loss {config['loss']!r}: use pce or pce+crf")
-    if (
-        not config["crf_weight"] >= 0
-        or not config["crf_sigma_xy"] > 0
-        or not config["crf_sigma_band"] > 0
-    ):
-        raise ValueError(
-            f"--crf-weight must be >= 0 and the CRF sigmas > 0, got {config['crf_weight']}, "
-            f"{config['crf_sigma_xy']} and {config['crf_sigma_band']}"
-        )
-    if not config["extra_weight"] > 0:
-        raise ValueError(f"--extra-weight must be > 0, got {config['extra_weight']}")
-    if config["extra_targets"] and not config["data"]:
-        raise ValueError(
-            "--extra-targets needs a tile folder (--data DIR): its maps are found by tile name"
-        )
-    if config["image_size"] % DIVISOR:
-        raise ValueError(
-            f"--image-size must be a multiple of {DIVISOR}, got {config['image_size']}"
-        )
-    if not config["lr"] > 0 or not config["weight_decay"] >= 0:
-        raise ValueError(
-            f"--lr must be > 0 and --weight-decay >= 0, got {config['lr']} and "
-            f"{config['weight_decay']}"
-        )
-    check_weights(config["weights"])
-    return config
+def describe_loss(config):
+    """The run's loss in words, for its log: what train_step adds up under this config."""
+    crf = crf_settings(config)
+    loss = (
+        ("class-balanced " if config["class_balanced"] else "")
+        + config["loss"]
+        + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "")
+    )
+    if config["extra_targets"]:
+        loss += f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}"
+    sure = f"where the mean teacher is >= {config['confidence']:g} sure, ramped up"
+    if config["consistency"]:
+        loss += f" + {config['consistency']:g} x pCE on the pixels {sure}"
+    if config["grow"]:
+        loss += f" + pCE on the clicks grown {sure}"
+    if config["ema"]:
+        loss += f"; scored: the mean teacher (EMA {config['ema_decay']:g})"
+    return loss
 
 
 def make_optimizer(model, config):

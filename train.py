@@ -7,19 +7,18 @@
     python train.py --data DIR --points-file clicks.gpkg  clicks from a GIS layer (docs/gis.md)
     torchrun --nproc_per_node 4 train.py ...              on 4 GPUs (docs/distributed.md)
 
-One run, top to bottom: config (recipe.py's defaults, checked) -> data (synthetic scenes, or a
-folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) -> model (unet.py)
--> the loop (the report's recipe: Adam, cosine annealing, 5 epochs, batch 8, horizontal flips;
-recipe.train_step; on real tiles, --data, the tile recipe: 10 epochs, all 8 flips and quarter
-turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights scored on the
-test split, evaluation.py; on real tiles averaged over the 8 orientations, --tta) -> save
+One run, top to bottom: config (recipe.py's defaults, checked by lib/config.py) -> data (synthetic
+scenes, or a folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) ->
+model (unet.py) -> the loop (the report's recipe: Adam, cosine annealing, 5 epochs, batch 8,
+horizontal flips; recipe.train_step; on real tiles, --data, the tile recipe: 10 epochs, all 8 flips
+and quarter turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights scored
+on the test split, evaluation.py; on real tiles averaged over the 8 orientations, --tta) -> save
 (<out>/metrics.json, <out>/model.pt and, for a tile folder, the clicks it learned from in
-<out>/clicks/, each file written atomically, so an interrupted run never leaves half a file).
-A long run also saves its state after an epoch (<out>/resume.pt, at most once a minute): the same
-command with --resume goes on from there and ends as the uninterrupted run would have.
-`train(config)` does the work; the command line only fills in `config`. Under torchrun each
-process trains on its share of every batch and scores its share of the tiles (distributed.py);
-process 0 alone prints and saves.
+<out>/clicks/, each file written atomically, so an interrupted run never leaves half a file). A long
+run also saves its state after an epoch (<out>/resume.pt, at most once a minute): the same command
+with --resume goes on from there and ends as the uninterrupted run would have. `train(config)` does
+the work; the command line only fills in `config`. Under torchrun each process trains on its share
+of every batch and scores its share of the tiles (distributed.py); process 0 alone prints and saves.
 """
 
 import argparse
@@ -29,25 +28,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clicks import AUGMENTATIONS, CropSampler, PointDataset, class_weights, count_labels
-from evaluation import evaluate, print_table, save_metrics
-from lib import annotations, distributed, tiles
-from lib.checkpoint import read_progress, restore_progress, save_checkpoint, save_progress
+from clicks import CropSampler, PointDataset, class_weights, count_labels
+from evaluation import evaluate, final_scores, print_table
+from lib import distributed, tiles
+from lib.checkpoint import read_progress, restore_progress, save_progress, save_run
 from lib.cli import (
     OneLineParser,
-    add_device_options,
     check_output_folder,
-    clear_old_run,
     guard,
     run_command,
 )
+from lib.config import add_data_options, add_training_options, check_config
 from lib.device import machine, pick_device, pick_precision
 from recipe import (
-    DEFAULTS,
-    TILE_RECIPE,
-    add_data_options,
-    check_config,
     crf_settings,
+    describe_loss,
     label_mode,
     make_optimizer,
     run_name,
@@ -117,25 +112,11 @@ def train(config):
         sampler=distributed.shard(sampler, config["batch_size"]),
         generator=generator,
     )
-    loss = (
-        ("class-balanced " if weights is not None else "")
-        + config["loss"]
-        + (f" (weight {crf[0]:g}, sigma xy {crf[1]:g} px, band {crf[2]:g})" if crf else "")
-    )
-    if targets:
-        loss += f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}"
-    sure = f"where the mean teacher is >= {config['confidence']:g} sure, ramped up"
-    if config["consistency"]:
-        loss += f" + {config['consistency']:g} x pCE on the pixels {sure}"
-    if config["grow"]:
-        loss += f" + pCE on the clicks grown {sure}"
-    if config["ema"]:
-        loss += f"; scored: the mean teacher (EMA {config['ema_decay']:g})"
     splits = " / ".join(f"{len(data[split][0])} {split}" for split in ("train", "val", "test"))
     setup = [
         f"{splits} tiles",
         f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled)",
-        f"loss {loss}",
+        f"loss {describe_loss(config)}",
         f"{sampler.crops} crops of {size}x{size} per epoch ({config['augment']})",
         f"encoder init: {model.encoder_init}",
         f"device: {device} ({machine(device)})",
@@ -145,12 +126,10 @@ def train(config):
 
     history, best, resumed = [], None, []  # best = (val mIoU, epoch, weights)
     if state:  # an interrupted run: weights, optimizer, schedule and random streams as they were
-        restore_progress(state, model, optimizer, scheduler, generator, teacher)
-        history, best = state["history"], state["best"]
-        if best[2] is None:  # the best epoch was the last saved one: its weights are the model's
-            best = (*best[:2], {k: v.detach().clone() for k, v in scored.state_dict().items()})
-        resumed = state["resumed"] + [state["epoch"]]
-        started -= state["elapsed"]
+        history, best, resumed, elapsed = restore_progress(
+            state, model, optimizer, scheduler, generator, teacher, scored
+        )
+        started -= elapsed
         print(f"resumed from {out / 'resume.pt'} after epoch {state['epoch']}", flush=True)
         del state  # three copies of the weights' size: not kept for the run
     elif (out / "resume.pt").exists():
@@ -237,25 +216,7 @@ def train(config):
         )
     scored.load_state_dict(best[2])
 
-    def timed(split, tta=False):
-        start = time.time()
-        return score(split, tta), round(time.time() - start, 2)
-
-    test, seconds = timed(data["test"], config["tta"])
-    # what the final scorings cost (docs/recipe.md)
-    extra = dict(scoring_seconds=dict(test=seconds))
-    if config["tta"]:
-        extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(
-            data["test"]
-        )
-        if len(data["val"][0]):
-            val, extra["scoring_seconds"]["val_tta"] = timed(data["val"], True)
-            extra["val_miou_tta"] = val["miou"]
-        print(
-            f"test-time augmentation (8 orientations): test mIoU "
-            f"{extra['test_without_tta']['miou']:.4f} -> {test['miou']:.4f}",
-            flush=True,
-        )
+    test, extra = final_scores(score, data["test"], data["val"], config["tta"])
     print_table(test, data["classes"], data["scored_on"]["test"])
 
     # save
@@ -280,22 +241,7 @@ def train(config):
         wall_time_s=round(time.time() - started, 1),
     )
     if distributed.is_main():  # one writer; metrics.json last: a run folder with it is whole
-        out.mkdir(parents=True, exist_ok=True)
-        clear_old_run(out, "model.pt", "clicks")
-        save_checkpoint(
-            out / "model.pt",
-            scored,
-            data["classes"],
-            data.get("colours"),
-            data["bands"],
-            config["image_size"],
-            data.get("pixel_size_m"),
-        )
-        if config["data"]:
-            # the clicks it learned from, for suggest.py
-            annotations.keep_clicks(out / "clicks", data)
-        save_metrics(out, metrics)
-        (out / "resume.pt").unlink(missing_ok=True)  # the run is whole: nothing to go on from
+        save_run(out, scored, data, config, metrics)
     distributed.finish()
     return metrics
 
@@ -305,47 +251,7 @@ def main(argv=None):
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_data_options(parser)
-    # one line a flag, so that the command line reads as a table
-    # fmt: off
-    add = parser.add_argument
-    add("--epochs", type=int,
-        help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}")
-    add("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
-        "share of the training clicks (weights averaging 1)")
-    add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
-        "of the weights that does not swing from step to step (teacher.py)")
-    add("--ema-decay", type=float, default=DEFAULTS["ema_decay"], help="its decay (warmed up)")
-    add("--consistency", type=float, default=DEFAULTS["consistency"], help="weight of pCE on the "
-        "pixels the mean teacher is sure of, learnt on a strong view (CutMix, jitter); 0: off")
-    add("--grow", action="store_true", help="grow each click's label over the connected pixels "
-        "the mean teacher is sure are its class")
-    add("--confidence", type=float, default=DEFAULTS["confidence"], help="how sure the teacher "
-        "must be for a pixel to become a target")
-    add("--augment", choices=AUGMENTATIONS, help="training crops: hflip (default) or dihedral, "
-        "all 8 flips and quarter turns (default with --data)")
-    add("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at test "
-        "time (default with --data; --no-tta to turn off)")
-    add("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the training "
-        "area once, ceil(total tile area / image-size^2))")
-    add("--loss", default=DEFAULTS["loss"], choices=["pce", "pce+crf"],
-        help="pce+crf adds the local CRF energy of crf.py, weighted by --crf-weight")
-    add("--crf-weight", type=float, default=DEFAULTS["crf_weight"])
-    add("--crf-sigma-xy", type=float, default=DEFAULTS["crf_sigma_xy"], help="kernel width, px")
-    add("--crf-sigma-band", type=float, default=DEFAULTS["crf_sigma_band"],
-        help="kernel width, in standard deviations of the bands")
-    add("--extra-targets", help="folder of <stem>_classes.png maps of the training tiles (255: "
-        "none), e.g. baseline.py --predict-train or predict.py --min-confidence: extra targets")
-    add("--extra-weight", type=float, default=DEFAULTS["extra_weight"],
-        help="their pCE's weight beside the clicks'")
-    add("--lr", type=float, default=DEFAULTS["lr"])
-    add("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
-    add_device_options(parser)
-    add("--weights", default=DEFAULTS["weights"], help="imagenet, none or a resnet34 weights file")
-    add("--out", help="output folder (default runs/<name>)")
-    add("--resume", action="store_true", help="go on from <out>/resume.pt, the state an "
-        "interrupted run with the same flags left after its last saved epoch")
-    # fmt: on
+    add_training_options(parser)
     run_command(parser, train, argv)
 
 

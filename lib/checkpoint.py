@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from lib.cli import atomic, one_line
+from lib.annotations import keep_clicks
+from lib.cli import atomic, clear_old_run, one_line
 from unet import UNet
 
 
@@ -134,9 +135,11 @@ def same(key, saved, given):
     return resolve(saved) == resolve(given)
 
 
-def restore_progress(state, model, optimizer, scheduler, generator, teacher=None):
+def restore_progress(state, model, optimizer, scheduler, generator, teacher=None, scored=None):
     """Model, optimizer, schedule, both random streams and the mean teacher (teacher.py) as they
-    were when `state` was saved."""
+    were when `state` was saved. Returns what the loop goes on with: (history, best, the epochs
+    resumed after, the seconds run so far); best = (val mIoU, epoch, the weights of `scored`,
+    the model that is validated, where the best epoch was the last saved one)."""
     if teacher is not None:
         teacher.load_state_dict(state["teacher"])
     model.load_state_dict(state["model"])
@@ -144,3 +147,41 @@ def restore_progress(state, model, optimizer, scheduler, generator, teacher=None
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     generator.set_state(state["generator"])
+    best = state["best"]
+    if best[2] is None and scored is not None:  # saved once, as the model's own weights
+        best = (*best[:2], {k: v.detach().clone() for k, v in scored.state_dict().items()})
+    return state["history"], best, state["resumed"] + [state["epoch"]], state["elapsed"]
+
+
+def save_metrics(out, metrics):
+    """<out>/metrics.json, written atomically, and the run's last line: the test split's mIoU and
+    pixel accuracy beside always answering the commonest class."""
+    with atomic(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    test = metrics["test"]
+    print(
+        f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the "
+        f"commonest class: {test['commonest_class_accuracy']:.4f})  wall "
+        f"{metrics['wall_time_s']:.0f}s  -> {out}/metrics.json",
+        flush=True,
+    )
+
+
+def save_run(out, model, data, config, metrics):
+    """A finished run's folder: model.pt, the clicks it learned from (a tile folder's, for
+    suggest.py), metrics.json last, so that a folder with it is whole; then resume.pt goes."""
+    out.mkdir(parents=True, exist_ok=True)
+    clear_old_run(out, "model.pt", "clicks")
+    save_checkpoint(
+        out / "model.pt",
+        model,
+        data["classes"],
+        data.get("colours"),
+        data["bands"],
+        config["image_size"],
+        data.get("pixel_size_m"),
+    )
+    if config["data"]:
+        keep_clicks(out / "clicks", data)
+    save_metrics(out, metrics)
+    (out / "resume.pt").unlink(missing_ok=True)  # the run is whole: nothing to go on from

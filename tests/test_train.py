@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from recipe import DEFAULTS, TILE_RECIPE, check_config, settings
+from lib.config import check_config
+from recipe import DEFAULTS, TILE_RECIPE, settings
 from train import main, train
 
 TINY = dict(
