@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from lib.annotations import keep_clicks
+from lib import annotations
 from lib.cli import atomic, clear_old_run, one_line
 from unet import UNet
 
@@ -182,6 +182,6 @@ def save_run(out, model, data, config, metrics):
         data.get("pixel_size_m"),
     )
     if config["data"]:
-        keep_clicks(out / "clicks", data)
+        annotations.keep_clicks(out / "clicks", data)
     save_metrics(out, metrics)
     (out / "resume.pt").unlink(missing_ok=True)  # the run is whole: nothing to go on from
