@@ -3,7 +3,7 @@
 The network sees window x window crops (a multiple of 32). `predict_tile` covers a whole tile,
 of any size, with overlapping windows and averages their logits where they overlap, so no pixel
 is dropped or resized and no seam shows. With `tta` (test-time augmentation) each window is also
-seen in the 7 other symmetries of the square (clicks.dihedral), turned back and averaged: the
+seen in the 7 other symmetries of the square (crops.dihedral), turned back and averaged: the
 answer no longer depends on which way the tile happens to face, for 8x the inference.
 `evaluate` scores a split from one confusion matrix accumulated over all its pixels: mIoU, pixel
 accuracy, per-class IoU / precision / recall, and the pixel accuracy of always answering the
@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from clicks import dihedral, undo_dihedral
+from crops import dihedral, undo_dihedral
 from lib import distributed
 from lib.device import autocast, memory_format
 from unet import DIVISOR

@@ -31,7 +31,7 @@ import math
 
 import torch
 
-from clicks import dihedral, undo_dihedral
+from crops import dihedral, undo_dihedral
 from lib.device import autocast, memory_format
 from pce import UNLABELED
 

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clicks import CropSampler, PointDataset, class_weights, count_labels
+from clicks import class_weights, count_labels
+from crops import CropSampler, PointDataset
 from evaluation import evaluate, final_scores, print_table
 from lib import distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_progress, save_run

@@ -10,7 +10,7 @@ Input normalisation happens in exactly one place, the first line of `UNet.forwar
 (x - mean) / std per band, with mean/std kept as buffers so they travel inside every checkpoint.
 The default is ImageNet's RGB mean/std, the statistics the pretrained encoder was trained with,
 for images scaled to [0, 1]. train.py passes the per-band mean/std of the training images instead
-(clicks.band_statistics), one rule for the synthetic scenes and for tiles of any bands and scale.
+(crops.band_statistics), one rule for the synthetic scenes and for tiles of any bands and scale.
 """
 
 import contextlib

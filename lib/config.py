@@ -4,7 +4,8 @@ before any work, so that a bad one is refused in one line naming it and what is 
 
 import argparse
 
-from clicks import AUGMENTATIONS, STRATEGIES, check_choice
+from clicks import STRATEGIES, check_choice
+from crops import AUGMENTATIONS
 from lib.cli import add_device_options
 from recipe import DEFAULTS, TILE_RECIPE, label_mode
 from unet import DIVISOR, check_weights

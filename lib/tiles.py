@@ -29,13 +29,8 @@ against each other, a split at a time, each bad input with its own one-line erro
 
 from pathlib import Path
 
-from clicks import (
-    band_statistics,
-    click_rng,
-    count_labels,
-    sample_points,
-    sample_split_points,
-)
+from clicks import click_rng, count_labels, sample_points, sample_split_points
+from crops import band_statistics
 from data import CLASSES, make_split
 from lib.annotations import Legend, read_clicks, read_legend
 from lib.cli import need

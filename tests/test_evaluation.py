@@ -4,7 +4,7 @@ scores of a split from one confusion matrix."""
 import pytest
 import torch
 
-from clicks import dihedral
+from crops import dihedral
 from evaluation import confusion_matrix, predict_tile, scores
 from unet import UNet
 

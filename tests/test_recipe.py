@@ -10,8 +10,9 @@ from PIL import Image
 
 import baseline
 import predict
-from clicks import Clicks, PointDataset, dihedral
+from clicks import Clicks
 from conftest import FAST, own_folder
+from crops import PointDataset, dihedral
 from lib import tiles
 from pce import partial_cross_entropy
 from recipe import make_optimizer, train_step

@@ -1,0 +1,182 @@
+"""Training crops: which windows of the training tiles an epoch sees, cut with their clicks.
+
+`CropSampler` decides which crops an epoch trains on (around the clicks, so that no batch is
+label-free) and in which of the 8 orientations of the square (`dihedral`); `PointDataset` cuts
+them, image and clicks together, so every click stays on the pixel it labels. `band_statistics`
+gives the per-band mean and std the model normalises by.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+from clicks import Clicks, check_choice, count_labels, every_pixel
+from pce import UNLABELED
+
+AUGMENTATIONS = ("hflip", "dihedral")  # how training crops are turned (CropSampler)
+
+
+class PointDataset(torch.utils.data.Dataset):
+    """Training crops. An item is asked for by its place, (tile, top, left, turn) from CropSampler,
+    and is (image float32 (B, S, S), point_labels int64 (S, S)).
+
+    Tiles stay as stored (uint8, uint16, a memory-mapped .npy) and only the crop is converted to
+    float. A tile's labels are its `Clicks`, or for dense supervision its dense mask (every known
+    pixel a label). The part of a crop that overhangs its tile (tiles smaller than S) is zero
+    image and UNLABELED pixels. The turn (`dihedral`) mirrors and rotates image and labels
+    together, so the clicks stay on the pixels they label. The dense mask of evaluation is never
+    served here. With `targets` (one class map per tile, 255 where it says nothing: another
+    model's predictions, train.py --extra-targets) an item has a third member, the same crop
+    of the tile's map as labels.
+    """
+
+    def __init__(self, images, point_labels, crop_size, targets=None):
+        self.images, self.point_labels, self.crop_size, self.targets = (
+            images,
+            point_labels,
+            crop_size,
+            targets,
+        )
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, place):
+        tile, top, left, turn = place
+        size, stored, labels = self.crop_size, self.images[tile], self.point_labels[tile]
+        # inside the tile
+        h, w = (min(size, stored.shape[-2] - top), min(size, stored.shape[-1] - left))
+        image = np.zeros((stored.shape[0], size, size), np.float32)
+        image[:, :h, :w] = stored[:, top : top + h, left : left + w]
+        if isinstance(labels, Clicks):
+            point_labels = labels.point_labels((size, size), top, left)
+        else:
+            point_labels = np.full((size, size), UNLABELED, np.int64)
+            point_labels[:h, :w] = every_pixel(labels[top : top + h, left : left + w])
+        image, point_labels = dihedral(image, turn), dihedral(point_labels, turn)
+        item = (torch.from_numpy(image.copy()), torch.from_numpy(point_labels.copy()))
+        if self.targets is None:
+            return item
+        target_labels = np.full((size, size), UNLABELED, np.int64)  # same crop, same turn
+        target_labels[:h, :w] = every_pixel(self.targets[tile][top : top + h, left : left + w])
+        return item + (torch.from_numpy(dihedral(target_labels, turn).copy()),)
+
+
+def dihedral(array, turn):
+    """One of the 8 symmetries of a square (the dihedral group) on the last two axes of a numpy
+    array or a torch tensor: turn 0 is the identity, turn & 1 mirrors left-right, turn >> 1 then
+    rotates by that many quarter turns. Nadir imagery has no "up": each is a view the network
+    may meet."""
+    flip, rot90 = (
+        (np.flip, np.rot90) if isinstance(array, np.ndarray) else (torch.flip, torch.rot90)
+    )
+    array = flip(array, (-1,)) if turn & 1 else array
+    return rot90(array, turn >> 1, (-2, -1)) if turn >> 1 else array
+
+
+def undo_dihedral(array, turn):
+    """The inverse of dihedral(., turn): rotate back, then mirror back."""
+    flip, rot90 = (
+        (np.flip, np.rot90) if isinstance(array, np.ndarray) else (torch.flip, torch.rot90)
+    )
+    array = rot90(array, -(turn >> 1), (-2, -1)) if turn >> 1 else array
+    return flip(array, (-1,)) if turn & 1 else array
+
+
+class CropSampler(torch.utils.data.Sampler):
+    """Which crops an epoch trains on: yields (tile, top, left, turn) for PointDataset.
+
+    Tiles that each fit in one crop (the synthetic scenes) give one crop per tile per epoch, in
+    random order, like any dataset. Larger tiles give `crops_per_epoch` crops, by default enough
+    to cover the training area once: ceil(Σ tile area / S²), a tile smaller than a crop counting
+    as one crop. Each such crop is placed around a label, so that no batch is label-free:
+      - clicks: one of the split's clicks at random, then a random crop position that contains
+        it, so every click is trained on equally often, whatever the size of its tile;
+      - a dense mask: a tile drawn in proportion to its area, then any position in it.
+    (Where a split mixes the two, each kind gets crops in proportion to its tiles' area.)
+    Tiles with no label at all are never cropped. Each crop gets a turn (`dihedral`): with
+    augment="hflip" (the report's) a left-right mirror half the time, with "dihedral" any of the
+    8 symmetries of the square. The order comes from `generator`; positions and turns from torch's
+    global generator, which train.py seeds.
+    """
+
+    def __init__(
+        self, point_labels, shapes, crop_size, crops_per_epoch=None, generator=None, augment="hflip"
+    ):
+        check_choice("augment", augment, AUGMENTATIONS)
+        self.size, self.generator, self.augment = crop_size, generator, augment
+        self.padded = [(max(h, crop_size), max(w, crop_size)) for h, w in shapes]
+        area = sum(h * w for h, w in self.padded)
+        self.crops = crops_per_epoch or math.ceil(area / crop_size**2)
+        self.one_pass = self.crops == len(shapes) and all(
+            p == (crop_size, crop_size) for p in self.padded
+        )
+        clicked = [i for i, labels in enumerate(point_labels) if isinstance(labels, Clicks)]
+        dense = [
+            i
+            for i, labels in enumerate(point_labels)
+            if not isinstance(labels, Clicks) and count_labels(labels)
+        ]
+        clicks = sum(point_labels[i].rows.size for i in clicked)
+        click_area = sum(self.padded[i][0] * self.padded[i][1] for i in clicked)
+        # one anchor per click (weight: its share of the clicked tiles' area), one per dense tile
+        self.anchors = [
+            (i, r, c)
+            for i in clicked
+            for r, c in zip(point_labels[i].rows.tolist(), point_labels[i].cols.tolist())
+        ]
+        self.anchors += [(i, -1, -1) for i in dense]
+        self.weights = torch.tensor(
+            [click_area / max(clicks, 1)] * clicks
+            + [self.padded[i][0] * self.padded[i][1] for i in dense],
+            dtype=torch.float64,
+        )
+
+    def __len__(self):
+        return self.crops
+
+    def __iter__(self):
+        if self.one_pass:
+            tiles = (
+                (i, -1, -1)
+                for i in torch.utils.data.RandomSampler(self.padded, generator=self.generator)
+            )
+        else:
+            picks = torch.multinomial(
+                self.weights, self.crops, replacement=True, generator=self.generator
+            )
+            tiles = [self.anchors[a] for a in picks.tolist()]
+        for tile, row, col in tiles:
+            (h, w) = self.padded[tile]
+            top, left = window_start(h, self.size, row), window_start(w, self.size, col)
+            turn = (
+                int(torch.rand(()) < 0.5) if self.augment == "hflip" else int(torch.randint(8, ()))
+            )
+            yield tile, top, left, turn
+
+
+def window_start(length, size, anchor):
+    """A random start for a window of `size` along an axis of `length`: anywhere when anchor < 0,
+    else such that the window covers pixel `anchor`."""
+    low, high = (
+        (0, length - size)
+        if anchor < 0
+        else (max(0, anchor - size + 1), min(anchor, length - size))
+    )
+    return int(torch.randint(low, high + 1, ()))
+
+
+def band_statistics(images):
+    """Per-band mean and std over every pixel of the training images, the normalisation the model
+    applies (unet.py). Synthetic scenes and tile folders both go through here, so a folder
+    exported from the generator trains to exactly the built-in numbers. Two passes over the
+    tiles, one band of one tile at a time in float64: no copy of the whole split is ever made."""
+    images = [np.asarray(image) for image in images]
+    count = sum(image[0].size for image in images)
+    mean = sum(np.array([band.sum(dtype=np.float64) for band in image]) for image in images) / count
+    squares = sum(
+        np.array([np.square(band - m, dtype=np.float64).sum() for band, m in zip(image, mean)])
+        for image in images
+    )
+    return mean.tolist(), np.maximum(np.sqrt(squares / count), 1e-6).tolist()

@@ -1,0 +1,151 @@
+"""crops.py: the training crops cut around the clicks, turned with them, and the band statistics."""
+
+import numpy as np
+import pytest
+import torch
+
+from clicks import Clicks, every_pixel, sample_points, sample_split_points
+from crops import CropSampler, PointDataset, band_statistics, dihedral, undo_dihedral
+from data import IGNORE
+
+
+def test_dataset_turns_image_and_clicks_together(train_split):
+    images, masks = train_split
+    points = sample_split_points(masks[:1], 0, points_per_image=200)
+    dataset = PointDataset(images[:1], points, crop_size=128)
+    for turn in range(8):
+        image, point_labels = dataset[0, 0, 0, turn]
+        assert (
+            image.shape == (3, 128, 128)
+            and image.dtype == torch.float32
+            and point_labels.dtype == torch.int64
+        )
+        expected_image, expected_mask = (
+            torch.tensor(images[0]).float(),
+            torch.tensor(masks[0].astype(np.int64)),
+        )
+        if turn & 1:  # the mirror first ...
+            expected_image, expected_mask = expected_image.flip(-1), expected_mask.flip(-1)
+        # ... then quarter turns (counter-clockwise)
+        expected_image = expected_image.rot90(turn >> 1, (1, 2))
+        expected_mask = expected_mask.rot90(turn >> 1, (0, 1))
+        assert torch.equal(image, expected_image)
+        labeled = point_labels >= 0
+        assert labeled.sum() == 200 and torch.equal(point_labels[labeled], expected_mask[labeled])
+
+
+def test_crops_keep_clicks_on_their_pixels_and_pad_small_tiles():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (3, 40, 90)).astype(np.uint8)  # stored as uint8, served as float
+    mask = rng.integers(0, 5, (40, 90)).astype(np.uint8)
+    dataset = PointDataset([image], [sample_points(mask, rng, points_per_image=300)], crop_size=64)
+    sampler = CropSampler(dataset.point_labels, [mask.shape], 64)
+    assert sampler.padded == [(64, 90)] and len(sampler) == 2  # ceil(64 * 90 / 64²) crops
+    torch.manual_seed(0)
+    for place in list(sampler) * 3:
+        tile, top, left, turn = place
+        crop, point_labels = dataset[place]
+        assert crop.shape == (3, 64, 64) and top == 0 and 0 <= left <= 90 - 64 and turn in (0, 1)
+        truth = torch.from_numpy(
+            np.pad(mask, ((0, 24), (0, 0)), constant_values=IGNORE)[:, left : left + 64].astype(
+                np.int64
+            )
+        )
+        truth = truth.flip(-1) if turn else truth
+        assert (point_labels[truth == IGNORE] == -1).all()  # padding is unlabeled
+        labeled = point_labels >= 0
+        assert labeled.any() and torch.equal(point_labels[labeled], truth[labeled])
+
+
+def test_dense_labels_turn_unknown_pixels_into_minus_one():
+    mask = np.array([[0, 255], [4, 255]], np.uint8)
+    assert every_pixel(mask).tolist() == [[0, -1], [4, -1]]  # not 255: the uint8 trap
+    image = np.zeros((3, 2, 2), np.uint8)
+    _, point_labels = PointDataset([image], [mask], crop_size=32)[0, 0, 0, False]
+    assert point_labels[:2, :2].tolist() == [[0, -1], [4, -1]] and (point_labels[2:] == -1).all()
+
+
+def test_big_tiles_every_crop_holds_a_click_and_an_epoch_covers_the_area():
+    shapes = [(1000, 700), (300, 260), (64, 64)]
+    clicks = [
+        Clicks(np.array([5, 990]), np.array([690, 3]), np.array([1, 2])),
+        Clicks(np.array([150]), np.array([100]), np.array([0])),
+        Clicks(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)),
+    ]  # no label: never cropped
+    sampler = CropSampler(clicks, shapes, 64, generator=torch.Generator().manual_seed(0))
+    assert len(sampler) == -(-(1000 * 700 + 300 * 260 + 64 * 64) // 64**2) == 191
+    torch.manual_seed(0)
+    places = list(sampler)
+    assert len(places) == 191
+    counts = np.zeros(3)
+    for tile, top, left, _ in places:
+        c = clicks[tile]
+        inside = (c.rows >= top) & (c.rows < top + 64) & (c.cols >= left) & (c.cols < left + 64)
+        assert (
+            inside.any() and 0 <= top <= shapes[tile][0] - 64 and 0 <= left <= shapes[tile][1] - 64
+        )
+        counts[tile] += 1
+    assert counts[2] == 0 and 30 < counts[1] < 100  # every click equally often: 1/3 of the crops
+    assert len(CropSampler(clicks, shapes, 64, crops_per_epoch=10)) == 10
+
+
+def test_dense_tiles_are_cropped_in_proportion_to_their_area():
+    masks = [
+        np.zeros((640, 640), np.uint8),
+        np.zeros((64, 640), np.uint8),
+        np.full((640, 64), IGNORE, np.uint8),
+    ]
+    sampler = CropSampler(
+        masks,
+        [m.shape for m in masks],
+        64,
+        crops_per_epoch=2000,
+        generator=torch.Generator().manual_seed(0),
+    )
+    tiles = np.bincount([place[0] for place in sampler], minlength=3)
+    assert tiles[2] == 0 and 1700 < tiles[0] < 1930  # 10:1 by area; all-unknown tiles never
+
+
+def test_tiles_that_fit_one_crop_are_each_seen_once_per_epoch():
+    sampler = CropSampler(
+        [None] * 5, [(32, 32)] * 5, 32, generator=torch.Generator().manual_seed(0)
+    )
+    assert sampler.one_pass and sorted(place[0] for place in sampler) == [0, 1, 2, 3, 4]
+
+
+def test_band_statistics_tile_by_tile_equal_the_whole_split():
+    rng = np.random.default_rng(0)
+    tiles = [
+        rng.integers(0, 4000, (4, h, w)).astype(np.uint16) for h, w in ((30, 70), (128, 9), (5, 5))
+    ]
+    every_pixel_of_the_split = np.concatenate([t.reshape(4, -1) for t in tiles], axis=1).astype(
+        np.float64
+    )
+    mean, std = band_statistics(tiles)
+    assert np.allclose(mean, every_pixel_of_the_split.mean(1), rtol=1e-12)
+    assert np.allclose(std, every_pixel_of_the_split.std(1), rtol=1e-12)
+
+
+def test_dihedral_gives_the_8_symmetries_and_undoes_them_in_numpy_and_torch():
+    square = np.arange(2 * 4 * 4).reshape(2, 4, 4)
+    views = [dihedral(square, turn) for turn in range(8)]
+    assert len({v.tobytes() for v in views}) == 8  # 8 different views
+    assert np.array_equal(views[1], square[..., ::-1])  # turn 1: the report's flip
+    for turn, view in enumerate(views):
+        assert np.array_equal(undo_dihedral(view, turn), square)
+        assert torch.equal(dihedral(torch.from_numpy(square), turn), torch.from_numpy(view.copy()))
+        assert torch.equal(
+            undo_dihedral(torch.from_numpy(view.copy()), turn), torch.from_numpy(square)
+        )
+
+
+def test_crop_sampler_turns_follow_the_augmentation():
+    mask = np.zeros((256, 256), np.uint8)
+    points = [sample_points(mask, np.random.default_rng(0), points_per_image=20)]
+    torch.manual_seed(0)
+    turns = lambda augment: {
+        place[3] for place in CropSampler(points, [mask.shape], 64, 400, augment=augment)
+    }
+    assert turns("hflip") == {0, 1} and turns("dihedral") == set(range(8))
+    with pytest.raises(ValueError, match="unknown augment 'rotate': use hflip or dihedral"):
+        CropSampler(points, [mask.shape], 64, augment="rotate")
