@@ -10,8 +10,9 @@ machine and date. Every cell is mean ± std over the seeds that finished (sample
 Differences between two settings are paired by seed (same scenes, same test set) and called
 "within noise" when |mean| <= 2 standard errors of the paired differences; a single seed cannot
 say, and says so. reporting/ holds the pieces: paper_tables.py the report's tables, figures.py the
-figures, tile_report.py, unclicked_report.py, loop_report.py and runs_report.py the sections on
-real tiles, on the unclicked pixels, on labelling loops and on single runs and logs.
+figures; the sections on real tiles (tile_report.py), on extra targets (teachers_report.py), on the
+unclicked pixels (unclicked_report.py), on labelling loops (loop_report.py) and on single runs and
+logs (runs_report.py).
 """
 
 import json
@@ -35,7 +36,8 @@ from reporting.records import (
     run_groups,
 )
 from reporting.runs_report import logged_commands, processes, single_runs
-from reporting.tile_report import ablation, gis_example, teachers
+from reporting.teachers_report import teachers
+from reporting.tile_report import ablation, gis_example
 from reporting.unclicked_report import unclicked
 
 # The page: every result of the folder

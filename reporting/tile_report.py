@@ -1,11 +1,10 @@
 """The results page's sections on real tiles: the tile recipe's ablation, its targets against the
-pixel random forest, the extra-target levers, and the GIS example's scores on reference points.
+pixel random forest, and the GIS example's scores on reference points (the extra-target levers:
+teachers_report.py).
 
 report.py renders them into <folder>/README.md from the runs' metrics.json files
-(scripts/recipe_runs.sh,
-scripts/teacher_runs.sh, scripts/gis_example.sh); cells are mean ± std over seeds, differences
-paired by seed
-(records.py).
+(scripts/recipe_runs.sh, scripts/gis_example.sh); cells are mean ± std over seeds, differences
+paired by seed (records.py).
 """
 
 import json
@@ -151,74 +150,6 @@ def targets(groups, p):
             f"{'met' if tile <= TIME_LIMIT * report else missed}).",
         ]
     return lines + [""]
-
-
-def teachers(folder):
-    """The extra-target levers against the tile recipe alone, each run on the same machine."""
-    groups, lines, p = run_groups(folder), [], plan(folder)
-    TEACHERS = p.get("teachers", [])
-    for data in sorted({name.split("/")[0] for name in groups if "/teachers/" in name}):
-        rows = [
-            (label, groups[f"{data}/teachers/{name}"])
-            for label, name in TEACHERS
-            if f"{data}/teachers/{name}" in groups
-        ]
-        if not rows or rows[0][0] != "tile recipe":
-            continue
-        if not lines:
-            lines += [
-                "## Extra targets: another model's maps beside the clicks",
-                "",
-                "The runs of `scripts/teacher_runs.sh` "
-                "([docs/recipe.md](../docs/recipe.md#extra-targets)): the tile",
-                "recipe alone, and with a second pCE term (weight 0.5) on dense maps of the "
-                "training tiles made",
-                "from the same clicks: the pixel forest's, or the tile recipe's own pixels where "
-                "its top class is",
-                "at least 0.9 probable. Val mIoU (with TTA) is what a lever is kept on; − tile "
-                "recipe is paired by seed.",
-                "",
-            ]
-        classes = rows[0][1][0]["classes"]
-        base = {run["config"]["seed"]: scored(run, True)[0] for run in rows[0][1]}
-        forest = {
-            run["config"]["seed"]: run["test"]["miou"]
-            for run in groups.get(f"{data}/teachers/forest", [])
-        }
-        lines += [
-            f"**{data}**"
-            + (
-                " (the scenes as a folder, `python export.py tiles scenes`)"
-                if data == "synthetic"
-                else ""
-            ),
-            "",
-            "| run | seeds | val mIoU | val − tile recipe | test mIoU | test − forest | pixel "
-            "accuracy | " + " | ".join(classes) + " | wall |",
-            "|---" * (len(classes) + 8) + "|",
-        ]
-        for label, runs in rows:
-            views = {run["config"]["seed"]: scored(run, "method" not in run) for run in runs}
-            test = {seed: v[1] for seed, v in views.items()}
-            val = {s: v[0] for s, v in views.items()}
-            miou = {s: t["miou"] for s, t in test.items()}
-            cells = [
-                mean_std(val),
-                "—" if label == "tile recipe" else paired(val, base),
-                mean_std(miou),
-                "—" if "method" in runs[0] else paired(miou, forest),
-                mean_std({s: t["pixel_accuracy"] for s, t in test.items()}),
-            ]
-            lines.append(table_row(label, views, cells, classes))
-        run = rows[0][1][0]
-        lines += [
-            "",
-            f"Machine: {run['machine'].split(',')[0]}, {run['precision']}, torch {run['torch']}, "
-            f"{run['encoder_init']} init. The runs shared the machine with other work: their wall "
-            f"times compare roughly.",
-            "",
-        ]
-    return lines
 
 
 def bootstrap(matrix, draws=2000, seed=0):
