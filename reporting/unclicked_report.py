@@ -79,8 +79,8 @@ def unclicked(folder):
         lines += [
             "",
             f"Machine: {run['machine']}, {run['precision']}, torch {run['torch']}, "
-            f"{run['encoder_init']} init. One run at a time, beside other work on the machine: "
-            f"wall times compare roughly.",
+            f"{run['encoder_init']} init. The runs shared the machine with other work: wall times "
+            f"compare roughly.",
         ]
         if len(gap) and margin is not None:
             met = (
