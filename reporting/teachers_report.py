@@ -8,7 +8,7 @@ paired by seed (records.py).
 """
 
 from reporting.records import mean_std, paired, plan, run_groups
-from reporting.tile_report import scored, table_row
+from reporting.tile_report import machine_line, scored, table_row
 
 
 def teachers(folder):
@@ -71,9 +71,7 @@ def teachers(folder):
         run = rows[0][1][0]
         lines += [
             "",
-            f"Machine: {run['machine'].split(',')[0]}, {run['precision']}, torch {run['torch']}, "
-            f"{run['encoder_init']} init. The runs shared the machine with other work: their wall "
-            f"times compare roughly.",
+            machine_line(run, run["machine"].split(",")[0]),
             "",
         ]
     return lines

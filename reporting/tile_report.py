@@ -49,6 +49,14 @@ def table_row(label, views, cells, classes):
     return f"| {label} | {seeds} | " + " | ".join(cells) + f" | {wall:.0f} s |"
 
 
+def machine_line(run, machine):
+    """The line under a table of runs on one machine, `machine` as the table names it."""
+    return (
+        f"Machine: {machine}, {run['precision']}, torch {run['torch']}, {run['encoder_init']} "
+        f"init. The runs shared the machine with other work: their wall times compare roughly."
+    )
+
+
 def ablation(folder):
     """The tile recipe's levers alone and together, beside the pixel random forest, per data set."""
     groups, p = run_groups(folder), plan(folder)

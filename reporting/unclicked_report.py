@@ -11,7 +11,7 @@ the forest's folder and the margin aimed at from its "forest" and
 import numpy as np
 
 from reporting.records import beyond_noise, differences, mean_std, paired, plan, run_groups
-from reporting.tile_report import scored, table_row
+from reporting.tile_report import machine_line, scored, table_row
 
 
 def unclicked(folder):
@@ -78,9 +78,7 @@ def unclicked(folder):
         run = rows[0][1][0]
         lines += [
             "",
-            f"Machine: {run['machine']}, {run['precision']}, torch {run['torch']}, "
-            f"{run['encoder_init']} init. The runs shared the machine with other work: wall times "
-            f"compare roughly.",
+            machine_line(run, run["machine"]),
         ]
         if len(gap) and margin is not None:
             met = (
