@@ -105,20 +105,20 @@ def test_resume_trains_only_what_is_missing(tmp_path, capsys):
     ],
 )
 def test_mean_std_formatting(values, expected):
-    assert report.mean_std(values) == expected
+    assert records.mean_std(values) == expected
 
 
 def test_paired_difference_says_when_it_is_noise():
     seeds = lambda *v: dict(enumerate(v))
     assert (
-        report.paired(seeds(0.80, 0.81, 0.79), seeds(0.70, 0.71, 0.69))
+        records.paired(seeds(0.80, 0.81, 0.79), seeds(0.70, 0.71, 0.69))
         == "+0.1000 ± 0.0000 (beyond noise)"
     )
-    assert report.paired(seeds(0.80, 0.70, 0.75), seeds(0.75, 0.75, 0.75)).endswith(
+    assert records.paired(seeds(0.80, 0.70, 0.75), seeds(0.75, 0.75, 0.75)).endswith(
         "(within noise)"
     )
     # paired by seed
-    assert report.paired(seeds(0.8), seeds(0.7, 0.6)) == "+0.1000 (1 seed: noise unknown)"
+    assert records.paired(seeds(0.8), seeds(0.7, 0.6)) == "+0.1000 (1 seed: noise unknown)"
 
 
 def test_bad_options_exit_2(capsys):
