@@ -167,6 +167,12 @@ def handler(folder, training):
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    # connections waiting to be accepted: the default, 5, resets the rest when a page (or a
+    # script) sends many requests at once, and their clicks would be lost
+    request_queue_size = 128
+
+
 def serve(folder, training, host="127.0.0.1", port=8000):
     """A started server (serve_forever it, or shutdown it); port 0 picks a free one."""
-    return ThreadingHTTPServer((host, port), handler(folder, training))
+    return Server((host, port), handler(folder, training))

@@ -118,10 +118,13 @@ def test_bad_requests_change_nothing(served):
 def test_concurrent_clicks_on_one_tile_are_all_kept(served):
     root, base = served
     clicks = [(x, y) for x in range(0, 64, 8) for y in range(0, 64, 16)]  # 32 clicks
+    answers = []  # every request answered, none reset (the server's accept queue holds them)
     threads = [
         threading.Thread(
-            target=call,
-            args=(f"{base}/api/tiles/scene_0002/points", {"x": x, "y": y, "class": "Urban"}),
+            target=lambda body: answers.append(
+                call(f"{base}/api/tiles/scene_0002/points", body)[0]
+            ),
+            args=({"x": x, "y": y, "class": "Urban"},),
         )
         for x, y in clicks
     ]
@@ -130,6 +133,7 @@ def test_concurrent_clicks_on_one_tile_are_all_kept(served):
     for thread in threads:
         thread.join(60)
     rows = csv_of(root, "scene_0002").splitlines()[1:]
+    assert answers == [200] * len(clicks)
     assert sorted(rows) == sorted(f"{x},{y},Urban" for x, y in clicks)
 
 
