@@ -111,8 +111,8 @@ def export_layers(root, points_per_class, reference_points, seed=0):
     """DIR/clicks.gpkg and DIR/reference.gpkg over a folder of GeoTIFF tiles, from its masks."""
     root, rng = Path(root), np.random.default_rng([seed, 2000])
     legend = annotations.read_legend(root)
-    geotiff, vector = (
-        need(f"lib.{m}", "point layers over GeoTIFF tiles") for m in ("geotiff", "vector")
+    geotiff, vector_out = (
+        need(f"lib.{m}", "point layers over GeoTIFF tiles") for m in ("geotiff", "vector_out")
     )
     for split, name, how in (
         ("train", "clicks", dict(points_per_class=points_per_class)),
@@ -129,7 +129,7 @@ def export_layers(root, points_per_class, reference_points, seed=0):
                 f"{root / split / 'images'}: no GeoTIFF tiles (export them with --format tif)"
             )
         with atomic(root / f"{name}.gpkg") as tmp:
-            vector.write_points(tmp, found, legend.names)
+            vector_out.write_points(tmp, found, legend.names)
         print(
             f"wrote {sum(c.rows.size for _, c in found)} points on {len(found)} {split} tiles to "
             f"{root / name}.gpkg"

@@ -100,7 +100,7 @@ def main(argv=None):
         if any(is_tiff(path) for path in files):
             geotiff = need("lib.geotiff", "segmenting GeoTIFF inputs")
         if args.polygons:
-            vector = need("lib.vector", "writing polygons (--polygons)")
+            vector_out = need("lib.vector_out", "writing polygons (--polygons)")
         for path in files:  # check everything before writing anything
             if args.polygons and not is_tiff(path):
                 raise ValueError(
@@ -162,7 +162,7 @@ def main(argv=None):
                 if args.polygons:  # polygons a GIS opens, read block by block from the class raster
                     written.append(f"{path.stem}_polygons.gpkg")
                     with atomic(out / written[-1]) as tmp:
-                        vector.write_polygons(
+                        vector_out.write_polygons(
                             tmp, out / written[-2], checkpoint["classes"], args.min_area
                         )
             else:

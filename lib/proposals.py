@@ -48,7 +48,7 @@ def write_layer(out, paths, chosen, classes):
     if crs is None:
         return ""
     with atomic(out / "proposals.gpkg") as tmp:
-        need("lib.vector", "the proposals' point layer").write_proposals(
+        need("lib.vector_out", "the proposals' point layer").write_proposals(
             tmp, list(by_tile.items()), classes, crs
         )
     return f" (or in the point layer {out / 'proposals.gpkg'}: train.py --points-file)"

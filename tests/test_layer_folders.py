@@ -14,7 +14,7 @@ from rasterio import features
 import export
 import predict
 from conftest import FAST
-from lib import annotations, rasters, tiles, vector
+from lib import annotations, rasters, tiles, vector, vector_out
 from train import train
 
 
@@ -36,7 +36,7 @@ def test_min_area_merges_small_patches_and_needs_polygons(tmp_path, capsys):
     ) as out:
         out.write(class_map[None])
     # 5 pixels of 4 m²
-    vector.write_polygons(tmp_path / "p.gpkg", tif, ["a", "b", "c"], min_area=5 * 4)
+    vector_out.write_polygons(tmp_path / "p.gpkg", tif, ["a", "b", "c"], min_area=5 * 4)
     with fiona.open(tmp_path / "p.gpkg") as layer:
         assert sorted(f.properties["class"] for f in layer) == ["a", "c"]
     with pytest.raises(SystemExit):
