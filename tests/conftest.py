@@ -45,6 +45,15 @@ def exported(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def georeferenced(tmp_path_factory):
+    """GeoTIFF tiles in UTM, their clicks as a lon/lat GeoPackage and as CSVs, reference points
+    (gis_layers.georeferenced_tiles; imported here so the core tests need no rasterio)."""
+    from gis_layers import georeferenced_tiles
+
+    return georeferenced_tiles(tmp_path_factory.mktemp("gis"))
+
+
 def write_tile(folder, stem, image, mask=None, clicks=None):
     for sub in ("images", "masks", "points"):
         (folder / sub).mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
-"""GIS point layers in, accuracy from reference points, polygons out (vector.py, --points-file,
---polygons)."""
+"""GIS point layers in (lib/vector.py, --points-file): clicks on their pixels, the same run as
+from CSVs, accuracy from reference points, nodata, and suggest.py's proposals as a layer. Bad
+layers: test_vector_errors.py; polygons out: test_layer_folders.py."""
 
 import json
 import shutil
@@ -8,71 +9,12 @@ import fiona
 import numpy as np
 import pytest
 import rasterio
-from rasterio import warp
 
-import export
 import suggest
-from clicks import sample_points
 from conftest import FAST
-from lib import annotations, rasters, tiles
+from gis_layers import write_layer
+from lib import rasters, tiles
 from train import main, train
-
-LAYER_CRS = "EPSG:4326"  # the points in lon/lat, over tiles in UTM (export's EPSG:32632)
-SCHEMA = {"geometry": "Point", "properties": {"class": "str"}}
-
-
-def map_points(tile, clicks, crs=LAYER_CRS):
-    """The map coordinates (in `crs`) of the centres of the clicked pixels of a GeoTIFF tile."""
-    with rasterio.open(tile) as raster:
-        xs, ys = raster.transform @ (clicks.cols + 0.5, clicks.rows + 0.5)
-        return warp.transform(raster.crs, crs, list(xs), list(ys))
-
-
-def write_layer(path, records, driver="GPKG", crs=LAYER_CRS, schema=SCHEMA):
-    with fiona.open(path, "w", driver=driver, crs=crs, schema=schema) as layer:
-        layer.writerecords(records)
-    return path
-
-
-def point(x, y, name):
-    return dict(geometry=dict(type="Point", coordinates=(x, y)), properties={"class": name})
-
-
-@pytest.fixture(scope="module")
-def georeferenced(tmp_path_factory):
-    """GeoTIFF tiles (4/2/2 of 64²) in UTM; their clicks (3 per class) as a lon/lat GeoPackage, the
-    same clicks as per-tile pixel CSVs in a copy of the folder, and reference points on the test
-    tiles."""
-    base = tmp_path_factory.mktemp("gis")
-    root = base / "tiles"
-    export.export_tiles(root, seed=0, sizes=(4, 2, 2), image_size=64, format="tif")
-    legend, rng = annotations.read_legend(root), np.random.default_rng(0)
-    clicks, reference, expected = [], [], {}
-    for split, records in (("train", clicks), ("test", reference)):
-        for tile in sorted((root / split / "images").glob("*.tif")):
-            mask = rasters.read_mask(root / split / "masks" / tile.name, legend, (64, 64))
-            chosen = sample_points(mask, rng, points_per_class=3)
-            expected[split, tile.stem] = chosen
-            records += [
-                point(x, y, legend.names[k])
-                for x, y, k in zip(*map_points(tile, chosen), chosen.classes)
-            ]
-    with_csvs = base / "csvs"
-    shutil.copytree(root, with_csvs)
-    for stem in ("scene_0000", "scene_0001", "scene_0002", "scene_0003"):
-        (with_csvs / "train" / "points").mkdir(exist_ok=True)
-        annotations.write_clicks(
-            with_csvs / "train" / "points" / f"{stem}.csv", expected["train", stem], legend.names
-        )
-    return dict(
-        root=root,
-        csvs=with_csvs,
-        legend=legend,
-        expected=expected,
-        gpkg=write_layer(base / "clicks.gpkg", clicks),
-        clicks=clicks,
-        reference=write_layer(base / "reference.gpkg", reference),
-    )
 
 
 def test_points_in_another_crs_land_on_their_pixels_exactly(georeferenced):
@@ -121,83 +63,6 @@ def test_reference_points_score_as_the_dense_masks_restricted_to_them(georeferen
     assert np.asarray(metrics["test"]["confusion_matrix"]).sum() == sum(
         g["expected"]["test", s].rows.size for s in data["stems"]["test"]
     )
-
-
-def bad(tmp_path, g, records=None, **layer):
-    path = (
-        write_layer(tmp_path / "bad.gpkg", records or g["clicks"][:3], **layer)
-        if records is not False
-        else g["gpkg"]
-    )
-    return ["--data", str(g["root"]), "--points-file", str(path)]
-
-
-@pytest.mark.parametrize(
-    "case, message",
-    [
-        (
-            "class",
-            "has class 'Forest', which classes.txt lacks (Urban, Vegetation, Water, Bare Soil, "
-            "Road, or an index 0..4)",
-        ),
-        (
-            "field",
-            "the layer has no field 'class'; its fields: kind (choose one with --class-field)",
-        ),
-        ("crs", "the layer has no CRS"),
-        ("outside", "no point falls inside any tile of"),
-        ("geometry", "feature 1 is a LineString; a layer of clicks holds points"),
-        ("png", "not georeferenced (no CRS), but the point layer is in map coordinates"),
-        (
-            "planetary",
-            "bad.gpkg: its CRS (Mars (2015) - Sphere / Ocentric) cannot be transformed to the "
-            "tiles' CRS (EPSG:32632); reproject the layer",
-        ),
-        ("empty", "empty.gpkg: the layer holds no points"),
-        ("dbf", "its attribute table bad.dbf, which holds the 'class' field, is missing"),
-    ],
-)
-def test_bad_layers_give_one_line_and_exit_2(georeferenced, tmp_path, capsys, case, message):
-    g = georeferenced
-    if case == "class":
-        argv = bad(tmp_path, g, [point(*g["clicks"][0]["geometry"]["coordinates"], "Forest")])
-    elif case == "field":
-        argv = bad(
-            tmp_path,
-            g,
-            [dict(geometry=g["clicks"][0]["geometry"], properties={"kind": "Water"})],
-            schema={"geometry": "Point", "properties": {"kind": "str"}},
-        )
-    elif case == "crs":
-        argv = bad(tmp_path, g, crs=None)
-    elif case == "outside":
-        argv = bad(tmp_path, g, [point(100.0, -40.0, "Water")])
-    elif case == "geometry":
-        line = dict(
-            geometry=dict(type="LineString", coordinates=[(9.0, 45.0), (9.1, 45.1)]),
-            properties={"class": "Road"},
-        )
-        argv = bad(
-            tmp_path, g, [line], schema={"geometry": "LineString", "properties": {"class": "str"}}
-        )
-    elif case == "planetary":  # Mars: PROJ has no way to the Earth's UTM
-        argv = bad(tmp_path, g, crs="IAU_2015:49900")
-    elif case == "empty":
-        argv = ["--data", str(g["root"]), "--points-file"]
-        argv.append(str(write_layer(tmp_path / "empty.gpkg", [])))
-    elif case == "dbf":
-        argv = bad(tmp_path, g, driver="ESRI Shapefile")
-        argv[-1] = str(write_layer(tmp_path / "bad.shp", g["clicks"][:3], "ESRI Shapefile"))
-        (tmp_path / "bad.dbf").unlink()
-    else:
-        png = tmp_path / "png"
-        export.export_tiles(png, seed=0, sizes=(1, 1, 1), image_size=64)
-        argv = ["--data", str(png), "--points-file", str(g["gpkg"])]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv + ["--weights", "none", "--image-size", "64", "--out", str(tmp_path / "r")])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
-    assert not (tmp_path / "r").exists()
 
 
 def test_points_on_nodata_are_counted_and_left_out(georeferenced, tmp_path, capsys):
