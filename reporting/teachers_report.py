@@ -14,11 +14,11 @@ from reporting.tile_report import machine_line, scored, table_row
 def teachers(folder):
     """The extra-target levers against the tile recipe alone, each run on the same machine."""
     groups, lines, p = run_groups(folder), [], plan(folder)
-    TEACHERS = p.get("teachers", [])
+    levers = p.get("teachers", [])
     for data in sorted({name.split("/")[0] for name in groups if "/teachers/" in name}):
         rows = [
             (label, groups[f"{data}/teachers/{name}"])
-            for label, name in TEACHERS
+            for label, name in levers
             if f"{data}/teachers/{name}" in groups
         ]
         if not rows or rows[0][0] != "tile recipe":
