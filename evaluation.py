@@ -8,7 +8,7 @@ answer no longer depends on which way the tile happens to face, for 8x the infer
 `evaluate` scores a split from one confusion matrix accumulated over all its pixels: mIoU, pixel
 accuracy, per-class IoU / precision / recall, and the pixel accuracy of always answering the
 commonest class, the floor a useful model clears. Validation, testing, predict.py and
-report.py's figures all go through here.
+reporting/page.py's figures all go through here.
 """
 
 import time

@@ -13,7 +13,7 @@ options: --seeds 3  --out results  --device auto  --precision auto
 Each configuration is trained from scratch once per seed, by `python train.py` in a process of
 its own (the same command a user runs, and the same numbers); the seed changes the scenes, the
 clicks and the initial weights together. Every finished run is appended to <out>/runs.jsonl at
-once, so an interrupted `all` resumes where it stopped. Then `python report.py <out>` renders the
+once, so an interrupted `all` resumes where it stopped. Then `python -m reporting <out>` renders the
 tables (<out>/tables.md, <out>/README.md) and figures from those records: mean ± std over the
 seeds; a difference is called "within noise" when it is smaller than twice its standard error
 (paired by seed).
@@ -31,7 +31,7 @@ from reporting.paper import DENSITY_POINTS, FINAL, REGULARISED, STRATEGY_POINTS
 from reporting.records import QUICK, append_record, key, load_records, same_as_done
 
 SEEDS, OUT, QUICK_OUT = 3, "results", "results-quick"
-HERE = Path(__file__).resolve().parent  # where train.py and report.py are
+HERE = Path(__file__).resolve().parent  # where train.py and reporting/ are
 
 
 def planned(command, seeds):
@@ -96,7 +96,7 @@ def run_all(command, seeds, out, device, quick, precision="auto"):
             f"ETA {clock(eta)}",
             flush=True,
         )
-    subprocess.run([sys.executable, str(HERE / "report.py"), str(out)], check=True)
+    subprocess.run([sys.executable, "-m", "reporting", str(out.resolve())], cwd=HERE, check=True)
 
 
 def train(config):

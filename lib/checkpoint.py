@@ -1,5 +1,5 @@
-"""The checkpoint train.py writes (<out>/model.pt) and predict.py and report.py read back, and
-the state an interrupted run goes on from (<out>/resume.pt, train.py --resume).
+"""The checkpoint train.py writes (<out>/model.pt) and predict.py and reporting/ read back, and the
+state an interrupted run goes on from (<out>/resume.pt, train.py --resume).
 
 model.pt holds the weights (with the training tiles' per-band mean/std, buffers of the model), the
 class names and their legend colours, the band count, the window size the network was trained

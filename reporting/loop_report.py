@@ -2,7 +2,7 @@
 (proposed clicks against as many random ones), the targets of docs/suggest.md, the last round's
 per-class IoU and the dense model of the same set beside it.
 
-report.py renders it into <folder>/README.md from each loop's curves.json and active.log; cells are
+page.py renders it into <folder>/README.md from each loop's curves.json and active.log; cells are
 mean ± std over seeds, differences paired by seed (records.py).
 """
 

@@ -1,7 +1,7 @@
 """The report this project reproduces, as data: the settings its tables compare and the numbers
 it printed for them (single runs, ImageNet-pretrained encoder).
 
-experiments.py trains these settings over seeds; report.py and figures.py lay their records out
+experiments.py trains these settings over seeds; page.py and figures.py lay their records out
 as the report's tables and figures, beside the report's own numbers.
 """
 

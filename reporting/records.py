@@ -1,8 +1,8 @@
 """The run records: one JSON line per finished run in <out>/runs.jsonl, found again by its key;
-and the helpers that read every record a results folder holds (metrics.json, logs) for report.py.
+and the helpers that read every record a results folder holds (metrics.json, logs) for page.py.
 
 experiments.py appends a record per finished run (its settings and its metrics.json), so an
-interrupted `experiments.py all` resumes where it stopped; report.py renders the tables and
+interrupted `experiments.py all` resumes where it stopped; page.py renders the tables and
 figures from the records. A run's `key` is its training settings, with train.py's defaults
 (recipe.py) filled in.
 """

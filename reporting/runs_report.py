@@ -2,7 +2,7 @@
 left a metrics.json (grouped over seeds), the one-process-or-several check of torchrun, and the
 wall time and peak memory of every command a log timed, with the benchmark's output.
 
-report.py renders them into <folder>/README.md; cells are mean ± std over seeds (records.py).
+page.py renders them into <folder>/README.md; cells are mean ± std over seeds (records.py).
 """
 
 import json

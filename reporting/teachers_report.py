@@ -2,7 +2,7 @@
 recipe trained beside another model's maps of the training tiles (the forest's, or its own sure
 pixels: self-training), against the tile recipe alone, each run on the same machine.
 
-report.py renders it into <folder>/README.md from the runs' metrics.json files; which runs are
+page.py renders it into <folder>/README.md from the runs' metrics.json files; which runs are
 rows comes from <folder>/plan.json ("teachers"); cells are mean ± std over seeds, differences
 paired by seed (records.py).
 """

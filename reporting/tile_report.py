@@ -2,7 +2,7 @@
 pixel random forest, and the GIS example's scores on reference points (the extra-target levers:
 teachers_report.py).
 
-report.py renders them into <folder>/README.md from the runs' metrics.json files
+page.py renders them into <folder>/README.md from the runs' metrics.json files
 (scripts/recipe_runs.sh, scripts/gis_example.sh); cells are mean ± std over seeds, differences
 paired by seed (records.py).
 """

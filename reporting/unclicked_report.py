@@ -2,7 +2,7 @@
 scripts/unclicked_runs.sh alone and together, beside the tile recipe and the pixel random forest
 on the same clicks and seeds, and the issue's targets, met or not.
 
-report.py renders it into <folder>/README.md from the runs' metrics.json files; which runs are
+page.py renders it into <folder>/README.md from the runs' metrics.json files; which runs are
 rows comes from <folder>/plan.json ("unclicked": [label, folder] pairs, the tile recipe first),
 the forest's folder and the margin aimed at from its "forest" and
 "unclicked_margin_over_forest".

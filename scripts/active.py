@@ -15,7 +15,7 @@ exactly as a user runs them; WORK is a copy of DIR's layout whose images and mas
 whose train/points/ holds that strategy's clicks. Writes OUT/<strategy>-seed<S>/round<R>/ (the
 run folders, each with train.log) and OUT/curves.json after every round, so a crash loses
 nothing and a rerun goes on where it stopped (a training cut short, from its last saved epoch:
-train.py --resume); `python report.py` renders the curves.
+train.py --resume); `python -m reporting` renders the curves.
 """
 
 import argparse

@@ -3,7 +3,7 @@
 # 2 processes x 1 thread, on this machine (docs/distributed.md):
 #   bash scripts/distributed_check.sh
 # Writes RESULTS/distributed/{one-process,two-processes}/{train.log,metrics.json} (RESULTS default
-# results), each log headed by date, machine and command; report.py renders them side by side.
+# results), each log headed by date, machine and command; reporting/page.py renders them side by side.
 set -euo pipefail
 RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python}
 machine="$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; torch $($PYTHON -c 'import torch; print(torch.__version__)')"

@@ -15,7 +15,7 @@ import baseline
 import experiments
 import export
 import predict
-import report
+import reporting.page as report
 import suggest
 import train as train_module
 from conftest import FAST

@@ -1,12 +1,12 @@
-"""experiments.py / records.py / report.py: the quick end-to-end run, resuming, rendering and crash
-safety."""
+"""experiments.py / records.py / reporting/page.py: the quick end-to-end run, resuming, rendering
+and crash safety."""
 
 from pathlib import Path
 
 import pytest
 
 import experiments as ex
-import report
+import reporting.page as report
 from reporting import paper, paper_tables, records, tile_report
 
 

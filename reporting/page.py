@@ -1,6 +1,6 @@
 """Render a results folder: its run records into tables, figures and a page. No training here.
 
-    python report.py results        re-render results/README.md, results/tables.md and the figures
+    python -m reporting results     re-render results/README.md, results/tables.md and the figures
 
 experiments.py calls it when it has trained what the tables need. The page, <folder>/README.md,
 holds every result of the folder and nothing copied by hand: the report's experiments (from
@@ -9,16 +9,16 @@ output, and the wall time and peak memory of every logged command, each with its
 machine and date. Every cell is mean ± std over the seeds that finished (sample std, n - 1).
 Differences between two settings are paired by seed (same scenes, same test set) and called
 "within noise" when |mean| <= 2 standard errors of the paired differences; a single seed cannot
-say, and says so. reporting/ holds the pieces: paper_tables.py the report's tables, figures.py the
-figures; the sections on real tiles (tile_report.py), on extra targets (teachers_report.py), on the
-unclicked pixels (unclicked_report.py), on labelling loops (loop_report.py) and on single runs and
-logs (runs_report.py).
+say, and says so. The rest of reporting/ are the pieces: paper_tables.py the report's tables,
+figures.py the figures; the sections on real tiles (tile_report.py), on extra targets
+(teachers_report.py), on the unclicked pixels (unclicked_report.py), on labelling loops
+(loop_report.py) and on single runs and logs (runs_report.py).
 """
 
 import json
 from pathlib import Path
 
-from lib.cli import MissingPackage, OneLineParser, atomic, guard
+from lib.cli import MissingPackage, OneLineParser, atomic
 from recipe import DEFAULTS, label_mode
 from reporting.figures import figures, loop_curves
 from reporting.loop_report import labelling_loops
@@ -49,7 +49,7 @@ def page(folder, tables_text, r=None):
     lines = [
         "# Results",
         "",
-        f"Rendered by `python report.py {folder.name}` from the records in this folder: the run "
+        f"Rendered by `python -m reporting {folder.name}` from the records in this folder: the run "
         f"records",
         "(`runs.jsonl`, `*/metrics.json`) and the commands' logs. Nothing here is copied by hand; "
         "every",
@@ -89,8 +89,8 @@ def ledger(folder):
     lines = [
         "# Runs and costs",
         "",
-        f"Rendered by `python report.py {folder.name}` with [README.md](README.md), from the same "
-        "records: every run outside the report's experiments, one row per setting over seeds, "
+        f"Rendered by `python -m reporting {folder.name}` with [README.md](README.md), from the "
+        "same records: every run outside the report's experiments, one row per setting over seeds, "
         "and the wall time and peak memory of every logged command, each with its command, "
         "machine and date.",
         "",
@@ -157,9 +157,9 @@ def headline(folder, r=None):
     )
 
 
-README = Path(__file__).resolve().parent / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 HEADLINE = (
-    "<!-- headline results: rendered by `python report.py results`, do not edit -->",
+    "<!-- headline results: rendered by `python -m reporting results`, do not edit -->",
     "<!-- end of headline results -->",
 )
 
@@ -179,7 +179,7 @@ def texts(folder, r=None):
 
 
 def main(argv=None):
-    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m reporting", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "folder", nargs="?", default="results", help="a results folder (default results)"
     )
@@ -198,7 +198,7 @@ def main(argv=None):
             curves = {k: v for k, v in json.loads(path.read_text()).items() if k != "config"}
             loop_curves(curves, path.parent / "curves.png")
     except MissingPackage as error:
-        print(f"report.py: figures skipped: {error}", flush=True)
+        print(f"reporting: figures skipped: {error}", flush=True)
     for name, text in (("README.md", page_text), ("runs.md", ledger_text)):
         with atomic(folder / name) as tmp:
             tmp.write_text(text)
@@ -214,7 +214,3 @@ def main(argv=None):
             else ""
         )
     )
-
-
-if __name__ == "__main__":
-    guard(main)
