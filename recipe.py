@@ -25,6 +25,7 @@ DEFAULTS = dict(
     points_per_class=None,  # ... or clicks per class present in the image
     strategy="random",  # how per-class clicks are placed: random | stratified
     class_balanced=False,  # weight each class by the inverse of its share of the clicks
+    image_skip=False,  # give the U-Net's full-resolution block the image itself (unet.py)
     ema=False,  # validate, test and save the mean teacher, an average of the weights (teacher.py)
     ema_decay=0.99,  # its decay, warmed up: min(decay, (1 + step) / (10 + step))
     consistency=0.0,  # weight of pCE on the teacher's sure pixels (0: off)

@@ -84,7 +84,8 @@ def train(config):
     labeled_fraction = sum(map(count_labels, train_points)) / pixels
 
     # model
-    model = UNet(len(data["classes"]), config["weights"], data["bands"], data["mean"], data["std"])
+    bands, mean, std = data["bands"], data["mean"], data["std"]
+    model = UNet(len(data["classes"]), config["weights"], bands, mean, std, config["image_skip"])
     # the layout fast CPU and GPU convolutions want
     model = model.to(device, memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, config)

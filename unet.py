@@ -5,6 +5,10 @@ and follows segmentation_models_pytorch's Unet: five blocks of
     upsample x2 -> concat the encoder skip at that size -> 2 x (3x3 conv, BN, ReLU)
 with 256/128/64/32/16 channels, then a 3x3 conv head to one logit per class. No final
 activation: the loss (pce.py) takes raw logits. ~24.4 M parameters, like smp's Unet("resnet34").
+The last block has no encoder skip: the encoder's finest map is at H/2, from one 7x7 stride-2 conv.
+`image_skip=True` (train.py --image-skip) gives it the standardised image itself, so that the
+full-resolution layers see every pixel's own values, as a pixel classifier does: edges of 1-2 px
+(roads, the gaps between buildings) are then drawn from the pixels, not from upsampled features.
 
 Input normalisation happens in exactly one place, the first line of `UNet.forward`:
 (x - mean) / std per band, with mean/std kept as buffers so they travel inside every checkpoint.
@@ -54,7 +58,15 @@ class DecoderBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, num_classes=5, weights="imagenet", in_channels=3, mean=None, std=None):
+    def __init__(
+        self,
+        num_classes=5,
+        weights="imagenet",
+        in_channels=3,
+        mean=None,
+        std=None,
+        image_skip=False,
+    ):
         super().__init__()
         resnet, self.encoder_init = build_resnet34(weights)
         if in_channels != 3:
@@ -69,7 +81,8 @@ class UNet(nn.Module):
             ]
         )  # H/8 .. H/32
         # the deepest feature map is upsampled through the decoder, picking up the skips on the way
-        skips = ENCODER_CHANNELS[-2::-1] + (0,)  # 256, 128, 64, 64, none
+        skips = ENCODER_CHANNELS[-2::-1] + (in_channels if image_skip else 0,)  # 256 .. 64, image
+        self.image_skip = image_skip
         ins = (ENCODER_CHANNELS[-1],) + DECODER_CHANNELS[:-1]
         self.decoder = nn.ModuleList(
             [DecoderBlock(i, s, o) for i, s, o in zip(ins, skips, DECODER_CHANNELS)]
@@ -100,10 +113,11 @@ class UNet(nn.Module):
                 f"image height and width must be multiples of {DIVISOR}, got "
                 f"{x.shape[-2]}x{x.shape[-1]}"
             )
-        features = [self.stem(self.standardise(x))]
+        image = self.standardise(x)
+        features = [self.stem(image)]
         for layer in self.layers:
             features.append(layer(features[-1]))
-        x, skips = features[-1], features[-2::-1] + [None]
+        x, skips = features[-1], features[-2::-1] + [image if self.image_skip else None]
         for block, skip in zip(self.decoder, skips):
             x = block(x, skip)
         return self.head(x)

@@ -17,7 +17,7 @@ import torch
 
 from lib import annotations
 from lib.cli import atomic, clear_old_run, one_line
-from unet import UNet
+from unet import DECODER_CHANNELS, UNet
 
 
 def save_checkpoint(path, model, classes, colours, bands, image_size, pixel_size_m=None):
@@ -52,9 +52,9 @@ def load_checkpoint(path):
             f"{state['stem.0.weight'].shape[1]} bands, but it declares {len(classes)} classes and "
             f"{bands} bands"
         )
-    model = UNet(
-        len(classes), weights=None, in_channels=bands, mean=[0.0] * bands, std=[1.0] * bands
-    )
+    # a model trained with --image-skip has the bands as extra inputs of its last block
+    image_skip = state["decoder.4.conv1.0.weight"].shape[1] > DECODER_CHANNELS[-2]
+    model = UNet(len(classes), None, bands, [0.0] * bands, [1.0] * bands, image_skip)
     model.load_state_dict(state)  # brings the training data's mean/std with it
     return model.eval(), checkpoint
 

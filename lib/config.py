@@ -45,6 +45,8 @@ def add_training_options(parser):
     add("--epochs", type=int,
         help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}")
     add("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    add("--image-skip", action="store_true", help="give the U-Net's full-resolution block the "
+        "image itself, every pixel's own values (unet.py)")
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
     add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
@@ -111,7 +113,7 @@ def check_config(config):
     check_choice("strategy", config["strategy"], STRATEGIES)
     if config["strategy"] != "random" and config["points_per_class"] is None:
         raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
-    for key in ("class_balanced", "ema", "grow", "tta"):
+    for key in ("image_skip", "class_balanced", "ema", "grow", "tta"):
         if not isinstance(config[key], bool):
             raise ValueError(f"{key} must be True or False, got {config[key]!r}")
     if not 0 <= config["ema_decay"] < 1:

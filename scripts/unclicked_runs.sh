@@ -33,6 +33,10 @@ flags() {   # flags LEVER: what train.py adds to the tile recipe for it
     epochs-13) echo "--epochs 13" ;;   # a longer run, within 1.5x the tile recipe's wall time
     consistency-epochs-13) echo "--consistency 1 --epochs 13" ;;
     epochs-15) echo "--epochs 15" ;;   # 1.5x the epochs: the wall-time cap
+    batch-4) echo "--batch-size 4" ;;   # twice the steps on the same crops
+    lr-3e-3) echo "--lr 3e-3" ;;
+    image-skip) echo "--image-skip" ;;
+    image-skip-epochs-15) echo "--image-skip --epochs 15" ;;
     *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
   esac
 }

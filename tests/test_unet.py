@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchvision
 
+from lib.checkpoint import load_checkpoint, save_checkpoint
 from unet import IMAGENET_MEAN, UNet, adapt_first_conv
 
 SMP_UNET_RESNET34_PARAMS = 24_436_369  # segmentation_models_pytorch Unet("resnet34", classes=5)
@@ -140,3 +141,29 @@ def test_the_logits_at_a_pixel_depend_most_on_the_image_around_it():
     weight = image.grad.abs().sum((0, 1))
     assert weight[:16, :16].sum() > 5 * weight[:16, -16:].sum()
     assert weight[:16, :16].sum() > 5 * weight[-16:, :16].sum()
+
+
+def test_the_image_skip_feeds_each_pixel_to_the_full_resolution_block(tmp_path):
+    # with the encoder cut off from the gradient, what reaches the image comes through the skip:
+    # the last block's two 3x3 convs and the 3x3 head, so within 3 px of the pixel, at full
+    # resolution; without the skip, nothing. The checkpoint brings the skip back (it is read from
+    # the weights' shapes).
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 64, 64)
+    for image_skip in (True, False):
+        model = UNet(3, weights=None, image_skip=image_skip).eval()
+        save_checkpoint(tmp_path / "m.pt", model, ["a", "b", "c"], ["#000"] * 3, 3, 64)
+        assert load_checkpoint(tmp_path / "m.pt")[0].image_skip == image_skip
+        model.stem.insert(0, Detached())
+        pixel = image.clone().requires_grad_()
+        model(pixel)[0, :, 20, 21].abs().sum().backward()
+        if not image_skip:
+            assert pixel.grad is None
+            continue
+        reached = pixel.grad.abs().sum((0, 1)) > 0
+        assert reached[20, 21] and reached[17:24, 18:25].sum() == reached.sum() > 9
+
+
+class Detached(torch.nn.Module):
+    def forward(self, x):
+        return x.detach()
