@@ -127,10 +127,11 @@ def train(config):
     print("; ".join(setup), flush=True)
 
     history, best, resumed = [], None, []  # best = (val mIoU, epoch, weights)
-    if state:  # an interrupted run: weights, optimizer, schedule and random streams as they were
-        history, best, resumed, elapsed = restore_progress(
-            state, model, optimizer, scheduler, generator, teacher, scored
-        )
+    # what resume.pt keeps beside those: weights, optimizer, schedule, random streams
+    parts = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=generator)
+    parts["teacher"] = teacher
+    if state:  # an interrupted run: all of them as they were
+        history, best, resumed, elapsed = restore_progress(state, parts, scored)
         started -= elapsed
         print(f"resumed from {out / 'resume.pt'} after epoch {state['epoch']}", flush=True)
         del state  # three copies of the weights' size: not kept for the run
@@ -194,20 +195,8 @@ def train(config):
             and epoch < config["epochs"]
         ):
             out.mkdir(parents=True, exist_ok=True)
-            save_progress(
-                out / "resume.pt",
-                epoch,
-                model,
-                optimizer,
-                scheduler,
-                generator,
-                history,
-                best,
-                config,
-                time.time() - started,
-                resumed,
-                teacher,
-            )
+            elapsed = time.time() - started
+            save_progress(out / "resume.pt", parts, epoch, history, best, config, elapsed, resumed)
             saved_at = time.time()
 
     # evaluation: the best epoch's weights on the test split (with --tta also without it, and on

@@ -59,30 +59,20 @@ def load_checkpoint(path):
     return model.eval(), checkpoint
 
 
-def save_progress(
-    path,
-    epoch,
-    model,
-    optimizer,
-    scheduler,
-    generator,
-    history,
-    best,
-    config,
-    elapsed,
-    resumed,
-    teacher=None,
-):
+def save_progress(path, parts, epoch, history, best, config, elapsed, resumed):
+    """`parts` (train.py's model, optimizer, scheduler, generator and teacher, by those names) and
+    the loop's records after `epoch`, into `path`."""
+    teacher = parts["teacher"]
     with atomic(path) as tmp:
         torch.save(
             dict(
                 config=json.dumps(config, sort_keys=True, default=str),
                 epoch=epoch,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
+                model=parts["model"].state_dict(),
+                optimizer=parts["optimizer"].state_dict(),
+                scheduler=parts["scheduler"].state_dict(),
                 rng=torch.get_rng_state(),
-                generator=generator.get_state(),
+                generator=parts["generator"].get_state(),
                 history=history,
                 # the best epoch's weights, unless they are those of this epoch, saved already
                 best=best if best[1] != epoch else (*best[:2], None),
@@ -135,18 +125,18 @@ def same(key, saved, given):
     return resolve(saved) == resolve(given)
 
 
-def restore_progress(state, model, optimizer, scheduler, generator, teacher=None, scored=None):
-    """Model, optimizer, schedule, both random streams and the mean teacher (teacher.py) as they
-    were when `state` was saved. Returns what the loop goes on with: (history, best, the epochs
-    resumed after, the seconds run so far); best = (val mIoU, epoch, the weights of `scored`,
-    the model that is validated, where the best epoch was the last saved one)."""
-    if teacher is not None:
-        teacher.load_state_dict(state["teacher"])
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+def restore_progress(state, parts, scored=None):
+    """`parts` as save_progress took them: model, optimizer, schedule, both random streams and the
+    mean teacher (teacher.py) as they were when `state` was saved. Returns what the loop goes on
+    with: (history, best, the epochs resumed after, the seconds run so far); best = (val mIoU,
+    epoch, the weights of `scored`, the model that is validated, where the best epoch was the last
+    saved one)."""
+    if parts["teacher"] is not None:
+        parts["teacher"].load_state_dict(state["teacher"])
+    for name in ("model", "optimizer", "scheduler"):
+        parts[name].load_state_dict(state[name])
     torch.set_rng_state(state["rng"])
-    generator.set_state(state["generator"])
+    parts["generator"].set_state(state["generator"])
     best = state["best"]
     if best[2] is None and scored is not None:  # saved once, as the model's own weights
         best = (*best[:2], {k: v.detach().clone() for k, v in scored.state_dict().items()})
