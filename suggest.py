@@ -58,6 +58,11 @@ def margin_and_class(logits, rows=256):
     return margin, predicted
 
 
+def around(y, x, spacing):
+    """The pixels closer than `spacing` to (y, x) in rows and in columns, as an index."""
+    return np.s_[max(0, y - spacing + 1) : y + spacing, max(0, x - spacing + 1) : x + spacing]
+
+
 def candidates(margin, blocked, spacing, limit):
     """Up to `limit` (y, x) of one tile, least sure first, none in `blocked` and each at least
     `spacing` px from those before it (|dy| >= spacing or |dx| >= spacing). The pixels are visited
@@ -73,9 +78,7 @@ def candidates(margin, blocked, spacing, limit):
             y, x = divmod(int(flat), margin.shape[1])
             if free[y, x]:
                 taken.append((y, x))
-                free[
-                    max(0, y - spacing + 1) : y + spacing, max(0, x - spacing + 1) : x + spacing
-                ] = False
+                free[around(y, x, spacing)] = False
                 if len(taken) == limit:
                     break
         if upper == np.inf:
@@ -108,15 +111,8 @@ def click_file(run, root, stem, from_layer):
     """Where the tile's current clicks are: the folder's CSV (labelled since), else the ones the run
     trained on; None if neither. A run trained from a point layer read no CSV: its own clicks (the
     layer's) are the current ones."""
-    folder_csv = root / "train" / "points" / f"{stem}.csv"
-    return next(
-        (
-            p
-            for p in ([] if from_layer else [folder_csv]) + [run / "clicks" / f"{stem}.csv"]
-            if p.is_file()
-        ),
-        None,
-    )
+    folder_csv = [] if from_layer else [root / "train" / "points" / f"{stem}.csv"]
+    return next((p for p in folder_csv + [run / "clicks" / f"{stem}.csv"] if p.is_file()), None)
 
 
 def read_clicks(path, image, classes):
@@ -164,9 +160,7 @@ def suggest(run, root, count, spacing, out, device, precision):
             )
             blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
             for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
-                blocked[
-                    max(0, y - spacing + 1) : y + spacing, max(0, x - spacing + 1) : x + spacing
-                ] = True
+                blocked[around(y, x, spacing)] = True
             # choose() takes at most per_tile from a tile: of each class, its least sure per_tile
             kept = {}
             for y, x in candidates(margin, blocked, spacing, count):
@@ -206,9 +200,10 @@ def suggest(run, root, count, spacing, out, device, precision):
                 with atomic(out / f"{path.stem}.png") as tmp:
                     picture.save(tmp, format="PNG")
     layer = write_layer(out, paths, chosen, legend.names)
-    per_class = {
-        legend.names[k]: sum(e[4] == k for e in chosen) for k in sorted({e[4] for e in chosen})
-    }
+    per_class = ", ".join(
+        f"{legend.names[k]} {sum(e[4] == k for e in chosen)}"
+        for k in sorted({e[4] for e in chosen})
+    )
     fewer = (
         f" (fewer than the {count} asked: no more unlabelled pixels lie {spacing} px from every "
         f"click and proposal, at most {per_tile} a tile)"
@@ -216,11 +211,10 @@ def suggest(run, root, count, spacing, out, device, precision):
         else ""
     )
     print(
-        f"{len(chosen)} proposals{fewer} on {sum(map(bool, proposals))} of {len(paths)} training "
-        f"tiles "
-        f"(by predicted class: {', '.join(f'{k} {v}' for k, v in per_class.items())}), at least "
-        f"{spacing} px apart; label them in {root / 'train' / 'points'}/{layer}, previews in "
-        f"{out}/; {time.time() - started:.1f}s",
+        f"{len(chosen)} proposals{fewer} on {sum(map(bool, proposals))} of {len(paths)} "
+        f"training tiles (by predicted class: {per_class}), at least {spacing} px apart; label "
+        f"them in {root / 'train' / 'points'}/{layer}, previews in {out}/; "
+        f"{time.time() - started:.1f}s",
         flush=True,
     )
     return chosen
@@ -246,15 +240,7 @@ def main(argv=None):
         out = Path(args.out or Path(args.run) / "suggestions")
         check_output_folder(out)
         check_output_folder(Path(args.data) / "train" / "points", "the clicks folder")
-        suggest(
-            args.run,
-            args.data,
-            args.clicks,
-            args.spacing,
-            out,
-            args.device,
-            args.precision,
-        )
+        suggest(args.run, args.data, args.clicks, args.spacing, out, args.device, args.precision)
     except (ValueError, OSError) as error:
         parser.error(str(error))
 
