@@ -104,14 +104,9 @@ class Folder:
             rows = self.rows(stem)
             width, height = self.size(stem)
             proposals = sum(not r[2] for r in rows)
+            clicks = len(rows) - proposals
             listed.append(
-                dict(
-                    stem=stem,
-                    width=width,
-                    height=height,
-                    clicks=len(rows) - proposals,
-                    proposals=proposals,
-                )
+                dict(stem=stem, width=width, height=height, clicks=clicks, proposals=proposals)
             )
         return dict(classes=self.classes, colours=self.colours, tiles=listed, run=self.run)
 
@@ -241,11 +236,8 @@ class Folder:
         x, y, w, h, width = self.region(stem, query)
         step = stride(w, width)
         view = self.predictions[stem][y : y + h : step, x : x + w : step]
-        rgba = np.concatenate(
-            [annotations.colourise(view, self.colours), np.full(view.shape + (1,), 255, np.uint8)],
-            -1,
-        )
-        return png(rgba)
+        opaque = np.full(view.shape + (1,), 255, np.uint8)
+        return png(np.concatenate([annotations.colourise(view, self.colours), opaque], -1))
 
 
 def stride(w, width):
