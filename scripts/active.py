@@ -106,7 +106,8 @@ def add_random_clicks(work, count, rng):
 def logged(command, log):
     """Run a command as its own process, its output and wall time in `log`. A train.py run that was
     interrupted (its resume.pt beside the log) goes on from its last saved epoch, its log appended
-    to."""
+    to. The command's parts may be numbers and paths."""
+    command = [str(part) for part in command]
     resume = command[0] == "train.py" and (log.parent / "resume.pt").is_file()
     command = command + ["--resume"] if resume else command
     start = time.time()
@@ -133,8 +134,7 @@ def train_round(work, run, seed, flags):
     if not (run / "metrics.json").exists():
         run.mkdir(parents=True, exist_ok=True)
         logged(
-            ["train.py", "--data", str(work), "--seed", str(seed), *flags, "--out", str(run)],
-            run / "train.log",
+            ["train.py", "--data", work, "--seed", seed, *flags, "--out", run], run / "train.log"
         )
     metrics = json.loads((run / "metrics.json").read_text())
     clicks = sum(sum(1 for _ in open(p)) - 1 for p in (run / "clicks").glob("*.csv"))
@@ -172,21 +172,8 @@ def loop(args):
         start = out / f"start-seed{seed}"
         if not (start / "metrics.json").exists():
             start.mkdir(parents=True, exist_ok=True)
-            logged(
-                [
-                    "train.py",
-                    "--data",
-                    str(data),
-                    "--points-per-class",
-                    str(args.start_per_class),
-                    "--seed",
-                    str(seed),
-                    *flags,
-                    "--out",
-                    str(start),
-                ],
-                start / "train.log",
-            )
+            labels = ["--data", data, "--points-per-class", args.start_per_class, "--seed", seed]
+            logged(["train.py", *labels, *flags, "--out", start], start / "train.log")
         first = train_round(data, start, seed, flags)
         for strategy in STRATEGIES:
             work, previous = out / "work" / f"{strategy}-seed{seed}", start
@@ -198,18 +185,9 @@ def loop(args):
                     run.mkdir(parents=True, exist_ok=True)
                     restore(work, previous)
                     if strategy == "proposed":
-                        logged(
-                            [
-                                "suggest.py",
-                                str(previous),
-                                str(work),
-                                "--clicks",
-                                str(args.clicks),
-                                "--out",
-                                str(run.parent / f"suggestions{r}"),
-                            ],
-                            run.parent / f"suggest{r}.log",
-                        )
+                        asked = ["--clicks", args.clicks, "--out", run.parent / f"suggestions{r}"]
+                        log = run.parent / f"suggest{r}.log"
+                        logged(["suggest.py", previous, work, *asked], log)
                         label_proposals(work)
                     else:
                         add_random_clicks(
