@@ -184,16 +184,9 @@ def train(config):
         )
         # without a val split: the last epoch
         if best is None or val_miou is None or val_miou > best[0]:
-            best = (
-                val_miou,
-                epoch,
-                {k: v.detach().clone() for k, v in scored.state_dict().items()},
-            )
-        if (
-            distributed.is_main()
-            and time.time() - saved_at > SAVE_PROGRESS_EVERY_S
-            and epoch < config["epochs"]
-        ):
+            best = val_miou, epoch, {k: v.detach().clone() for k, v in scored.state_dict().items()}
+        due = time.time() - saved_at > SAVE_PROGRESS_EVERY_S and epoch < config["epochs"]
+        if due and distributed.is_main():
             out.mkdir(parents=True, exist_ok=True)
             elapsed = time.time() - started
             save_progress(out / "resume.pt", parts, epoch, history, best, config, elapsed, resumed)
