@@ -7,8 +7,8 @@ with 256/128/64/32/16 channels, then a 3x3 conv head to one logit per class. No 
 activation: the loss (pce.py) takes raw logits. ~24.4 M parameters, like smp's Unet("resnet34").
 The last block has no encoder skip: the encoder's finest map is at H/2, from one 7x7 stride-2 conv.
 `image_skip=True` (train.py --image-skip) gives it the standardised image itself, so that the
-full-resolution layers see every pixel's own values, as a pixel classifier does: edges of 1-2 px
-(roads, the gaps between buildings) are then drawn from the pixels, not from upsampled features.
+full-resolution layers see every pixel's own values, as a pixel classifier does: a road 2 px wide
+can then be drawn from its pixels, not only from features upsampled from H/2.
 
 Input normalisation happens in exactly one place, the first line of `UNet.forward`:
 (x - mean) / std per band, with mean/std kept as buffers so they travel inside every checkpoint.
