@@ -205,21 +205,11 @@ def run(config):
     val = score(forest, data["val"], data["classes"], "val") if len(data["val"][0]) else None
     test = score(forest, data["test"], data["classes"], "test", save)
     print_table(test, data["classes"], data["scored_on"]["test"])
+    # the settings that apply to the forest (train.py's others do not)
     kept = (
-        "points",
-        "points_per_class",
-        "strategy",
-        "seed",
-        "data",
-        "image_size",
-        "train_size",
-        "val_size",
-        "test_size",
-        "out",
-        "predict_train",
-        "points_file",
-        "class_field",
-    )
+        "points points_per_class strategy seed data image_size train_size val_size test_size out "
+        "predict_train points_file class_field"
+    ).split()
     metrics = dict(
         config={**{k: config[k] for k in kept}, "trees": TREES, "sigmas": list(SIGMAS)},
         method="pixel random forest",
