@@ -2,8 +2,9 @@
 
 `CropSampler` decides which crops an epoch trains on (around the clicks, so that no batch is
 label-free) and in which of the 8 orientations of the square (`dihedral`); `PointDataset` cuts
-them, image and clicks together, so every click stays on the pixel it labels. `band_statistics`
-gives the per-band mean and std the model normalises by.
+them, image and clicks together, so every click stays on the pixel it labels. `paste_boxes` moves
+clicked patches into the other crops of a batch (train.py --paste). `band_statistics` gives the
+per-band mean and std the model normalises by.
 """
 
 import math
@@ -165,6 +166,40 @@ def window_start(length, size, anchor):
         else (max(0, anchor - size + 1), min(anchor, length - size))
     )
     return int(torch.randint(low, high + 1, ()))
+
+
+def paste_boxes(boxes, images, *label_maps):
+    """Context decoupling (copy-paste, as in Su et al. 2021 and Ghiasi et al. 2021): into each crop
+    of a batch (N, B, S, S), `boxes` squares of side S/8 to S/4, each cut from another crop of the
+    batch around one of its clicks (the first of `label_maps`; anywhere if it has none), pasted
+    at a random place, every label map going with its pixels. A clicked patch then sits in a
+    context it was not clicked in, so its class must be told from the patch itself: a network
+    that learns "inside a district is Urban" is corrected by a patch of Bare Soil pasted there.
+    Returns the images (float) and label maps of that batch. Drawn from torch's global generator,
+    which train.py seeds."""
+    n, _, size, _ = images.shape
+    images, label_maps = images.float(), [labels.to(images.device) for labels in label_maps]
+    pasted, pasted_labels = images.clone(), [labels.clone() for labels in label_maps]
+    for i in range(n * boxes if n > 1 else 0):
+        into = i // boxes
+        source = (into + int(torch.randint(1, n, ()))) % n  # any crop but this one
+        side = int(torch.randint(size // 8, size // 4 + 1, ()))
+        clicked = (label_maps[0][source] != UNLABELED).nonzero()
+        if len(clicked):  # the box's centre: one of the source's clicks
+            r, c = clicked[int(torch.randint(len(clicked), ()))].tolist()
+        else:
+            r, c = torch.randint(size, (2,)).tolist()
+        top = min(max(r - side // 2, 0), size - side)
+        left = min(max(c - side // 2, 0), size - side)
+        y, x = torch.randint(0, size - side + 1, (2,)).tolist()
+        cut, put = (
+            (slice(top, top + side), slice(left, left + side)),
+            (slice(y, y + side), slice(x, x + side)),
+        )
+        pasted[into][(slice(None), *put)] = images[source][(slice(None), *cut)]
+        for labels, original in zip(pasted_labels, label_maps):
+            labels[into][put] = original[source][cut]
+    return (pasted, *pasted_labels)
 
 
 def band_statistics(images):

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from clicks import class_weights, count_labels
-from crops import CropSampler, PointDataset
+from crops import CropSampler, PointDataset, paste_boxes
 from evaluation import evaluate, final_scores, print_table
 from lib import distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_progress, save_run
@@ -119,7 +119,9 @@ def train(config):
         f"{splits} tiles",
         f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled)",
         f"loss {describe_loss(config)}",
-        f"{sampler.crops} crops of {size}x{size} per epoch ({config['augment']})",
+        f"{sampler.crops} crops of {size}x{size} per epoch ({config['augment']}"
+        + (f", {config['paste']} clicked boxes pasted in each" if config["paste"] else "")
+        + ")",
         f"encoder init: {model.encoder_init}",
         f"device: {device} ({machine(device)})",
         f"precision {precision} ({why})",
@@ -149,6 +151,10 @@ def train(config):
         model.train()
         # clicks only: the dense masks are for scoring
         for image, point_labels, *target_labels in loader:
+            if config["paste"]:  # clicked patches moved into the other crops' context
+                image, point_labels, *target_labels = paste_boxes(
+                    config["paste"], image, point_labels, *target_labels
+                )
             extras = [(target_labels[0], config["extra_weight"])] if targets else []
             if learns_unclicked:  # the teacher's say on the pixels no one clicked
                 step = (epoch - 1) * len(loader) + len(losses)

@@ -47,6 +47,8 @@ def add_training_options(parser):
     add("--batch-size", type=int, default=DEFAULTS["batch_size"])
     add("--image-skip", action="store_true", help="give the U-Net's full-resolution block the "
         "image itself, every pixel's own values (unet.py)")
+    add("--paste", type=int, default=DEFAULTS["paste"], help="boxes, each around a click of "
+        "another crop of the batch, pasted into each training crop: context decoupling; 0: off")
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
     add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
@@ -105,7 +107,7 @@ def check_config(config):
             raise ValueError(
                 f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}"
             )
-    for key in ("val_size", "seed"):
+    for key in ("val_size", "seed", "paste"):
         if not isinstance(config[key], int) or config[key] < 0:
             raise ValueError(
                 f"--{key.replace('_', '-')} must be a non-negative integer, got {config[key]}"

@@ -37,6 +37,8 @@ flags() {   # flags LEVER: what train.py adds to the tile recipe for it
     lr-3e-3) echo "--lr 3e-3" ;;
     image-skip) echo "--image-skip" ;;
     image-skip-epochs-15) echo "--image-skip --epochs 15" ;;
+    paste-4) echo "--paste 4" ;;   # clicked boxes in other crops' context
+    paste-4-image-skip-epochs-15) echo "--paste 4 --image-skip --epochs 15" ;;
     *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
   esac
 }
