@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from clicks import Clicks, every_pixel, sample_points, sample_split_points
-from crops import CropSampler, PointDataset, band_statistics, dihedral, undo_dihedral
+from crops import (
+    CropSampler,
+    PointDataset,
+    band_statistics,
+    dihedral,
+    paste_boxes,
+    undo_dihedral,
+)
 from data import IGNORE
 
 
@@ -149,3 +156,33 @@ def test_crop_sampler_turns_follow_the_augmentation():
     assert turns("hflip") == {0, 1} and turns("dihedral") == set(range(8))
     with pytest.raises(ValueError, match="unknown augment 'rotate': use hflip or dihedral"):
         CropSampler(points, [mask.shape], 64, augment="rotate")
+
+
+def test_pasted_boxes_carry_their_clicks_and_only_their_own_pixels_labels():
+    # every pixel's value says which crop and place it came from; a label is a function of it
+    n, size = 4, 64
+    images = torch.arange(n * size * size, dtype=torch.float32).reshape(n, 1, size, size)
+    truth = (images[:, 0].long() * 7) % 5  # each pixel's "class"
+    clicks = torch.full((n, size, size), -1)
+    for i in range(n):  # one click per crop, of a class no other crop's click has
+        r, c = 5 + 13 * i, 50 - 11 * i
+        clicks[i, r, c] = truth[i, r, c] = i
+    torch.manual_seed(0)
+    pasted, pasted_clicks, pasted_truth = paste_boxes(2, images, clicks, truth)
+    # the labels moved with their pixels: where a pixel came from, there its labels came from
+    source = pasted[:, 0].long()
+    assert torch.equal(pasted_truth, truth.flatten()[source])
+    assert torch.equal(pasted_clicks, clicks.flatten()[source])
+    for i in range(n):
+        moved = source[i] // (size * size) != i
+        assert moved.any() and moved.float().mean() <= 2 * (size // 4) ** 2 / size**2
+    # a box is cut around another crop's click: with one box, each crop now holds one
+    one, one_clicks = paste_boxes(1, images, clicks)
+    for i in range(n):
+        moved = one[i, 0].long() // (size * size) != i
+        assert (one_clicks[i][moved] >= 0).sum() == 1
+    torch.manual_seed(0)  # same seed, same boxes
+    assert torch.equal(paste_boxes(2, images, clicks, truth)[0], pasted)
+    # a batch of one has no other crop: it is left as it is
+    alone = paste_boxes(3, images[:1], clicks[:1])
+    assert torch.equal(alone[0], images[:1]) and torch.equal(alone[1], clicks[:1])

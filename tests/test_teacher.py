@@ -149,6 +149,7 @@ def test_ema_scores_and_saves_the_teacher_not_the_student(tmp_path, monkeypatch)
         (["--ema-decay", "1"], "--ema-decay must be in [0, 1), got 1.0"),
         (["--confidence", "1.5"], "--confidence must be in (0, 1), got 1.5"),
         (["--consistency", "-1"], "--consistency must be >= 0, got -1.0"),
+        (["--paste", "-2"], "--paste must be a non-negative integer, got -2"),
     ],
 )
 def test_bad_lever_values_are_one_line(flags, named, capsys, tmp_path):
