@@ -33,12 +33,7 @@ from crops import CropSampler, PointDataset, paste_boxes
 from evaluation import evaluate, final_scores, print_table
 from lib import distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_progress, save_run
-from lib.cli import (
-    OneLineParser,
-    check_output_folder,
-    guard,
-    run_command,
-)
+from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.config import add_data_options, add_training_options, check_config
 from lib.device import machine, pick_device, pick_precision
 from recipe import (
