@@ -39,6 +39,9 @@ flags() {   # flags LEVER: what train.py adds to the tile recipe for it
     image-skip-epochs-15) echo "--image-skip --epochs 15" ;;
     paste-4) echo "--paste 4" ;;   # clicked boxes in other crops' context
     paste-4-image-skip-epochs-15) echo "--paste 4 --image-skip --epochs 15" ;;
+    crf) echo "--loss pce+crf" ;;   # the regularised loss of lib/crf.py, its defaults
+    paste-4-crf-image-skip-epochs-15) echo "--paste 4 --loss pce+crf --image-skip --epochs 15" ;;
+    paste-4-epochs-15) echo "--paste 4 --epochs 15" ;;
     *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
   esac
 }
