@@ -42,6 +42,7 @@ flags() {   # flags LEVER: what train.py adds to the tile recipe for it
     crf) echo "--loss pce+crf" ;;   # the regularised loss of lib/crf.py, its defaults
     paste-4-crf-image-skip-epochs-15) echo "--paste 4 --loss pce+crf --image-skip --epochs 15" ;;
     paste-4-epochs-15) echo "--paste 4 --epochs 15" ;;
+    paste-8-crf-image-skip-epochs-15) echo "--paste 8 --loss pce+crf --image-skip --epochs 15" ;;
     *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
   esac
 }
