@@ -44,6 +44,7 @@ flags() {   # flags LEVER: what train.py adds to the tile recipe for it
     paste-4-epochs-15) echo "--paste 4 --epochs 15" ;;
     paste-8-crf-image-skip-epochs-15) echo "--paste 8 --loss pce+crf --image-skip --epochs 15" ;;
     paste-16-crf-image-skip-epochs-15) echo "--paste 16 --loss pce+crf --image-skip --epochs 15" ;;
+    paste-32-crf-image-skip-epochs-15) echo "--paste 32 --loss pce+crf --image-skip --epochs 15" ;;
     *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
   esac
 }
