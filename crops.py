@@ -180,11 +180,12 @@ def paste_boxes(boxes, images, *label_maps):
     n, _, size, _ = images.shape
     images, label_maps = images.float(), [labels.to(images.device) for labels in label_maps]
     pasted, pasted_labels = images.clone(), [labels.clone() for labels in label_maps]
+    clicks = [(labels != UNLABELED).nonzero() for labels in label_maps[0]]  # (row, col) per crop
     for i in range(n * boxes if n > 1 else 0):
         into = i // boxes
         source = (into + int(torch.randint(1, n, ()))) % n  # any crop but this one
         side = int(torch.randint(size // 8, size // 4 + 1, ()))
-        clicked = (label_maps[0][source] != UNLABELED).nonzero()
+        clicked = clicks[source]
         if len(clicked):  # the box's centre: one of the source's clicks
             r, c = clicked[int(torch.randint(len(clicked), ()))].tolist()
         else:
