@@ -130,14 +130,20 @@ def count_labels(labels):
     )
 
 
-def class_weights(point_labels, num_classes):
-    """Class-balanced pCE's weights: each class the inverse of its share of the training labels,
-    scaled so the classes that have labels average 1 (a class without any keeps 1)."""
+def class_counts(point_labels, num_classes):
+    """How many training labels (clicks, or known pixels of dense masks) each class has."""
     counts = np.zeros(num_classes)
     for labels in point_labels:
         values = labels.classes if isinstance(labels, Clicks) else np.asarray(labels).reshape(-1)
         known = values[values != IGNORE].astype(np.int64)
         counts += np.bincount(known, minlength=num_classes)[:num_classes]
+    return counts
+
+
+def class_weights(point_labels, num_classes):
+    """Class-balanced pCE's weights: each class the inverse of its share of the training labels,
+    scaled so the classes that have labels average 1 (a class without any keeps 1)."""
+    counts = class_counts(point_labels, num_classes)
     present = counts > 0
     weights = np.ones(num_classes)
     weights[present] = counts[present].sum() / counts[present]

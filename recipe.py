@@ -26,6 +26,7 @@ DEFAULTS = dict(
     strategy="random",  # how per-class clicks are placed: random | stratified
     class_balanced=False,  # weight each class by the inverse of its share of the clicks
     image_skip=False,  # give the U-Net's full-resolution block the image itself (unet.py)
+    prior_shift=0.0,  # shift the logits this far towards the pixels' class shares (teacher.py)
     paste=0,  # boxes around other crops' clicks pasted into each training crop (crops.py)
     ema=False,  # validate, test and save the mean teacher, an average of the weights (teacher.py)
     ema_decay=0.99,  # its decay, warmed up: min(decay, (1 + step) / (10 + step))

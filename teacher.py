@@ -21,6 +21,16 @@ them are. This chapter turns that into training targets, three ways, each a trai
                  A grown label never crosses into pixels of another class, and a click always keeps
                  its own label.
 
+And one that trains nothing:
+
+  --prior-shift  the clicks' class shares are not the pixels': ten clicks per class make a class of
+                 1 % of the pixels as common as one of 50 %, so pCE's network paints small classes
+                 too wide and large ones too narrow. After training, the pixels' shares are
+                 estimated on the unclicked training pixels from the network's own posteriors
+                 (EM, Saerens et al. 2002) and every logit is shifted by
+                 strength·log(pixel share / click share), folded into the head's bias so the saved
+                 model carries it.
+
 Targets never overwrite a click: where a pixel is clicked, the click is its label (pCE on it
 already). The teacher's targets are point labels like any other (-1 where it says nothing), so
 recipe.train_step trains on them with the same pCE.
@@ -31,7 +41,10 @@ import math
 
 import torch
 
+from clicks import class_counts
 from crops import dihedral, undo_dihedral
+from evaluation import predict_tile
+from lib import distributed
 from lib.device import autocast, memory_format
 from pce import UNLABELED
 
@@ -167,3 +180,59 @@ def unlabelled_targets(teacher, images, point_labels, precision, config, ramp):
     if config["grow"]:
         extras.append((grow_regions(probabilities, point_labels, config["confidence"]), ramp))
     return extras
+
+
+def pixel_shares(posteriors, click_shares, steps=100, tolerance=1e-6):
+    """The classes' shares among the pixels whose posteriors (C, P) a network trained on
+    `click_shares` gives: EM for a shift of the class prior (Saerens et al. 2002). Each step
+    re-weights every pixel's posterior by (shares / click_shares) and takes the mean. Under
+    torchrun the pixels are split over the processes and the sums gathered."""
+    posteriors, click_shares = posteriors.double(), click_shares.double()
+    shares = click_shares.clone()
+    pixels = distributed.sum_over_processes(torch.tensor(float(posteriors.shape[1])))
+    for _ in range(steps):
+        weighted = posteriors * (shares / click_shares)[:, None]
+        weighted = weighted / weighted.sum(0, keepdim=True).clamp_min(1e-30)
+        new = distributed.sum_over_processes(weighted.sum(1)) / pixels
+        done = (new - shares).abs().max() < tolerance
+        shares = new
+        if done:
+            break
+    return shares
+
+
+@torch.no_grad()
+def shift_to_pixel_prior(model, train, config, precision, stride=4):
+    """--prior-shift: estimate the pixel shares of the classes on the training tiles (every
+    `stride`-th pixel each way, one pass, no test-time augmentation) and add
+    strength·log(pixel share / click share) to the head's bias. Classes without clicks are left
+    as they are. Returns what it did, for the run's metrics, and says it in one line."""
+    images, point_labels = train
+    classes = model.head.bias.shape[0]
+    counts = torch.tensor(class_counts(point_labels, classes))
+    clicked = counts > 0
+    click_shares = counts[clicked] / counts.sum()
+    model.eval()
+    posteriors = [
+        predict_tile(model, image, config["image_size"], config["batch_size"], precision)
+        .softmax(0)[clicked][:, ::stride, ::stride]
+        .reshape(int(clicked.sum()), -1)
+        for image in distributed.share(list(images))
+    ]
+    shares = pixel_shares(torch.cat(posteriors, 1), click_shares)
+    # a class the network never paints would get log 0: a floor of 1e-4
+    shift = torch.zeros(classes, dtype=torch.float64)
+    shift[clicked] = config["prior_shift"] * (shares.clamp_min(1e-4) / click_shares).log()
+    model.head.bias += shift.to(model.head.bias)
+    said = dict(click_shares=click_shares.tolist(), pixel_shares=shares.tolist())
+    said["logit_shift"] = shift.tolist()
+    print(
+        f"prior shift {config['prior_shift']:g}: pixel shares (EM on the training tiles) "
+        + ", ".join(f"{s:.3f}" for s in shares)
+        + " against the clicks' "
+        + ", ".join(f"{s:.3f}" for s in click_shares)
+        + "; logits shifted by "
+        + ", ".join(f"{s:+.2f}" for s in shift),
+        flush=True,
+    )
+    return said

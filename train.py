@@ -45,7 +45,7 @@ from recipe import (
     settings,
     train_step,
 )
-from teacher import MeanTeacher, ramp_up, strong_view, unlabelled_targets
+from teacher import MeanTeacher, ramp_up, shift_to_pixel_prior, strong_view, unlabelled_targets
 from unet import UNet
 
 # <out>/resume.pt after an epoch, at most this often (a short run just reruns)
@@ -200,6 +200,7 @@ def train(config):
             "no val split: no best-epoch selection, the last epoch's weights are tested", flush=True
         )
     scored.load_state_dict(best[2])
+    prior = config["prior_shift"] and shift_to_pixel_prior(scored, data["train"], config, precision)
 
     test, extra = final_scores(score, data["test"], data["val"], config["tta"])
     print_table(test, data["classes"], data["scored_on"]["test"])
@@ -222,6 +223,7 @@ def train(config):
         history=history,
         test=test,
         **extra,
+        **(dict(prior_shift=prior) if prior else {}),
         **(dict(resumed_after_epochs=resumed) if resumed else {}),
         wall_time_s=round(time.time() - started, 1),
     )

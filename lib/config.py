@@ -49,6 +49,8 @@ def add_training_options(parser):
         "image itself, every pixel's own values (unet.py)")
     add("--paste", type=int, default=DEFAULTS["paste"], help="boxes, each around a click of "
         "another crop of the batch, pasted into each training crop: context decoupling; 0: off")
+    add("--prior-shift", type=float, default=DEFAULTS["prior_shift"], help="after training, shift "
+        "the logits by this x log(pixel share / click share) of each class (teacher.py); 0: off")
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
     add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
@@ -122,6 +124,8 @@ def check_config(config):
         raise ValueError(f"--ema-decay must be in [0, 1), got {config['ema_decay']}")
     if not 0 < config["confidence"] < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {config['confidence']}")
+    if not 0 <= config["prior_shift"] <= 1:
+        raise ValueError(f"--prior-shift must be in [0, 1], got {config['prior_shift']}")
     if not config["consistency"] >= 0:
         raise ValueError(f"--consistency must be >= 0, got {config['consistency']}")
     check_choice("augment", config["augment"], AUGMENTATIONS)

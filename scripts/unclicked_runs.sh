@@ -45,6 +45,10 @@ flags() {   # flags LEVER: what train.py adds to the tile recipe for it
     paste-8-crf-image-skip-epochs-15) echo "--paste 8 --loss pce+crf --image-skip --epochs 15" ;;
     paste-16-crf-image-skip-epochs-15) echo "--paste 16 --loss pce+crf --image-skip --epochs 15" ;;
     paste-32-crf-image-skip-epochs-15) echo "--paste 32 --loss pce+crf --image-skip --epochs 15" ;;
+    size-256-epochs-15) echo "--image-size 256 --epochs 15" ;;   # crops of 256 px: 4x the context
+    prior-0.5) echo "--prior-shift 0.5" ;;   # logits shifted halfway to the pixels' class shares
+    prior-0.5-epochs-15) echo "--prior-shift 0.5 --epochs 15" ;;
+    prior-0.5-paste-32-crf-image-skip-epochs-15) echo "--prior-shift 0.5 --paste 32 --loss pce+crf --image-skip --epochs 15" ;;
     *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
   esac
 }
