@@ -1,7 +1,7 @@
 """How far to shift (train.py --prior-shift): a trained run's val and test mIoU with its logits
 shifted by S x log(pixel share / click share), S from 0 (as trained) to 1 (all the way to the EM
 estimate), the shares estimated as teacher.shift_to_pixel_prior does. The strength is chosen on val.
-    python -m scripts.prior_scan RUN_FOLDER [--data DIR] [--seed N]
+    python -m scripts.prior_scan RUN_FOLDER [--data DIR] [--seed N] [--splits val]
 RUN_FOLDER holds a train.py model.pt trained with --points-per-class 10 (the clicks are redrawn
 from the seed); --data the tile folder it trained on (default: the synthetic scenes)."""
 
@@ -24,6 +24,7 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--data")
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--splits", nargs="+", choices=("val", "test"), default=["val", "test"])
 args = parser.parse_args()
 model, checkpoint = load_checkpoint(Path(args.run) / "model.pt")
 window = checkpoint["image_size"]
@@ -47,7 +48,7 @@ print("click shares " + " ".join(f"{s:.4f}" for s in click_shares))
 print("pixel shares (EM) " + " ".join(f"{s:.4f}" for s in shares))
 log_ratio = torch.zeros(len(classes))
 log_ratio[clicked] = (shares.clamp_min(1e-4) / click_shares).log().float()
-for split in ("val", "test"):
+for split in args.splits:
     images, masks = data[split]
     logits = [predict_tile(model, image, window, 8, precision, tta=True) for image in images]
     for strength in STRENGTHS:
