@@ -202,11 +202,11 @@ def pixel_shares(posteriors, click_shares, steps=100, tolerance=1e-6):
 
 
 @torch.no_grad()
-def shift_to_pixel_prior(model, train, config, precision, stride=4):
-    """--prior-shift: estimate the pixel shares of the classes on the training tiles (every
-    `stride`-th pixel each way, one pass, no test-time augmentation) and add
-    strength·log(pixel share / click share) to the head's bias. Classes without clicks are left
-    as they are. Returns what it did, for the run's metrics, and says it in one line."""
+def prior_log_ratios(model, train, window, batch_size, precision, stride=4):
+    """Each class's log(pixel share / click share) on the training tiles `train` (images, point
+    labels): the pixel shares estimated by EM (pixel_shares) from the model's posteriors on every
+    `stride`-th pixel each way, one pass, no test-time augmentation. A class without clicks gets 0.
+    Returns (click shares, pixel shares) of the clicked classes and the (C,) log ratios."""
     images, point_labels = train
     classes = model.head.bias.shape[0]
     counts = torch.tensor(class_counts(point_labels, classes))
@@ -214,18 +214,28 @@ def shift_to_pixel_prior(model, train, config, precision, stride=4):
     click_shares = counts[clicked] / counts.sum()
     model.eval()
     posteriors = [
-        predict_tile(model, image, config["image_size"], config["batch_size"], precision)
+        predict_tile(model, image, window, batch_size, precision)
         .softmax(0)[clicked][:, ::stride, ::stride]
-        .reshape(int(clicked.sum()), -1)
+        .flatten(1)
         for image in distributed.share(list(images))
     ]
     shares = pixel_shares(torch.cat(posteriors, 1), click_shares)
     # a class the network never paints would get log 0: a floor of 1e-4
-    shift = torch.zeros(classes, dtype=torch.float64)
-    shift[clicked] = config["prior_shift"] * (shares.clamp_min(1e-4) / click_shares).log()
-    model.head.bias += shift.to(model.head.bias)
-    said = dict(click_shares=click_shares.tolist(), pixel_shares=shares.tolist())
-    said["logit_shift"] = shift.tolist()
+    log_ratios = torch.zeros(classes, dtype=torch.float64)
+    log_ratios[clicked] = (shares.clamp_min(1e-4) / click_shares).log()
+    return click_shares, shares, log_ratios
+
+
+def shift_to_pixel_prior(model, train, config, precision):
+    """--prior-shift: add strength·log(pixel share / click share) to the head's bias (classes
+    without clicks are left as they are). Returns what it did, for the run's metrics, and says it
+    in one line."""
+    click_shares, shares, log_ratios = prior_log_ratios(
+        model, train, config["image_size"], config["batch_size"], precision
+    )
+    shift = config["prior_shift"] * log_ratios
+    with torch.no_grad():
+        model.head.bias += shift.to(model.head.bias)
     print(
         f"prior shift {config['prior_shift']:g}: pixel shares (EM on the training tiles) "
         + ", ".join(f"{s:.3f}" for s in shares)
@@ -235,4 +245,6 @@ def shift_to_pixel_prior(model, train, config, precision, stride=4):
         + ", ".join(f"{s:+.2f}" for s in shift),
         flush=True,
     )
-    return said
+    return dict(
+        click_shares=click_shares.tolist(), pixel_shares=shares.tolist(), logit_shift=shift.tolist()
+    )

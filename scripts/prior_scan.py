@@ -1,6 +1,7 @@
 """How far to shift (train.py --prior-shift): a trained run's val and test mIoU with its logits
 shifted by S x log(pixel share / click share), S from 0 (as trained) to 1 (all the way to the EM
-estimate), the shares estimated as teacher.shift_to_pixel_prior does. The strength is chosen on val.
+estimate), the shares estimated by teacher.prior_log_ratios, as --prior-shift does. The strength
+is chosen on val.
     python -m scripts.prior_scan RUN_FOLDER [--data DIR] [--seed N] [--splits val]
 RUN_FOLDER holds a train.py model.pt trained with --points-per-class 10 (the clicks are redrawn
 from the seed); --data the tile folder it trained on (default: the synthetic scenes)."""
@@ -11,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clicks import class_counts
 from evaluation import confusion_matrix, predict_tile, scores
 from lib import tiles
 from lib.checkpoint import load_checkpoint
 from lib.device import pick_precision
-from teacher import pixel_shares
+from teacher import prior_log_ratios
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -32,27 +32,15 @@ precision = pick_precision("auto", torch.device("cpu"))[0]
 how = dict(points_per_class=10, strategy="random")
 data = tiles.load_data(how, args.seed, args.data, window)
 classes = data["classes"]
-counts = torch.tensor(class_counts(data["train"][1], len(classes)))
-clicked = counts > 0
-click_shares = counts[clicked] / counts.sum()
-posteriors = torch.cat(
-    [
-        predict_tile(model, image, window, 8, precision).softmax(0)[clicked][:, ::4, ::4].flatten(1)
-        for image in data["train"][0]
-    ],
-    1,
-)
-shares = pixel_shares(posteriors, click_shares)
+click_shares, shares, log_ratios = prior_log_ratios(model, data["train"], window, 8, precision)
 print(f"{args.run}: seed {args.seed}, {precision}; classes {', '.join(classes)}")
 print("click shares " + " ".join(f"{s:.4f}" for s in click_shares))
 print("pixel shares (EM) " + " ".join(f"{s:.4f}" for s in shares))
-log_ratio = torch.zeros(len(classes))
-log_ratio[clicked] = (shares.clamp_min(1e-4) / click_shares).log().float()
 for split in args.splits:
     images, masks = data[split]
     logits = [predict_tile(model, image, window, 8, precision, tta=True) for image in images]
     for strength in STRENGTHS:
-        shift = (strength * log_ratio)[:, None, None]
+        shift = (strength * log_ratios).float()[:, None, None]
         matrix = sum(
             confusion_matrix(
                 (scored + shift).argmax(0).to(torch.uint8),
