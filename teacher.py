@@ -194,10 +194,9 @@ def pixel_shares(posteriors, click_shares, steps=100, tolerance=1e-6):
         weighted = posteriors * (shares / click_shares)[:, None]
         weighted = weighted / weighted.sum(0, keepdim=True).clamp_min(1e-30)
         new = distributed.sum_over_processes(weighted.sum(1)) / pixels
-        done = (new - shares).abs().max() < tolerance
+        if (new - shares).abs().max() < tolerance:
+            return new
         shares = new
-        if done:
-            break
     return shares
 
 
