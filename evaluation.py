@@ -4,7 +4,10 @@ The network sees window x window crops (a multiple of 32). `predict_tile` covers
 of any size, with overlapping windows and averages their logits where they overlap, so no pixel
 is dropped or resized and no seam shows. With `tta` (test-time augmentation) each window is also
 seen in the 7 other symmetries of the square (crops.dihedral), turned back and averaged: the
-answer no longer depends on which way the tile happens to face, for 8x the inference.
+answer no longer depends on which way the tile happens to face, for 8x the inference. With
+`zoom_out` K the tile is also seen shrunk K times (each K x K pixels averaged), so a window holds
+K x K times the ground; those logits, upsampled, are averaged with the full-size ones (a roof
+wider than a window is seen with its edges), for 1 + 1/K^2 the inference.
 `evaluate` scores a split from one confusion matrix accumulated over all its pixels: mIoU, pixel
 accuracy, per-class IoU / precision / recall, and the pixel accuracy of always answering the
 commonest class, the floor a useful model clears. Validation, testing, predict.py and
@@ -15,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from crops import dihedral, undo_dihedral
 from lib import distributed
@@ -23,12 +27,21 @@ from unet import DIVISOR
 
 
 @torch.no_grad()
-def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False):
+def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False, zoom_out=1):
     """Logits (C, H, W) for a whole tile of any size: overlapping window x window crops of the
     edge-padded tile, their logits averaged where they overlap, the padding cut off again. The
-    tile stays in its stored dtype; only the windows in flight are float."""
+    tile stays in its stored dtype; only the windows in flight are float. With zoom_out K > 1,
+    the mean of these logits and those of the tile shrunk K times, upsampled (bilinear)."""
     image = np.asarray(image)
     h, w = image.shape[-2:]
+    if zoom_out > 1:
+        logits = predict_tile(model, image, window, batch_size, precision, tta)
+        coarse = predict_tile(model, shrink(image, zoom_out), window, batch_size, precision, tta)
+        for full, small in zip(logits, coarse):  # a class at a time: no second (C, H, W) array
+            full += F.interpolate(small[None, None], (h, w), mode="bilinear", align_corners=False)[
+                0, 0
+            ]
+        return logits.div_(2)
     ph, pw = max(window, -(-h // DIVISOR) * DIVISOR), max(window, -(-w // DIVISOR) * DIVISOR)
     padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
     starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
@@ -56,7 +69,14 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
     return logits.div_(counts)[:, :h, :w]  # in place: on a big tile this is the largest array
 
 
-def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=False):
+def shrink(image, k):
+    """A (B, H, W) tile k times smaller, (B, ceil(H/k), ceil(W/k)) float32: each k x k block of
+    pixels averaged (the blocks of the last row and column may be cut short), a band at a time."""
+    band = lambda b: torch.from_numpy(np.asarray(b, np.float32))[None, None]
+    return np.concatenate([F.avg_pool2d(band(b), k, ceil_mode=True)[0].numpy() for b in image])
+
+
+def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=False, zoom_out=1):
     """Scores over a whole split (images, dense masks) from one confusion matrix; pixels marked
     IGNORE (255) are not scored."""
     images, dense_masks = split
@@ -64,7 +84,8 @@ def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
     # under torchrun: a share each
     for image, dense_mask in distributed.share(list(zip(images, dense_masks))):
-        prediction = predict_tile(model, image, window, batch_size, precision, tta).argmax(0)
+        logits = predict_tile(model, image, window, batch_size, precision, tta, zoom_out)
+        prediction = logits.argmax(0)
         matrix += confusion_matrix(
             prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes)
         )
@@ -109,14 +130,15 @@ def scores(matrix, classes):
     )
 
 
-def final_scores(score, test, val, tta):
-    """The best epoch's weights scored by `score(split, tta)`: the test split, and with tta also
-    without it and val with it (what the choice of recipe was made on, docs/recipe.md). Returns
-    (test metrics, extra): extra holds those other scores and what each scoring cost."""
+def final_scores(score, test, val, tta, zoom_out=1):
+    """The best epoch's weights scored by `score(split, tta, zoom_out)`: the test split, and with
+    tta also without it and val with it (what the choice of recipe was made on, docs/recipe.md).
+    zoom_out is part of the test-time augmentation: only with tta. Returns (test metrics,
+    extra): extra holds those other scores and what each scoring cost."""
 
     def timed(split, tta=False):
         start = time.time()
-        return score(split, tta), round(time.time() - start, 2)
+        return score(split, tta, zoom_out if tta else 1), round(time.time() - start, 2)
 
     scored, seconds = timed(test, tta)
     extra = dict(scoring_seconds=dict(test=seconds))
@@ -125,8 +147,9 @@ def final_scores(score, test, val, tta):
         if len(val[0]):
             val_scores, extra["scoring_seconds"]["val_tta"] = timed(val, True)
             extra["val_miou_tta"] = val_scores["miou"]
+        zoom = f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else ""
         print(
-            f"test-time augmentation (8 orientations): test mIoU "
+            f"test-time augmentation (8 orientations{zoom}): test mIoU "
             f"{extra['test_without_tta']['miou']:.4f} -> {scored['miou']:.4f}",
             flush=True,
         )

@@ -138,8 +138,8 @@ def train(config):
             f"on from it)"
         )
     saved_at = time.time()
-    score = lambda split, tta=False: evaluate(
-        scored, split, data["classes"], config["image_size"], config["batch_size"], precision, tta
+    score = lambda split, *tta: evaluate(  # tta: (tta, zoom_out), final_scores's
+        scored, split, data["classes"], config["image_size"], config["batch_size"], precision, *tta
     )
     for epoch in range(len(history) + 1, config["epochs"] + 1):
         epoch_start, losses, said = time.time(), [], time.time()
@@ -201,8 +201,8 @@ def train(config):
         )
     scored.load_state_dict(best[2])
     prior = config["prior_shift"] and shift_to_pixel_prior(scored, data["train"], config, precision)
-
-    test, extra = final_scores(score, data["test"], data["val"], config["tta"])
+    tta = config["tta"], config["tta_zoom_out"]  # the 8 orientations, and the tile shrunk K times
+    test, extra = final_scores(score, data["test"], data["val"], *tta)
     print_table(test, data["classes"], data["scored_on"]["test"])
 
     # save

@@ -66,6 +66,8 @@ def add_training_options(parser):
         "all 8 flips and quarter turns (default with --data)")
     add("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at test "
         "time (default with --data; --no-tta to turn off)")
+    add("--tta-zoom-out", type=int, default=DEFAULTS["tta_zoom_out"], help="with --tta, also "
+        "see each test tile shrunk K times (K x K pixels averaged) and average; 1: off")
     add("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the training "
         "area once, ceil(total tile area / image-size^2))")
     add("--loss", default=DEFAULTS["loss"], choices=["pce", "pce+crf"],
@@ -124,6 +126,12 @@ def check_config(config):
         raise ValueError(f"--ema-decay must be in [0, 1), got {config['ema_decay']}")
     if not 0 < config["confidence"] < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {config['confidence']}")
+    if not isinstance(config["tta_zoom_out"], int) or config["tta_zoom_out"] < 1:
+        raise ValueError(f"--tta-zoom-out must be a positive integer, got {config['tta_zoom_out']}")
+    if config["tta_zoom_out"] > 1 and not config["tta"]:
+        raise ValueError(
+            f"--tta-zoom-out {config['tta_zoom_out']} is test-time augmentation: it needs --tta"
+        )
     if not 0 <= config["prior_shift"] <= 1:
         raise ValueError(f"--prior-shift must be in [0, 1], got {config['prior_shift']}")
     if not config["consistency"] >= 0:

@@ -1,11 +1,13 @@
-"""evaluation.py: whole tiles through overlapping windows, test-time augmentation, and the
-scores of a split from one confusion matrix."""
+"""evaluation.py: whole tiles through overlapping windows, test-time augmentation (the 8
+orientations, the tile shrunk), and the scores of a split from one confusion matrix."""
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from crops import dihedral
-from evaluation import confusion_matrix, predict_tile, scores
+from evaluation import confusion_matrix, final_scores, predict_tile, scores, shrink
 from unet import UNet
 
 
@@ -73,6 +75,39 @@ def test_test_time_augmentation_answers_the_same_whichever_way_the_tile_faces():
         assert not torch.allclose(
             predict_tile(model, turned, 64), dihedral(without, turn), atol=1e-3
         )  # a plain net does not
+
+
+def test_shrink_averages_each_block_and_the_cut_short_ones_over_their_own_pixels():
+    image = np.arange(2 * 3 * 5, dtype=np.uint16).reshape(2, 3, 5)  # 3 x 5: the last blocks short
+    small = shrink(image, 2)
+    assert small.shape == (2, 2, 3) and small.dtype == np.float32
+    assert small[0, 0, 0] == np.mean([0, 1, 5, 6]) and small[1, 0, 2] == np.mean([19, 24])
+    assert small[0, 1, 2] == 14 and small[1, 1, 0] == np.mean([25, 26])  # the corner: one pixel
+
+
+@pytest.mark.parametrize("h, w", [(64, 64), (97, 45)])
+def test_zoom_out_averages_the_logits_of_the_tile_and_of_the_tile_shrunk(h, w):
+    torch.manual_seed(0)
+    model, tile = UNet(weights=None).eval(), torch.rand(3, h, w).numpy()
+    zoomed = predict_tile(model, tile, 64, tta=True, zoom_out=2)
+    coarse = predict_tile(model, shrink(tile, 2), 64, tta=True)
+    assert coarse.shape[-2:] == ((h + 1) // 2, (w + 1) // 2)
+    upsampled = F.interpolate(coarse[None], (h, w), mode="bilinear", align_corners=False)[0]
+    full = predict_tile(model, tile, 64, tta=True)
+    assert zoomed.shape == (5, h, w) and torch.allclose(zoomed, (full + upsampled) / 2, atol=1e-5)
+    assert not torch.allclose(zoomed, full, atol=1e-3)  # the shrunk tile's say counts
+
+
+def test_the_shrunk_tile_is_part_of_the_test_time_augmentation_only():
+    asked = []
+    score = lambda split, tta=False, zoom_out=1: (
+        asked.append((split, tta, zoom_out)) or dict(miou=0.5)
+    )
+    final_scores(score, "test", ["val"], True, 2)
+    assert asked == [("test", True, 2), ("test", False, 1), (["val"], True, 2)]
+    asked.clear()
+    final_scores(score, "test", ["val"], False, 2)
+    assert asked == [("test", False, 1)]
 
 
 class WhereAmI(torch.nn.Module):

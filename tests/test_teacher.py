@@ -196,6 +196,8 @@ def test_ema_scores_and_saves_the_teacher_not_the_student(tmp_path, monkeypatch)
         (["--consistency", "-1"], "--consistency must be >= 0, got -1.0"),
         (["--paste", "-2"], "--paste must be a non-negative integer, got -2"),
         (["--prior-shift", "1.5"], "--prior-shift must be in [0, 1], got 1.5"),
+        (["--tta-zoom-out", "0"], "--tta-zoom-out must be a positive integer, got 0"),
+        (["--tta-zoom-out", "2"], "--tta-zoom-out 2 is test-time augmentation: it needs --tta"),
     ],
 )
 def test_bad_lever_values_are_one_line(flags, named, capsys, tmp_path):

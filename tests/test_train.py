@@ -61,14 +61,14 @@ def test_the_best_epochs_weights_are_tested_when_it_is_not_the_last(monkeypatch,
 
     snapshots, tested = [], []
 
-    def fake_evaluate(model, split, classes, window, batch_size, precision, tta=False):
+    def fake_evaluate(model, split, classes, window, batch_size, precision, tta=False, zoom=1):
         weights = {k: v.clone() for k, v in model.state_dict().items()}
         if len(snapshots) < 3:  # validation after epochs 1, 2, 3: epoch 2 is best
             snapshots.append(weights)
             return dict(miou=[0.5, 0.9, 0.7][len(snapshots) - 1])
         tested.append(weights)
         return train_module.evaluate.__wrapped__(
-            model, split, classes, window, batch_size, precision, tta
+            model, split, classes, window, batch_size, precision, tta, zoom
         )
 
     fake_evaluate.__wrapped__ = train_module.evaluate
