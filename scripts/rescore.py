@@ -1,0 +1,81 @@
+"""Score a finished train.py run again under other test-time augmentation, without training it
+again:
+    python -m scripts.rescore RUN_FOLDER --out NEW_FOLDER --tta-zoom-out 2
+Test-time augmentation acts after the last epoch: a run with --tta-zoom-out K trains epoch for
+epoch as the same run without it (same seed, same numbers), so RUN's saved model.pt (its best
+epoch, its prior shift folded in) scored with K is what that run gives. NEW_FOLDER/metrics.json
+is RUN's with the new flag in its config, its test and val-with-TTA scores replaced, the machine
+that scored them, `rescored_from` naming RUN, and as its wall time RUN's training time plus the
+new scoring. The same tiles and clicks are read from RUN's config, so a run whose data folder has
+moved cannot be rescored. A big real set's 15-epoch run costs two hours on a 2-core CPU; its
+rescoring, the scoring alone."""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from evaluation import evaluate, final_scores, print_table
+from lib import tiles
+from lib.checkpoint import load_checkpoint, save_run
+from lib.cli import OneLineParser, check_output_folder, guard, run_command
+from lib.config import check_config
+from lib.device import machine, pick_device, pick_precision
+from recipe import label_mode
+
+
+def rescore(args):
+    run, out = Path(args["run"]), Path(args["out"])
+    if not (run / "metrics.json").is_file() or not (run / "model.pt").is_file():
+        raise ValueError(f"{run}: no finished train.py run there (metrics.json and model.pt)")
+    if out.resolve() == run.resolve():
+        raise ValueError(f"--out {out} is the run itself: give a new folder")
+    check_output_folder(out)
+    metrics = json.loads((run / "metrics.json").read_text())
+    given = dict(tta_zoom_out=args["tta_zoom_out"], out=str(out))
+    config = check_config({**metrics["config"], **given})
+    started, device = time.time(), pick_device(config["device"])
+    precision = pick_precision(metrics["precision"], device)[0]  # as the run scored
+    layer = config["points_file"] and (config["points_file"], config["class_field"])
+    sizes = [config[f"{split}_size"] for split in ("train", "val", "test")]
+    how = label_mode(config)[0]
+    data = tiles.load_data(how, config["seed"], config["data"], config["image_size"], sizes, layer)
+    model = load_checkpoint(run / "model.pt")[0].to(device, memory_format=torch.channels_last)
+    print(f"{run}, rescored with --tta-zoom-out {config['tta_zoom_out']} ({precision})", flush=True)
+    score = lambda split, *tta: evaluate(
+        model, split, data["classes"], config["image_size"], config["batch_size"], precision, *tta
+    )
+    test, extra = final_scores(score, data["test"], data["val"], True, config["tta_zoom_out"])
+    print_table(test, data["classes"], data["scored_on"]["test"])
+    if "val_miou_tta" in extra:
+        print(
+            f"val mIoU (TTA) {metrics.get('val_miou_tta', float('nan')):.4f} -> "
+            f"{extra['val_miou_tta']:.4f}"
+        )
+    print(f"test mIoU {metrics['test']['miou']:.4f} -> {test['miou']:.4f}", flush=True)
+    old_scoring = sum(metrics.get("scoring_seconds", {}).values())
+    training = metrics["wall_time_s"] - old_scoring
+    metrics.update(
+        config=config,
+        test=test,
+        **extra,
+        rescored_from=str(run),
+        rescored_on=machine(device),
+        wall_time_s=round(training + sum(extra["scoring_seconds"].values()), 1),
+    )
+    metrics["rescoring_wall_time_s"] = round(time.time() - started, 1)
+    save_run(out, model, data, config, metrics)  # as train.py saves: metrics.json last
+    return metrics
+
+
+def main(argv=None):
+    parser = OneLineParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="a finished train.py run folder (metrics.json, model.pt)")
+    parser.add_argument("--out", required=True, help="folder for the rescored run")
+    parser.add_argument("--tta-zoom-out", type=int, required=True, help="as train.py's")
+    run_command(parser, rescore, argv)
+
+
+if __name__ == "__main__":
+    guard(main)

@@ -1,0 +1,48 @@
+"""scripts/rescore.py: a finished run scored again with the tile also seen shrunk gives what the
+same run trained with --tta-zoom-out gives, and says so in its record."""
+
+import json
+
+import pytest
+
+from scripts.rescore import main
+from train import train
+
+# a small synthetic run, as test_train.py's
+TINY = dict(
+    train_size=16, val_size=4, test_size=4, image_size=64, epochs=2, batch_size=4, weights="none"
+)
+
+
+def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(tmp_path, capsys):
+    run = dict(TINY, points=100, augment="dihedral", tta=True)
+    plain = train(dict(run, out=str(tmp_path / "plain")))
+    zoomed = train(dict(run, tta_zoom_out=2, out=str(tmp_path / "zoomed")))
+    main([str(tmp_path / "plain"), "--out", str(tmp_path / "rescored"), "--tta-zoom-out", "2"])
+    rescored = json.loads((tmp_path / "rescored" / "metrics.json").read_text())
+    assert rescored["test"] == zoomed["test"] != plain["test"]
+    assert rescored["val_miou_tta"] == zoomed["val_miou_tta"]
+    assert rescored["test_without_tta"] == plain["test_without_tta"]  # the same weights
+    assert rescored["history"] == plain["history"]
+    assert rescored["config"] == dict(zoomed["config"], out=str(tmp_path / "rescored"))
+    assert rescored["rescored_from"] == str(tmp_path / "plain")
+    assert (tmp_path / "rescored" / "model.pt").is_file()
+    assert "--tta-zoom-out 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "folder, out, named",
+    [
+        ("nowhere", "new", "nowhere: no finished train.py run there (metrics.json and model.pt)"),
+        ("run", "run", "--out {tmp}/run is the run itself: give a new folder"),
+    ],
+)
+def test_rescoring_what_is_not_a_run_or_into_it_is_one_line(folder, out, named, tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    for name in ("metrics.json", "model.pt"):
+        (tmp_path / "run" / name).write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / folder), "--out", str(tmp_path / out), "--tta-zoom-out", "2"])
+    assert stop.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.endswith(named.format(tmp=tmp_path))
