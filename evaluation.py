@@ -72,7 +72,7 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
 def shrink(image, k):
     """A (B, H, W) tile k times smaller, (B, ceil(H/k), ceil(W/k)) float32: each k x k block of
     pixels averaged (the blocks of the last row and column may be cut short), a band at a time."""
-    band = lambda b: torch.from_numpy(np.asarray(b, np.float32))[None, None]
+    band = lambda b: torch.from_numpy(np.array(b, np.float32))[None, None]  # a copy, writable
     return np.concatenate([F.avg_pool2d(band(b), k, ceil_mode=True)[0].numpy() for b in image])
 
 

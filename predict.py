@@ -59,6 +59,13 @@ def main(argv=None):
         "(8x the time; what train.py's tile recipe scores with)",
     )
     parser.add_argument(
+        "--tta-zoom-out",
+        type=int,
+        default=1,
+        help="with --tta, also see each image shrunk K times (K x K pixels averaged) and average "
+        "the logits, as train.py --tta-zoom-out scores (1 + 1/K^2 the time)",
+    )
+    parser.add_argument(
         "--polygons",
         action="store_true",
         help="for GeoTIFF inputs also write <stem>_polygons.gpkg: "
@@ -87,6 +94,11 @@ def main(argv=None):
             )
         if args.min_confidence is not None and not 0 < args.min_confidence < 1:
             raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+        if args.tta_zoom_out < 1 or (args.tta_zoom_out > 1 and not args.tta):
+            raise ValueError(
+                f"--tta-zoom-out must be a positive integer and above 1 goes with --tta, got "
+                f"{args.tta_zoom_out}"
+            )
         check_output_folder(args.out)
         if Path(args.checkpoint).suffix.lower() == ".onnx":  # export.py onnx's file
             model = need("lib.onnx_model", "running an .onnx model").OnnxNet(
@@ -138,7 +150,9 @@ def main(argv=None):
     window, colours = checkpoint["image_size"], checkpoint.get("colours")
 
     def predict(pixels):
-        logits = predict_tile(model, pixels, window, precision=precision, tta=args.tta)
+        logits = predict_tile(
+            model, pixels, window, precision=precision, tta=args.tta, zoom_out=args.tta_zoom_out
+        )
         if args.min_confidence is None:
             return logits.argmax(0).numpy().astype("uint8")
         # probabilities only where they are asked for

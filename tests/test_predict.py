@@ -37,3 +37,17 @@ def test_predict_rejects_bad_checkpoints(tmp_path, capsys):
             [str(tmp_path / "wrong.pt"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "a_file")]
         )
     assert "a_file: exists and is not a folder" in capsys.readouterr().err
+
+
+def test_predict_sees_the_image_shrunk_too_when_asked(tmp_path, monkeypatch):
+    from lib.checkpoint import save_checkpoint
+
+    asked = []
+    real = predict.predict_tile
+    monkeypatch.setattr(predict, "predict_tile", lambda *a, **k: asked.append(k) or real(*a, **k))
+    save_checkpoint(tmp_path / "model.pt", UNet(3, weights=None), ["a", "b", "c"], None, 3, 64)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((3, 70, 90)).astype(np.float32))
+    flags = ["--tta", "--tta-zoom-out", "2", "--out", str(tmp_path / "p")]
+    predict.main([str(tmp_path / "model.pt"), str(tmp_path / "x.npy"), *flags])
+    assert [(k["tta"], k["zoom_out"]) for k in asked] == [(True, 2)]
+    assert (tmp_path / "p" / "x_classes.png").is_file()
