@@ -209,9 +209,10 @@ def test_bad_lever_values_are_one_line(flags, named, capsys, tmp_path):
 
 
 def test_a_lever_is_kept_only_when_it_beats_the_tile_recipe_on_val_beyond_noise(tmp_path):
-    def run(folder, seed, val, test=0.8):
+    def run(folder, seed, val, test=0.8, **more):
         per_class = {k: dict(iou=test) for k in ("a", "b")}
         metrics = dict(
+            **more,
             config=dict(seed=seed),
             classes=["a", "b"],
             val_miou_tta=val,
@@ -233,9 +234,11 @@ def test_a_lever_is_kept_only_when_it_beats_the_tile_recipe_on_val_beyond_noise(
         run("forest", seed, 0.6, test=0.7)
         run("unclicked/tile-recipe", seed, base)
         run("unclicked/steady", seed, steady, test=0.85)  # +0.01 on both seeds: beyond noise
-        run("unclicked/noisy", seed, noisy)  # the best mean gain, +0.015, but it swings
+        again = dict(rescored_from="set/unclicked/tile-recipe") if seed else {}
+        run("unclicked/noisy", seed, noisy, **again)  # the best mean gain, +0.015, but it swings
     text = "\n".join(unclicked(tmp_path))
     assert "**+ steady** (it beats the tile recipe on val beyond noise, by +0.0100)" in text
+    assert "| + noisy (rescored: seed 1) | 0, 1 |" in text and "+ steady (rescored" not in text
     for folder in ("steady", "steady-seed1"):
         shutil.rmtree(tmp_path / "set" / "unclicked" / folder)
     text = "\n".join(unclicked(tmp_path))
