@@ -37,10 +37,8 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
     if zoom_out > 1:
         logits = predict_tile(model, image, window, batch_size, precision, tta)
         coarse = predict_tile(model, shrink(image, zoom_out), window, batch_size, precision, tta)
-        for full, small in zip(logits, coarse):  # a class at a time: no second (C, H, W) array
-            full += F.interpolate(small[None, None], (h, w), mode="bilinear", align_corners=False)[
-                0, 0
-            ]
+        for full, small in zip(logits, coarse[:, None, None]):  # a class at a time: no 2nd copy
+            full += F.interpolate(small, (h, w), mode="bilinear", align_corners=False)[0, 0]
         return logits.div_(2)
     ph, pw = max(window, -(-h // DIVISOR) * DIVISOR), max(window, -(-w // DIVISOR) * DIVISOR)
     padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
