@@ -10,7 +10,7 @@ smoothing, gradient magnitude and the Laplacian of Gaussian: 16 features a band,
 (scipy.ndimage). A forest of 200 class-balanced trees (scikit-learn) is fitted on the clicked
 pixels and labels every pixel of the val and test tiles. It needs no GPU and no epochs.
 
-The clicks come from tiles.load_data, the code train.py draws them with, so the same flags and
+The clicks come from recipe.load_run_data, the code train.py draws them with, so the same flags and
 seed give both the same clicks. Tiles are featurised block by block, each block read with a
 margin as wide as the widest filter, so memory stays bounded on big tiles and the features equal
 those of the whole tile. Scores come from evaluation.py, the network's own. <out>/metrics.json
@@ -28,7 +28,7 @@ import torch
 
 from clicks import Clicks, count_labels
 from evaluation import confusion_matrix, print_table, scores
-from lib import annotations, tiles
+from lib import annotations
 from lib.checkpoint import save_metrics
 from lib.cli import (
     OneLineParser,
@@ -41,7 +41,7 @@ from lib.cli import (
 )
 from lib.config import add_data_options, check_config
 from lib.device import cpu_name
-from recipe import DEFAULTS, label_mode
+from recipe import DEFAULTS, label_mode, load_run_data
 
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 TREES = 200
@@ -148,14 +148,7 @@ def run(config):
     out = Path(config["out"] or Path("runs") / f"forest-{name}-seed{config['seed']}")
     check_output_folder(out)  # before the fit, not after it
     started = time.time()
-    data = tiles.load_data(
-        how,
-        config["seed"],
-        config["data"],
-        config["image_size"],
-        [config[f"{split}_size"] for split in ("train", "val", "test")],
-        config["points_file"] and (config["points_file"], config["class_field"]),
-    )
+    data = load_run_data(config)
     train_images, train_points = data["train"]
     if not all(isinstance(labels, Clicks) for labels in train_points):
         raise ValueError(

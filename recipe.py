@@ -12,6 +12,7 @@ it, so the benchmark measures exactly what training does.
 
 import torch
 
+from lib import tiles
 from lib.crf import crf_energy
 from lib.device import autocast, memory_format
 from lib.distributed import label_share
@@ -110,6 +111,16 @@ def label_mode(config):
             f"{k}perclass-{strategy}",
         )
     return None, "clicks from points/*.csv", "clicks"
+
+
+def load_run_data(config):
+    """What a run with this config trains and scores on (tiles.load_data): train.py, baseline.py
+    and scripts/rescore.py read it here, so the same flags and seed give them the same tiles and
+    clicks."""
+    sizes = [config[f"{split}_size"] for split in ("train", "val", "test")]
+    layer = config["points_file"] and (config["points_file"], config["class_field"])
+    how, folder = label_mode(config)[0], config["data"]
+    return tiles.load_data(how, config["seed"], folder, config["image_size"], sizes, layer)
 
 
 def run_name(config):

@@ -40,6 +40,7 @@ from recipe import (
     crf_settings,
     describe_loss,
     label_mode,
+    load_run_data,
     make_optimizer,
     run_name,
     settings,
@@ -70,10 +71,7 @@ def train(config):
 
     # data: the training tiles with their clicks; val and test with their dense masks (or the
     # reference points of a point layer)
-    sizes = [config[f"{split}_size"] for split in ("train", "val", "test")]
-    layer = config["points_file"] and (config["points_file"], config["class_field"])
-    how = label_mode(config)[0]
-    data = tiles.load_data(how, config["seed"], config["data"], config["image_size"], sizes, layer)
+    data = load_run_data(config)
     train_images, train_points = data["train"]
     pixels = sum(image.shape[-2] * image.shape[-1] for image in train_images)
     labeled_fraction = sum(map(count_labels, train_points)) / pixels

@@ -17,12 +17,11 @@ from pathlib import Path
 import torch
 
 from evaluation import evaluate, final_scores, print_table
-from lib import tiles
 from lib.checkpoint import load_checkpoint, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.config import check_config
 from lib.device import machine, pick_device, pick_precision
-from recipe import label_mode
+from recipe import load_run_data
 
 
 def rescore(args):
@@ -37,10 +36,7 @@ def rescore(args):
     config = check_config({**metrics["config"], **given})
     started, device = time.time(), pick_device(config["device"])
     precision = pick_precision(metrics["precision"], device)[0]  # as the run scored
-    layer = config["points_file"] and (config["points_file"], config["class_field"])
-    sizes = [config[f"{split}_size"] for split in ("train", "val", "test")]
-    how = label_mode(config)[0]
-    data = tiles.load_data(how, config["seed"], config["data"], config["image_size"], sizes, layer)
+    data = load_run_data(config)
     model = load_checkpoint(run / "model.pt")[0].to(device, memory_format=torch.channels_last)
     print(f"{run}, rescored with --tta-zoom-out {config['tta_zoom_out']} ({precision})", flush=True)
     score = lambda split, *tta: evaluate(
