@@ -27,6 +27,7 @@ from lib import distributed
 from lib.annotations import colour_rgb, colourise
 from lib.checkpoint import load_checkpoint
 from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard, need
+from lib.config import check_tta_zoom_out
 from lib.device import pick_device, pick_precision
 from lib.rasters import IMAGE_SUFFIXES, is_tiff, read_image
 
@@ -94,11 +95,7 @@ def main(argv=None):
             )
         if args.min_confidence is not None and not 0 < args.min_confidence < 1:
             raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
-        if args.tta_zoom_out < 1 or (args.tta_zoom_out > 1 and not args.tta):
-            raise ValueError(
-                f"--tta-zoom-out must be a positive integer and above 1 goes with --tta, got "
-                f"{args.tta_zoom_out}"
-            )
+        check_tta_zoom_out(args.tta_zoom_out, args.tta)
         check_output_folder(args.out)
         if Path(args.checkpoint).suffix.lower() == ".onnx":  # export.py onnx's file
             model = need("lib.onnx_model", "running an .onnx model").OnnxNet(

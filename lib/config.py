@@ -126,12 +126,7 @@ def check_config(config):
         raise ValueError(f"--ema-decay must be in [0, 1), got {config['ema_decay']}")
     if not 0 < config["confidence"] < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {config['confidence']}")
-    if not isinstance(config["tta_zoom_out"], int) or config["tta_zoom_out"] < 1:
-        raise ValueError(f"--tta-zoom-out must be a positive integer, got {config['tta_zoom_out']}")
-    if config["tta_zoom_out"] > 1 and not config["tta"]:
-        raise ValueError(
-            f"--tta-zoom-out {config['tta_zoom_out']} is test-time augmentation: it needs --tta"
-        )
+    check_tta_zoom_out(config["tta_zoom_out"], config["tta"])
     if not 0 <= config["prior_shift"] <= 1:
         raise ValueError(f"--prior-shift must be in [0, 1], got {config['prior_shift']}")
     if not config["consistency"] >= 0:
@@ -165,3 +160,12 @@ def check_config(config):
         )
     check_weights(config["weights"])
     return config
+
+
+def check_tta_zoom_out(zoom_out, tta):
+    """--tta-zoom-out, as train.py and predict.py take it: a positive integer, above 1 only with
+    --tta (it is part of the test-time augmentation)."""
+    if not isinstance(zoom_out, int) or zoom_out < 1:
+        raise ValueError(f"--tta-zoom-out must be a positive integer, got {zoom_out}")
+    if zoom_out > 1 and not tta:
+        raise ValueError(f"--tta-zoom-out {zoom_out} is test-time augmentation: it needs --tta")

@@ -214,7 +214,11 @@ def test_a_failed_training_in_the_loop_names_its_error(tmp_path):
         (train_module.main, ["--points", "5", "--frobnicate"], "unrecognized arguments"),
         (baseline.main, ["--dense"], "--dense: the pixel classifier is the clicks baseline"),
         (predict.main, ["none.pt", "x.png", "--out", "o"], "checkpoint not found: none.pt"),
-        (predict.main, ["m.pt", "x.png", "--out", "o", "--tta-zoom-out", "2"], "with --tta, got 2"),
+        (
+            predict.main,
+            ["m.pt", "x.png", "--out", "o", "--tta-zoom-out", "2"],
+            "--tta-zoom-out 2 is test-time augmentation: it needs --tta",
+        ),
         (suggest.main, ["run", "data", "--clicks", "0"], "--clicks and --spacing must be"),
         (export.main, ["scene", "x.tif", "--size", "0"], "scene needs a new file and a size"),
         (experiments.main, ["all", "--seeds", "0"], "--seeds must be at least 1"),
