@@ -2,7 +2,9 @@
 
 `CropSampler` decides which crops an epoch trains on (around the clicks, so that no batch is
 label-free) and in which of the 8 orientations of the square (`dihedral`); `PointDataset` cuts
-them, image and clicks together, so every click stays on the pixel it labels. `paste_boxes` moves
+them, image and clicks together, so every click stays on the pixel it labels; with a zoom, a crop
+K times as large shrunk K times, so the network also learns the view the test tiles are shrunk to
+(evaluation.py's zoom_out: a roof wider than a window seen with its edges). `paste_boxes` moves
 clicked patches into the other crops of a batch (train.py --paste). `band_statistics` gives the
 per-band mean and std the model normalises by.
 """
@@ -11,6 +13,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from clicks import Clicks, check_choice, count_labels, every_pixel
 from pce import UNLABELED
@@ -20,7 +23,9 @@ AUGMENTATIONS = ("hflip", "dihedral")  # how training crops are turned (CropSamp
 
 class PointDataset(torch.utils.data.Dataset):
     """Training crops. An item is asked for by its place, (tile, top, left, turn) from CropSampler,
-    and is (image float32 (B, S, S), point_labels int64 (S, S)).
+    and is (image float32 (B, S, S), point_labels int64 (S, S)). A place (tile, top, left, turn, K)
+    is the crop of K*S px at (top, left) shrunk K times: each K x K block of pixels averaged
+    (`shrink`), each block's click kept (`shrink_labels`).
 
     Tiles stay as stored (uint8, uint16, a memory-mapped .npy) and only the crop is converted to
     float. A tile's labels are its `Clicks`, or for dense supervision its dense mask (every known
@@ -44,8 +49,9 @@ class PointDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, place):
-        tile, top, left, turn = place
-        size, stored, labels = self.crop_size, self.images[tile], self.point_labels[tile]
+        tile, top, left, turn, *zoom = place
+        zoom = zoom[0] if zoom else 1
+        size, stored, labels = self.crop_size * zoom, self.images[tile], self.point_labels[tile]
         # inside the tile
         h, w = (min(size, stored.shape[-2] - top), min(size, stored.shape[-1] - left))
         image = np.zeros((stored.shape[0], size, size), np.float32)
@@ -55,13 +61,35 @@ class PointDataset(torch.utils.data.Dataset):
         else:
             point_labels = np.full((size, size), UNLABELED, np.int64)
             point_labels[:h, :w] = every_pixel(labels[top : top + h, left : left + w])
+        if zoom > 1:
+            image, point_labels = shrink(image, zoom), shrink_labels(point_labels, zoom)
         image, point_labels = dihedral(image, turn), dihedral(point_labels, turn)
         item = (torch.from_numpy(image.copy()), torch.from_numpy(point_labels.copy()))
         if self.targets is None:
             return item
         target_labels = np.full((size, size), UNLABELED, np.int64)  # same crop, same turn
         target_labels[:h, :w] = every_pixel(self.targets[tile][top : top + h, left : left + w])
+        target_labels = shrink_labels(target_labels, zoom) if zoom > 1 else target_labels
         return item + (torch.from_numpy(dihedral(target_labels, turn).copy()),)
+
+
+def shrink(image, k):
+    """A (B, H, W) tile k times smaller, (B, ceil(H/k), ceil(W/k)) float32: each k x k block of
+    pixels averaged (the blocks of the last row and column may be cut short), a band at a time."""
+    band = lambda b: torch.from_numpy(np.array(b, np.float32))[None, None]  # a copy, writable
+    return np.concatenate([F.avg_pool2d(band(b), k, ceil_mode=True)[0].numpy() for b in image])
+
+
+def shrink_labels(point_labels, k):
+    """An (H, W) label plane k times smaller (H and W multiples of k): each k x k block takes the
+    label of a labelled pixel in it (the last in reading order; clicks are so sparse that a block
+    rarely holds two), UNLABELED where it has none."""
+    shrunk = np.full((point_labels.shape[0] // k, point_labels.shape[1] // k), UNLABELED)
+    for dy in range(k):
+        for dx in range(k):
+            block = point_labels[dy::k, dx::k]
+            shrunk = np.where(block != UNLABELED, block, shrunk)
+    return shrunk
 
 
 def dihedral(array, turn):
@@ -98,16 +126,34 @@ class CropSampler(torch.utils.data.Sampler):
     (Where a split mixes the two, each kind gets crops in proportion to its tiles' area.)
     Tiles with no label at all are never cropped. Each crop gets a turn (`dihedral`): with
     augment="hflip" (the report's) a left-right mirror half the time, with "dihedral" any of the
-    8 symmetries of the square. The order comes from `generator`; positions and turns from torch's
-    global generator, which train.py seeds.
+    8 symmetries of the square. With zoom_out K > 1, half the crops of tiles that hold K*S px
+    (drawn at random) are K*S px around their label, for PointDataset to shrink K times. The
+    order comes from `generator`; positions, turns and zooms from torch's global generator, which
+    train.py seeds.
     """
 
     def __init__(
-        self, point_labels, shapes, crop_size, crops_per_epoch=None, generator=None, augment="hflip"
+        self,
+        point_labels,
+        shapes,
+        crop_size,
+        crops_per_epoch=None,
+        generator=None,
+        augment="hflip",
+        zoom_out=1,
     ):
         check_choice("augment", augment, AUGMENTATIONS)
         self.size, self.generator, self.augment = crop_size, generator, augment
         self.padded = [(max(h, crop_size), max(w, crop_size)) for h, w in shapes]
+        self.zoom_out, side = zoom_out, zoom_out * crop_size
+        self.zoomable = [min(p) >= side for p in self.padded]
+        self.zooms = f", half of them {side} px shrunk {zoom_out}x" if zoom_out > 1 else ""
+        if zoom_out > 1 and not any(self.zoomable):
+            raise ValueError(
+                f"--train-zoom-out {zoom_out} needs training tiles of at least {side}x{side} px "
+                f"({zoom_out} x --image-size {crop_size}); the largest is "
+                f"{'x'.join(map(str, max(shapes, key=lambda s: s[0] * s[1])))}"
+            )
         area = sum(h * w for h, w in self.padded)
         self.crops = crops_per_epoch or math.ceil(area / crop_size**2)
         self.one_pass = self.crops == len(shapes) and all(
@@ -150,11 +196,15 @@ class CropSampler(torch.utils.data.Sampler):
             tiles = [self.anchors[a] for a in picks.tolist()]
         for tile, row, col in tiles:
             (h, w) = self.padded[tile]
-            top, left = window_start(h, self.size, row), window_start(w, self.size, col)
+            zoom = 1  # drawn only with zoom_out: the same seed crops as before without it
+            if self.zoom_out > 1 and self.zoomable[tile] and torch.rand(()) < 0.5:
+                zoom = self.zoom_out
+            side = self.size * zoom
+            top, left = window_start(h, side, row), window_start(w, side, col)
             turn = (
                 int(torch.rand(()) < 0.5) if self.augment == "hflip" else int(torch.randint(8, ()))
             )
-            yield tile, top, left, turn
+            yield (tile, top, left, turn) + ((zoom,) if zoom > 1 else ())
 
 
 def window_start(length, size, anchor):

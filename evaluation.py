@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crops import dihedral, undo_dihedral
+from crops import dihedral, shrink, undo_dihedral
 from lib import distributed
 from lib.device import autocast, memory_format
 from unet import DIVISOR
@@ -65,13 +65,6 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
             logits[:, y : y + window, x : x + window] += o
             counts[:, y : y + window, x : x + window] += 1
     return logits.div_(counts)[:, :h, :w]  # in place: on a big tile this is the largest array
-
-
-def shrink(image, k):
-    """A (B, H, W) tile k times smaller, (B, ceil(H/k), ceil(W/k)) float32: each k x k block of
-    pixels averaged (the blocks of the last row and column may be cut short), a band at a time."""
-    band = lambda b: torch.from_numpy(np.array(b, np.float32))[None, None]  # a copy, writable
-    return np.concatenate([F.avg_pool2d(band(b), k, ceil_mode=True)[0].numpy() for b in image])
 
 
 def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=False, zoom_out=1):

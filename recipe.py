@@ -49,6 +49,7 @@ DEFAULTS = dict(
     extra_weight=0.5,  # ... with this weight beside the clicks' pCE (docs/recipe.md)
     augment="hflip",  # training crops: hflip (the report's) or dihedral (flips and quarter turns)
     tta=False,  # test-time augmentation: average the 8 dihedral views at test time
+    train_zoom_out=1,  # when > 1, half the training crops cut this many times larger and shrunk
     tta_zoom_out=1,  # ... and, when > 1, those of the tile shrunk this many times (evaluation.py)
     image_size=128,  # synthetic scenes are this size; folder tiles are cropped to it
     crops_per_epoch=None,  # default: cover the training area once (one crop per synthetic scene)

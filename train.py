@@ -94,9 +94,8 @@ def train(config):
     # big tiles once, in an order drawn from the seed
     generator = torch.Generator().manual_seed(config["seed"])
     shapes, size = [image.shape[-2:] for image in train_images], config["image_size"]
-    sampler = CropSampler(
-        train_points, shapes, size, config["crops_per_epoch"], generator, config["augment"]
-    )
+    sampling = config["crops_per_epoch"], generator, config["augment"], config["train_zoom_out"]
+    sampler = CropSampler(train_points, shapes, size, *sampling)
     targets = config["extra_targets"] and tiles.read_targets(config["extra_targets"], data)
     classes = len(data["classes"])
     weights = class_weights(train_points, classes) if config["class_balanced"] else None
@@ -112,7 +111,7 @@ def train(config):
         f"{splits} tiles",
         f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled)",
         f"loss {describe_loss(config)}",
-        f"{sampler.crops} crops of {size}x{size} per epoch ({config['augment']}"
+        f"{sampler.crops} crops of {size}x{size} per epoch ({config['augment']}{sampler.zooms}"
         + (f", {config['paste']} clicked boxes pasted in each" if config["paste"] else "")
         + ")",
         f"encoder init: {model.encoder_init}",

@@ -66,6 +66,9 @@ def add_training_options(parser):
         "all 8 flips and quarter turns (default with --data)")
     add("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at test "
         "time (default with --data; --no-tta to turn off)")
+    add("--train-zoom-out", type=int, default=DEFAULTS["train_zoom_out"], help="cut half the "
+        "training crops K times larger and shrink them K times (crops.py), the view of "
+        "--tta-zoom-out K; 1: off")
     add("--tta-zoom-out", type=int, default=DEFAULTS["tta_zoom_out"], help="with --tta, also "
         "see each test tile shrunk K times (K x K pixels averaged) and average; 1: off")
     add("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the training "
@@ -106,6 +109,7 @@ def check_config(config):
         "train_size",
         "test_size",
         "crops_per_epoch",
+        "train_zoom_out",
     ):
         if config[key] is not None and (not isinstance(config[key], int) or config[key] < 1):
             raise ValueError(

@@ -21,7 +21,7 @@ from lib.checkpoint import load_checkpoint, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.config import check_config
 from lib.device import machine, pick_device, pick_precision
-from recipe import load_run_data
+from recipe import DEFAULTS, load_run_data
 
 
 def rescore(args):
@@ -33,7 +33,8 @@ def rescore(args):
     check_output_folder(out)
     metrics = json.loads((run / "metrics.json").read_text())
     given = dict(tta_zoom_out=args["tta_zoom_out"], out=str(out))
-    config = check_config({**metrics["config"], **given})
+    # a key the run's config lacks is a flag added since: the run had its default
+    config = check_config({**DEFAULTS, **metrics["config"], **given})
     started, device = time.time(), pick_device(config["device"])
     precision = pick_precision(metrics["precision"], device)[0]  # as the run scored
     data = load_run_data(config)

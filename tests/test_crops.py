@@ -11,6 +11,8 @@ from crops import (
     band_statistics,
     dihedral,
     paste_boxes,
+    shrink,
+    shrink_labels,
     undo_dihedral,
 )
 from data import IGNORE
@@ -118,6 +120,59 @@ def test_tiles_that_fit_one_crop_are_each_seen_once_per_epoch():
         [None] * 5, [(32, 32)] * 5, 32, generator=torch.Generator().manual_seed(0)
     )
     assert sampler.one_pass and sorted(place[0] for place in sampler) == [0, 1, 2, 3, 4]
+
+
+def test_a_zoomed_crop_is_the_larger_crop_shrunk_with_each_click_in_its_block():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (3, 300, 300)).astype(np.uint8)
+    rows, cols = rng.choice(300, 40, replace=False), rng.choice(300, 40, replace=False)
+    clicks = Clicks(rows, cols, rng.integers(0, 5, 40))
+    crop, point_labels = PointDataset([image], [clicks], crop_size=64)[0, 30, 50, 0, 2]
+    assert crop.shape == (3, 64, 64) and point_labels.shape == (64, 64)
+    expected = image[:, 30:158, 50:178].astype(np.float32).reshape(3, 64, 2, 64, 2).mean((2, 4))
+    assert np.allclose(crop.numpy(), expected)
+    inside = (rows >= 30) & (rows < 158) & (cols >= 50) & (cols < 178)  # distinct rows: one a block
+    assert inside.sum() > 3 and (point_labels >= 0).sum() == inside.sum()
+    for r, c, k in zip(rows[inside], cols[inside], clicks.classes[inside]):
+        assert point_labels[(r - 30) // 2, (c - 50) // 2] == k
+    assert np.array_equal(shrink(image[:, 30:158, 50:178], 2), expected)
+
+
+def test_shrunk_labels_keep_a_label_of_each_block_and_nothing_else():
+    labels = np.full((4, 6), -1)
+    labels[0, 1], labels[3, 3], labels[2, 4], labels[3, 5] = 2, 1, 4, 3
+    assert shrink_labels(labels, 2).tolist() == [[2, -1, -1], [-1, 1, 3]]
+
+
+def test_the_crop_sampler_zooms_half_the_crops_of_tiles_that_hold_a_zoomed_crop():
+    rng = np.random.default_rng(1)
+    shapes = [(400, 300), (100, 100)]
+    clicks = [
+        Clicks(rng.integers(0, h, 30), rng.integers(0, w, 30), rng.integers(0, 5, 30))
+        for h, w in shapes
+    ]
+    dataset = PointDataset([np.zeros((3, *s), np.uint8) for s in shapes], clicks, crop_size=64)
+    torch.manual_seed(0)
+    places = list(
+        CropSampler(clicks, shapes, 64, 800, torch.Generator().manual_seed(0), zoom_out=3)
+    )
+    zoomed = [p for p in places if len(p) == 5]
+    assert all(p[0] == 0 and p[4] == 3 for p in zoomed)  # the 100 px tile never holds 192 px
+    assert 0.4 < len(zoomed) / sum(p[0] == 0 for p in places) < 0.6
+    for place in zoomed[:50]:
+        tile, top, left = place[:3]
+        assert top + 192 <= 400 and left + 192 <= 300 and (dataset[place][1] >= 0).any()
+    torch.manual_seed(0)  # without a zoom the sampler draws as it always did
+    unzoomed = list(CropSampler(clicks, shapes, 64, 800, torch.Generator().manual_seed(0)))
+    torch.manual_seed(0)
+    assert unzoomed == list(
+        CropSampler(clicks, shapes, 64, 800, torch.Generator().manual_seed(0), zoom_out=1)
+    )
+    with pytest.raises(
+        ValueError,
+        match="--train-zoom-out 5 needs training tiles of at least 320x320 px .* 400x300",
+    ):
+        CropSampler(clicks, shapes, 64, zoom_out=5)
 
 
 def test_band_statistics_tile_by_tile_equal_the_whole_split():
