@@ -1,7 +1,10 @@
 """scripts/rescore.py: a finished run scored again with the tile also seen shrunk gives what the
-same run trained with --tta-zoom-out gives, and says so in its record."""
+same run trained with --tta-zoom-out gives, and says so in its record; scripts/zoom_scan.py's val
+scores are those runs' val scores."""
 
 import json
+import runpy
+import sys
 
 import pytest
 
@@ -14,10 +17,16 @@ TINY = dict(
 )
 
 
-def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(tmp_path, capsys):
+def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
+    tmp_path, capsys, monkeypatch
+):
     run = dict(TINY, points=100, augment="dihedral", tta=True)
     plain = train(dict(run, out=str(tmp_path / "plain")))
     zoomed = train(dict(run, tta_zoom_out=2, out=str(tmp_path / "zoomed")))
+    record = tmp_path / "plain" / "metrics.json"  # a run made before --train-zoom-out existed
+    old = json.loads(record.read_text())
+    del old["config"]["train_zoom_out"]
+    record.write_text(json.dumps(old))
     main([str(tmp_path / "plain"), "--out", str(tmp_path / "rescored"), "--tta-zoom-out", "2"])
     rescored = json.loads((tmp_path / "rescored" / "metrics.json").read_text())
     assert rescored["test"] == zoomed["test"] != plain["test"]
@@ -28,6 +37,10 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(tmp_path,
     assert rescored["rescored_from"] == str(tmp_path / "plain")
     assert (tmp_path / "rescored" / "model.pt").is_file()
     assert "--tta-zoom-out 2" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["zoom_scan", str(tmp_path / "plain"), "--zoom", "1", "2"])
+    runpy.run_module("scripts.zoom_scan", run_name="__main__")
+    scanned = [line.split()[4] for line in capsys.readouterr().out.splitlines() if " zoom " in line]
+    assert scanned == [f"{plain['val_miou_tta']:.4f}", f"{zoomed['val_miou_tta']:.4f}"]
 
 
 @pytest.mark.parametrize(
