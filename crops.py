@@ -5,8 +5,7 @@ label-free) and in which of the 8 orientations of the square (`dihedral`); `Poin
 them, image and clicks together, so every click stays on the pixel it labels; with a zoom, a crop
 K times as large shrunk K times, so the network also learns the view the test tiles are shrunk to
 (evaluation.py's zoom_out: a roof wider than a window seen with its edges). `paste_boxes` moves
-clicked patches into the other crops of a batch (train.py --paste). `band_statistics` gives the
-per-band mean and std the model normalises by.
+clicked patches into the other crops of a batch (train.py --paste).
 """
 
 import math
@@ -251,18 +250,3 @@ def paste_boxes(boxes, images, *label_maps):
         for labels, original in zip(pasted_labels, label_maps):
             labels[into][put] = original[source][cut]
     return (pasted, *pasted_labels)
-
-
-def band_statistics(images):
-    """Per-band mean and std over every pixel of the training images, the normalisation the model
-    applies (unet.py). Synthetic scenes and tile folders both go through here, so a folder
-    exported from the generator trains to exactly the built-in numbers. Two passes over the
-    tiles, one band of one tile at a time in float64: no copy of the whole split is ever made."""
-    images = [np.asarray(image) for image in images]
-    count = sum(image[0].size for image in images)
-    mean = sum(np.array([band.sum(dtype=np.float64) for band in image]) for image in images) / count
-    squares = sum(
-        np.array([np.square(band - m, dtype=np.float64).sum() for band, m in zip(image, mean)])
-        for image in images
-    )
-    return mean.tolist(), np.maximum(np.sqrt(squares / count), 1e-6).tolist()

@@ -14,13 +14,14 @@ Input normalisation happens in exactly one place, the first line of `UNet.forwar
 (x - mean) / std per band, with mean/std kept as buffers so they travel inside every checkpoint.
 The default is ImageNet's RGB mean/std, the statistics the pretrained encoder was trained with,
 for images scaled to [0, 1]. train.py passes the per-band mean/std of the training images instead
-(crops.band_statistics), one rule for the synthetic scenes and for tiles of any bands and scale.
+(`band_statistics`), one rule for the synthetic scenes and for tiles of any bands and scale.
 """
 
 import contextlib
 import io
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -201,3 +202,18 @@ def adapt_first_conv(conv, in_channels):
     )
     new.weight.data.copy_(weight)
     return new
+
+
+def band_statistics(images):
+    """Per-band mean and std over every pixel of the training images, the normalisation the model
+    applies (unet.py). Synthetic scenes and tile folders both go through here, so a folder
+    exported from the generator trains to exactly the built-in numbers. Two passes over the
+    tiles, one band of one tile at a time in float64: no copy of the whole split is ever made."""
+    images = [np.asarray(image) for image in images]
+    count = sum(image[0].size for image in images)
+    mean = sum(np.array([band.sum(dtype=np.float64) for band in image]) for image in images) / count
+    squares = sum(
+        np.array([np.square(band - m, dtype=np.float64).sum() for band, m in zip(image, mean)])
+        for image in images
+    )
+    return mean.tolist(), np.maximum(np.sqrt(squares / count), 1e-6).tolist()

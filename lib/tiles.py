@@ -30,11 +30,11 @@ against each other, a split at a time, each bad input with its own one-line erro
 from pathlib import Path
 
 from clicks import click_rng, count_labels, sample_points, sample_split_points
-from crops import band_statistics
 from data import CLASSES, make_split
 from lib.annotations import Legend, read_clicks, read_legend
 from lib.cli import need
 from lib.rasters import IMAGE_SUFFIXES, MASK_SUFFIXES, is_tiff, read_image, read_mask
+from unet import band_statistics
 
 
 def read_targets(folder, data):

@@ -1,4 +1,4 @@
-"""crops.py: the training crops cut around the clicks, turned with them, and the band statistics."""
+"""crops.py: the training crops cut around the clicks, turned with them, zoomed and pasted."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,6 @@ from clicks import Clicks, every_pixel, sample_points, sample_split_points
 from crops import (
     CropSampler,
     PointDataset,
-    band_statistics,
     dihedral,
     paste_boxes,
     shrink,
@@ -173,19 +172,6 @@ def test_the_crop_sampler_zooms_half_the_crops_of_tiles_that_hold_a_zoomed_crop(
         match="--train-zoom-out 5 needs training tiles of at least 320x320 px .* 400x300",
     ):
         CropSampler(clicks, shapes, 64, zoom_out=5)
-
-
-def test_band_statistics_tile_by_tile_equal_the_whole_split():
-    rng = np.random.default_rng(0)
-    tiles = [
-        rng.integers(0, 4000, (4, h, w)).astype(np.uint16) for h, w in ((30, 70), (128, 9), (5, 5))
-    ]
-    every_pixel_of_the_split = np.concatenate([t.reshape(4, -1) for t in tiles], axis=1).astype(
-        np.float64
-    )
-    mean, std = band_statistics(tiles)
-    assert np.allclose(mean, every_pixel_of_the_split.mean(1), rtol=1e-12)
-    assert np.allclose(std, every_pixel_of_the_split.std(1), rtol=1e-12)
 
 
 def test_dihedral_gives_the_8_symmetries_and_undoes_them_in_numpy_and_torch():

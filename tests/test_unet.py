@@ -2,12 +2,13 @@
 
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 
 from lib.checkpoint import load_checkpoint, save_checkpoint
-from unet import IMAGENET_MEAN, UNet, adapt_first_conv
+from unet import IMAGENET_MEAN, UNet, adapt_first_conv, band_statistics
 
 SMP_UNET_RESNET34_PARAMS = 24_436_369  # segmentation_models_pytorch Unet("resnet34", classes=5)
 
@@ -167,3 +168,16 @@ def test_the_image_skip_feeds_each_pixel_to_the_full_resolution_block(tmp_path):
 class Detached(torch.nn.Module):
     def forward(self, x):
         return x.detach()
+
+
+def test_band_statistics_tile_by_tile_equal_the_whole_split():
+    rng = np.random.default_rng(0)
+    tiles = [
+        rng.integers(0, 4000, (4, h, w)).astype(np.uint16) for h, w in ((30, 70), (128, 9), (5, 5))
+    ]
+    every_pixel_of_the_split = np.concatenate([t.reshape(4, -1) for t in tiles], axis=1).astype(
+        np.float64
+    )
+    mean, std = band_statistics(tiles)
+    assert np.allclose(mean, every_pixel_of_the_split.mean(1), rtol=1e-12)
+    assert np.allclose(std, every_pixel_of_the_split.std(1), rtol=1e-12)
