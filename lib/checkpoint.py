@@ -8,6 +8,7 @@ encoder init that was used: everything needed to segment new tiles the same way.
 resume.pt holds, after an epoch, all that the rest of the run depends on: weights, optimizer and
 schedule, both random streams, the epochs so far and the best one, so that a resumed run ends
 with the numbers an uninterrupted one would have given (same machine and torch version).
+`open_run` reads a finished run back to score it again (scripts/rescore.py, scripts/zoom_scan.py).
 """
 
 import json
@@ -17,6 +18,9 @@ import torch
 
 from lib import annotations
 from lib.cli import atomic, clear_old_run, one_line
+from lib.config import check_config
+from lib.device import pick_device, pick_precision
+from recipe import DEFAULTS, load_run_data
 from unet import DECODER_CHANNELS, UNet
 
 
@@ -57,6 +61,20 @@ def load_checkpoint(path):
     model = UNet(len(classes), None, bands, [0.0] * bands, [1.0] * bands, image_skip)
     model.load_state_dict(state)  # brings the training data's mean/std with it
     return model.eval(), checkpoint
+
+
+def open_run(folder, **given):
+    """A finished train.py run, to be scored again: (metrics, config, precision, data, model).
+    config is the run's with `given` on top, checked (a key the run's lacks is a flag added
+    since, which the run had at its default); data its tiles and clicks, read again; the model
+    on the run's device choice, and the precision it scored in."""
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = check_config({**DEFAULTS, **metrics["config"], **given})
+    device = pick_device(config["device"])
+    precision = pick_precision(metrics["precision"], device)[0]
+    model = load_checkpoint(folder / "model.pt")[0].to(device, memory_format=torch.channels_last)
+    return metrics, config, precision, load_run_data(config), model
 
 
 def save_progress(path, parts, epoch, history, best, config, elapsed, resumed):

@@ -10,18 +10,13 @@ new scoring. The same tiles and clicks are read from RUN's config, so a run whos
 moved cannot be rescored. A big real set's 15-epoch run costs two hours on a 2-core CPU; its
 rescoring, the scoring alone."""
 
-import json
 import time
 from pathlib import Path
 
-import torch
-
 from evaluation import evaluate, final_scores, print_table
-from lib.checkpoint import load_checkpoint, save_run
+from lib.checkpoint import open_run, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
-from lib.config import check_config
-from lib.device import machine, pick_device, pick_precision
-from recipe import DEFAULTS, load_run_data
+from lib.device import machine
 
 
 def rescore(args):
@@ -31,14 +26,10 @@ def rescore(args):
     if out.resolve() == run.resolve():
         raise ValueError(f"--out {out} is the run itself: give a new folder")
     check_output_folder(out)
-    metrics = json.loads((run / "metrics.json").read_text())
-    given = dict(tta_zoom_out=args["tta_zoom_out"], out=str(out))
-    # a key the run's config lacks is a flag added since: the run had its default
-    config = check_config({**DEFAULTS, **metrics["config"], **given})
-    started, device = time.time(), pick_device(config["device"])
-    precision = pick_precision(metrics["precision"], device)[0]  # as the run scored
-    data = load_run_data(config)
-    model = load_checkpoint(run / "model.pt")[0].to(device, memory_format=torch.channels_last)
+    started = time.time()
+    metrics, config, precision, data, model = open_run(
+        run, tta_zoom_out=args["tta_zoom_out"], out=str(out)
+    )
     print(f"{run}, rescored with --tta-zoom-out {config['tta_zoom_out']} ({precision})", flush=True)
     score = lambda split, *tta: evaluate(
         model, split, data["classes"], config["image_size"], config["batch_size"], precision, *tta
@@ -58,7 +49,7 @@ def rescore(args):
         test=test,
         **extra,
         rescored_from=str(run),
-        rescored_on=machine(device),
+        rescored_on=machine(next(model.parameters()).device),
         wall_time_s=round(training + sum(extra["scoring_seconds"].values()), 1),
     )
     metrics["rescoring_wall_time_s"] = round(time.time() - started, 1)

@@ -6,30 +6,16 @@ The tiles and clicks are read from RUN's config (as scripts/rescore.py reads the
 run without a zoom."""
 
 import argparse
-import json
 import time
-from pathlib import Path
-
-import torch
 
 from evaluation import evaluate
-from lib.checkpoint import load_checkpoint
-from lib.config import check_config
-from lib.device import pick_device, pick_precision
-from recipe import DEFAULTS, load_run_data
+from lib.checkpoint import open_run
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--zoom", type=int, nargs="+", default=[1, 2, 3, 4])
 args = parser.parse_args()
-metrics = json.loads((Path(args.run) / "metrics.json").read_text())
-config = check_config({**DEFAULTS, **metrics["config"]})  # keys added since: their defaults
-device = pick_device("cpu")
-precision = pick_precision(metrics["precision"], device)[0]  # as the run scored
-data = load_run_data(config)
-model = load_checkpoint(Path(args.run) / "model.pt")[0].to(
-    device, memory_format=torch.channels_last
-)
+metrics, config, precision, data, model = open_run(args.run)
 print(f"{args.run}: {precision}; val as recorded {metrics.get('val_miou_tta', float('nan')):.4f}")
 print(f"classes {', '.join(data['classes'])}")
 for zoom in args.zoom:
