@@ -116,8 +116,8 @@ def label_mode(config):
 
 def load_run_data(config):
     """What a run with this config trains and scores on (tiles.load_data): train.py, baseline.py
-    and scripts/rescore.py read it here, so the same flags and seed give them the same tiles and
-    clicks."""
+    and lib.checkpoint.open_run (a finished run scored again) read it here, so the same flags and
+    seed give them the same tiles and clicks."""
     sizes = [config[f"{split}_size"] for split in ("train", "val", "test")]
     layer = config["points_file"] and (config["points_file"], config["class_field"])
     how, folder = label_mode(config)[0], config["data"]
