@@ -37,9 +37,7 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
     if zoom_out > 1:
         logits = predict_tile(model, image, window, batch_size, precision, tta)
         coarse = predict_tile(model, shrink(image, zoom_out), window, batch_size, precision, tta)
-        for full, small in zip(logits, coarse[:, None, None]):  # a class at a time: no 2nd copy
-            full += F.interpolate(small, (h, w), mode="bilinear", align_corners=False)[0, 0]
-        return logits.div_(2)
+        return blend_zoomed(logits, coarse)
     ph, pw = max(window, -(-h // DIVISOR) * DIVISOR), max(window, -(-w // DIVISOR) * DIVISOR)
     padded = np.pad(image, ((0, 0), (0, ph - h), (0, pw - w)), mode="edge")
     starts = lambda n: sorted(set(range(0, n - window + 1, window // 2)) | {n - window})
@@ -65,6 +63,15 @@ def predict_tile(model, image, window, batch_size=8, precision="fp32", tta=False
             logits[:, y : y + window, x : x + window] += o
             counts[:, y : y + window, x : x + window] += 1
     return logits.div_(counts)[:, :h, :w]  # in place: on a big tile this is the largest array
+
+
+def blend_zoomed(logits, coarse):
+    """The mean of a tile's logits (C, H, W) and those of the tile shrunk (C, H/K, W/K),
+    upsampled (bilinear); in place in `logits`, a class at a time: no second full-size copy."""
+    h, w = logits.shape[-2:]
+    for full, small in zip(logits, coarse[:, None, None]):
+        full += F.interpolate(small, (h, w), mode="bilinear", align_corners=False)[0, 0]
+    return logits.div_(2)
 
 
 def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=False, zoom_out=1):

@@ -1,39 +1,36 @@
-"""How far to shift (train.py --prior-shift): a trained run's val and test mIoU with its logits
-shifted by S x log(pixel share / click share), S from 0 (as trained) to 1 (all the way to the EM
-estimate), the shares estimated by teacher.prior_log_ratios, as --prior-shift does. The strength
-is chosen on val.
-    python -m scripts.prior_scan RUN_FOLDER [--data DIR] [--seed N] [--splits val]
-RUN_FOLDER holds a train.py model.pt trained with --points-per-class 10 (the clicks are redrawn
-from the seed); --data the tile folder it trained on (default: the synthetic scenes)."""
+"""How far to shift (train.py --prior-shift): a finished train.py run's val and test mIoU with its
+logits shifted by S x log(pixel share / click share), S from 0 (as trained) to 1 (all the way to
+the EM estimate), the shares estimated by teacher.prior_log_ratios, as --prior-shift does. The
+strength is chosen on val.
+    python -m scripts.prior_scan RUN_FOLDER [--splits val]
+The tiles and clicks are read from RUN's config (as scripts/rescore.py reads them); a run
+trained with --prior-shift has its shift in its weights already and is refused."""
 
 import argparse
-from pathlib import Path
+import sys
 
 import numpy as np
 import torch
 
 from evaluation import confusion_matrix, predict_tile, scores
-from lib import tiles
-from lib.checkpoint import load_checkpoint
-from lib.device import pick_precision
+from lib.checkpoint import open_run
 from teacher import prior_log_ratios
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
-parser.add_argument("--data")
-parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--splits", nargs="+", choices=("val", "test"), default=["val", "test"])
 args = parser.parse_args()
-model, checkpoint = load_checkpoint(Path(args.run) / "model.pt")
-window = checkpoint["image_size"]
-precision = pick_precision("auto", torch.device("cpu"))[0]
-how = dict(points_per_class=10, strategy="random")
-data = tiles.load_data(how, args.seed, args.data, window)
-classes = data["classes"]
+metrics, config, precision, data, model = open_run(args.run)
+if config["prior_shift"]:
+    sys.exit(
+        f"prior_scan: error: {args.run} was trained with --prior-shift {config['prior_shift']}: "
+        "its logits are shifted already; scan a run trained without it"
+    )
+window, classes = config["image_size"], data["classes"]
 click_shares, shares, log_ratios = prior_log_ratios(model, data["train"], window, 8, precision)
-print(f"{args.run}: seed {args.seed}, {precision}; classes {', '.join(classes)}")
+print(f"{args.run}: seed {config['seed']}, {precision}; classes {', '.join(classes)}")
 print("click shares " + " ".join(f"{s:.4f}" for s in click_shares))
 print("pixel shares (EM) " + " ".join(f"{s:.4f}" for s in shares))
 for split in args.splits:

@@ -3,12 +3,16 @@ also seen shrunk K times, for each K given, scored as the run scores with --tta 
 the shrunk view's logits upsampled and averaged with the full-size ones). K is chosen on val.
     python -m scripts.zoom_scan RUN_FOLDER --zoom 2 3 4
 The tiles and clicks are read from RUN's config (as scripts/rescore.py reads them); K = 1 is the
-run without a zoom."""
+run without a zoom. Each tile's full-size view is scored once and blended with each K's."""
 
 import argparse
 import time
 
-from evaluation import evaluate
+import numpy as np
+import torch
+
+from crops import shrink
+from evaluation import blend_zoomed, confusion_matrix, predict_tile, scores
 from lib.checkpoint import open_run
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -18,22 +22,30 @@ args = parser.parse_args()
 metrics, config, precision, data, model = open_run(args.run)
 print(f"{args.run}: {precision}; val as recorded {metrics.get('val_miou_tta', float('nan')):.4f}")
 print(f"classes {', '.join(data['classes'])}")
-for zoom in args.zoom:
+classes, window, batch = data["classes"], config["image_size"], config["batch_size"]
+matrices = {zoom: 0 for zoom in args.zoom}
+seconds = dict.fromkeys(["full size", *args.zoom], 0.0)
+images, masks = data["val"]
+for number, (image, mask) in enumerate(zip(images, masks), 1):
     started = time.time()
-    result = evaluate(
-        model,
-        data["val"],
-        data["classes"],
-        config["image_size"],
-        config["batch_size"],
-        precision,
-        True,
-        zoom,
-    )
+    full = predict_tile(model, image, window, batch, precision, tta=True)
+    seconds["full size"] += time.time() - started
+    for zoom in args.zoom:
+        started = time.time()
+        logits = full.clone()
+        if zoom > 1:
+            coarse = predict_tile(
+                model, shrink(np.asarray(image), zoom), window, batch, precision, True
+            )
+            logits = blend_zoomed(logits, coarse)
+        truth = torch.tensor(np.asarray(mask))
+        matrices[zoom] += confusion_matrix(logits.argmax(0).to(torch.uint8), truth, len(classes))
+        seconds[zoom] += time.time() - started
+    print(f"  tile {number}/{len(images)} scored, {sum(seconds.values()):.0f} s", flush=True)
+for zoom in args.zoom:
+    result = scores(matrices[zoom], classes)
     ious = " ".join(
         f"{v['iou']:.4f}" if v["iou"] is not None else "-" for v in result["per_class"].values()
     )
-    print(
-        f"val zoom {zoom} mIoU {result['miou']:.4f}  IoU {ious}  ({time.time() - started:.0f} s)",
-        flush=True,
-    )
+    print(f"val zoom {zoom} mIoU {result['miou']:.4f}  IoU {ious}  (+{seconds[zoom]:.0f} s)")
+print(f"the full-size view, shared by every K: {seconds['full size']:.0f} s")

@@ -1,9 +1,10 @@
 """scripts/rescore.py: a finished run scored again with the tile also seen shrunk gives what the
 same run trained with --tta-zoom-out gives, and says so in its record; scripts/zoom_scan.py's val
-scores are those runs' val scores."""
+scores are those runs' val scores, and scripts/prior_scan.py's unshifted one the run's own."""
 
 import json
 import runpy
+import shutil
 import sys
 
 import pytest
@@ -41,6 +42,26 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
     runpy.run_module("scripts.zoom_scan", run_name="__main__")
     scanned = [line.split()[4] for line in capsys.readouterr().out.splitlines() if " zoom " in line]
     assert scanned == [f"{plain['val_miou_tta']:.4f}", f"{zoomed['val_miou_tta']:.4f}"]
+    monkeypatch.setattr(sys, "argv", ["prior_scan", str(tmp_path / "plain"), "--splits", "val"])
+    runpy.run_module("scripts.prior_scan", run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[4] for line in lines if line.startswith("val strength 0.00")] == [
+        f"{plain['val_miou_tta']:.4f}"
+    ]
+    assert sum(line.startswith("val strength") for line in lines) == 5
+
+
+def test_a_run_shifted_already_is_not_scanned_for_a_shift(tmp_path, monkeypatch):
+    plain = train(dict(TINY, points=100, epochs=1, out=str(tmp_path / "plain")))
+    shutil.copytree(tmp_path / "plain", tmp_path / "shifted")
+    record = tmp_path / "shifted" / "metrics.json"
+    record.write_text(json.dumps(dict(plain, config=dict(plain["config"], prior_shift=0.5))))
+    monkeypatch.setattr(sys, "argv", ["prior_scan", str(tmp_path / "shifted")])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_module("scripts.prior_scan", run_name="__main__")
+    assert str(stop.value.code).endswith(
+        "--prior-shift 0.5: its logits are shifted already; scan a run trained without it"
+    )
 
 
 @pytest.mark.parametrize(
