@@ -1,10 +1,11 @@
-"""Score a finished train.py run again under other test-time augmentation, without training it
-again:
-    python -m scripts.rescore RUN_FOLDER --out NEW_FOLDER --tta-zoom-out 2
-Test-time augmentation acts after the last epoch: a run with --tta-zoom-out K trains epoch for
-epoch as the same run without it (same seed, same numbers), so RUN's saved model.pt (its best
-epoch, its prior shift folded in) scored with K is what that run gives. NEW_FOLDER/metrics.json
-is RUN's with the new flag in its config, its test and val-with-TTA scores replaced, the machine
+"""Score a finished train.py run again with what acts after its last epoch, without training it
+again: test-time zoom, the prior shift, or both:
+    python -m scripts.rescore RUN_FOLDER --out NEW_FOLDER [--tta-zoom-out 2] [--prior-shift 0.5]
+A run with --tta-zoom-out K or --prior-shift S trains epoch for epoch as the same run without
+them (same seed, same numbers), so RUN's saved model.pt (its best epoch) shifted by S and scored
+with K is what that run gives. A run trained with a shift has it in its weights: it can be
+zoomed, not shifted again. NEW_FOLDER/metrics.json is RUN's with the new flags in its config,
+its test and val-with-TTA scores replaced (and the shift made), the machine
 that scored them, `rescored_from` naming RUN, and as its wall time RUN's training time plus the
 new scoring. The same tiles and clicks are read from RUN's config, so a run whose data folder has
 moved cannot be rescored. A big real set's 15-epoch run costs two hours on a 2-core CPU; its
@@ -17,6 +18,9 @@ from evaluation import evaluate, final_scores, print_table
 from lib.checkpoint import open_run, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
+from teacher import shift_to_pixel_prior
+
+AFTER_TRAINING = ("tta_zoom_out", "prior_shift")  # what rescoring can change
 
 
 def rescore(args):
@@ -25,12 +29,18 @@ def rescore(args):
         raise ValueError(f"{run}: no finished train.py run there (metrics.json and model.pt)")
     if out.resolve() == run.resolve():
         raise ValueError(f"--out {out} is the run itself: give a new folder")
+    given = {key: args[key] for key in AFTER_TRAINING if args[key] is not None}
+    if not given:
+        raise ValueError("nothing to rescore with: give --tta-zoom-out K, --prior-shift S or both")
     check_output_folder(out)
     started = time.time()
-    metrics, config, precision, data, model = open_run(
-        run, tta_zoom_out=args["tta_zoom_out"], out=str(out)
-    )
-    print(f"{run}, rescored with --tta-zoom-out {config['tta_zoom_out']} ({precision})", flush=True)
+    metrics, config, precision, data, model = open_run(run, **given, out=str(out))
+    shifted = metrics["config"].get("prior_shift", 0)
+    if "prior_shift" in given and shifted:
+        raise ValueError(f"{run} was trained with --prior-shift {shifted}: it is in its weights")
+    flags = " ".join(f"--{key.replace('_', '-')} {value:g}" for key, value in given.items())
+    print(f"{run}, rescored with {flags} ({precision})", flush=True)
+    prior = "prior_shift" in given and shift_to_pixel_prior(model, data["train"], config, precision)
     score = lambda split, *tta: evaluate(
         model, split, data["classes"], config["image_size"], config["batch_size"], precision, *tta
     )
@@ -48,6 +58,7 @@ def rescore(args):
         config=config,
         test=test,
         **extra,
+        **(dict(prior_shift=prior) if prior else {}),
         rescored_from=str(run),
         rescored_on=machine(next(model.parameters()).device),
         wall_time_s=round(training + sum(extra["scoring_seconds"].values()), 1),
@@ -61,7 +72,8 @@ def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a finished train.py run folder (metrics.json, model.pt)")
     parser.add_argument("--out", required=True, help="folder for the rescored run")
-    parser.add_argument("--tta-zoom-out", type=int, required=True, help="as train.py's")
+    parser.add_argument("--tta-zoom-out", type=int, help="as train.py's")
+    parser.add_argument("--prior-shift", type=float, help="as train.py's; RUN trained without")
     run_command(parser, rescore, argv)
 
 

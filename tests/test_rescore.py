@@ -51,6 +51,33 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
     assert sum(line.startswith("val strength") for line in lines) == 5
 
 
+def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gives(
+    tmp_path, capsys
+):
+    run = dict(TINY, points=100, augment="dihedral", tta=True)
+    train(dict(run, out=str(tmp_path / "plain")))
+    shifted = train(dict(run, prior_shift=0.5, out=str(tmp_path / "shifted")))
+    main([str(tmp_path / "plain"), "--out", str(tmp_path / "rescored"), "--prior-shift", "0.5"])
+    rescored = json.loads((tmp_path / "rescored" / "metrics.json").read_text())
+    for key in ("test", "val_miou_tta", "test_without_tta", "prior_shift"):
+        assert rescored[key] == shifted[key], key
+    untimed = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history]
+    assert untimed(rescored["history"]) == untimed(shifted["history"])  # the same epochs
+    assert rescored["config"] == dict(shifted["config"], out=str(tmp_path / "rescored"))
+    capsys.readouterr()
+    for argv, named in [
+        (
+            ["--prior-shift", "0.5"],
+            f"{tmp_path}/shifted was trained with --prior-shift 0.5: it is in its weights",
+        ),
+        ([], "nothing to rescore with: give --tta-zoom-out K, --prior-shift S or both"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            main([str(tmp_path / "shifted"), "--out", str(tmp_path / "again"), *argv])
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(named)
+
+
 def test_a_run_shifted_already_is_not_scanned_for_a_shift(tmp_path, monkeypatch):
     plain = train(dict(TINY, points=100, epochs=1, out=str(tmp_path / "plain")))
     shutil.copytree(tmp_path / "plain", tmp_path / "shifted")
