@@ -11,6 +11,7 @@ new scoring. The same tiles and clicks are read from RUN's config, so a run whos
 moved cannot be rescored. A big real set's 15-epoch run costs two hours on a 2-core CPU; its
 rescoring, the scoring alone."""
 
+import json
 import time
 from pathlib import Path
 
@@ -32,12 +33,12 @@ def rescore(args):
     given = {key: args[key] for key in AFTER_TRAINING if args[key] is not None}
     if not given:
         raise ValueError("nothing to rescore with: give --tta-zoom-out K, --prior-shift S or both")
+    shifted = json.loads((run / "metrics.json").read_text())["config"].get("prior_shift", 0)
+    if "prior_shift" in given and shifted:  # said before the tiles are read
+        raise ValueError(f"{run} was trained with --prior-shift {shifted}: it is in its weights")
     check_output_folder(out)
     started = time.time()
     metrics, config, precision, data, model = open_run(run, **given, out=str(out))
-    shifted = metrics["config"].get("prior_shift", 0)
-    if "prior_shift" in given and shifted:
-        raise ValueError(f"{run} was trained with --prior-shift {shifted}: it is in its weights")
     flags = " ".join(f"--{key.replace('_', '-')} {value:g}" for key, value in given.items())
     print(f"{run}, rescored with {flags} ({precision})", flush=True)
     prior = "prior_shift" in given and shift_to_pixel_prior(model, data["train"], config, precision)
