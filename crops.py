@@ -242,10 +242,8 @@ def paste_boxes(boxes, images, *label_maps):
         top = min(max(r - side // 2, 0), size - side)
         left = min(max(c - side // 2, 0), size - side)
         y, x = torch.randint(0, size - side + 1, (2,)).tolist()
-        cut, put = (
-            (slice(top, top + side), slice(left, left + side)),
-            (slice(y, y + side), slice(x, x + side)),
-        )
+        cut = (slice(top, top + side), slice(left, left + side))
+        put = (slice(y, y + side), slice(x, x + side))
         pasted[into][(slice(None), *put)] = images[source][(slice(None), *cut)]
         for labels, original in zip(pasted_labels, label_maps):
             labels[into][put] = original[source][cut]
