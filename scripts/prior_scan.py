@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from evaluation import confusion_matrix, predict_tile, scores
-from lib.checkpoint import open_run
+from lib.checkpoint import open_run, trained_shift
 from teacher import prior_log_ratios
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -22,12 +22,12 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--splits", nargs="+", choices=("val", "test"), default=["val", "test"])
 args = parser.parse_args()
-metrics, config, precision, data, model = open_run(args.run)
-if config["prior_shift"]:
+if shifted := trained_shift(args.run):  # said before the tiles are read
     sys.exit(
-        f"prior_scan: error: {args.run} was trained with --prior-shift {config['prior_shift']}: "
+        f"prior_scan: error: {args.run} was trained with --prior-shift {shifted}: "
         "its logits are shifted already; scan a run trained without it"
     )
+metrics, config, precision, data, model = open_run(args.run)
 window, classes = config["image_size"], data["classes"]
 click_shares, shares, log_ratios = prior_log_ratios(model, data["train"], window, 8, precision)
 print(f"{args.run}: seed {config['seed']}, {precision}; classes {', '.join(classes)}")

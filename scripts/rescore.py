@@ -11,12 +11,11 @@ new scoring. The same tiles and clicks are read from RUN's config, so a run whos
 moved cannot be rescored. A big real set's 15-epoch run costs two hours on a 2-core CPU; its
 rescoring, the scoring alone."""
 
-import json
 import time
 from pathlib import Path
 
 from evaluation import evaluate, final_scores, print_table
-from lib.checkpoint import open_run, save_run
+from lib.checkpoint import open_run, save_run, trained_shift
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
 from teacher import shift_to_pixel_prior
@@ -33,7 +32,7 @@ def rescore(args):
     given = {key: args[key] for key in AFTER_TRAINING if args[key] is not None}
     if not given:
         raise ValueError("nothing to rescore with: give --tta-zoom-out K, --prior-shift S or both")
-    shifted = json.loads((run / "metrics.json").read_text())["config"].get("prior_shift", 0)
+    shifted = trained_shift(run)
     if "prior_shift" in given and shifted:  # said before the tiles are read
         raise ValueError(f"{run} was trained with --prior-shift {shifted}: it is in its weights")
     check_output_folder(out)
