@@ -89,14 +89,9 @@ class Folder:
     def state(self, stem):
         self.path(stem)
         rows = self.rows(stem)
-        return dict(
-            stem=stem,
-            clicks=[r for r in rows if r[2]],
-            proposals=[
-                r[:2] for r in rows if not r[2]
-            ],  # as suggest.py wrote them: least sure first
-            undo=len(self.undo[stem]),
-        )
+        clicks, proposals = [r for r in rows if r[2]], [r[:2] for r in rows if not r[2]]
+        # the proposals in suggest.py's order: least sure first
+        return dict(stem=stem, clicks=clicks, proposals=proposals, undo=len(self.undo[stem]))
 
     def summary(self):
         listed = []
