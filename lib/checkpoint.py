@@ -64,10 +64,18 @@ def load_checkpoint(path):
     return model.eval(), checkpoint
 
 
+def finished_run(folder):
+    """The metrics.json of a finished train.py run in `folder`; one line if it holds none."""
+    folder = Path(folder)
+    if not (folder / "metrics.json").is_file() or not (folder / "model.pt").is_file():
+        raise ValueError(f"{folder}: no finished train.py run there (metrics.json and model.pt)")
+    return json.loads((folder / "metrics.json").read_text())
+
+
 def trained_shift(folder):
     """The --prior-shift a finished run was trained with (0: none), folded into its weights:
     read from its metrics.json alone, so a scorer can refuse before the tiles are read."""
-    return json.loads((Path(folder) / "metrics.json").read_text())["config"].get("prior_shift", 0)
+    return finished_run(folder)["config"].get("prior_shift", 0)
 
 
 def open_run(folder, **given):
@@ -76,7 +84,7 @@ def open_run(folder, **given):
     since, which the run had at its default); data its tiles and clicks, read again; the model
     on the run's device choice, and the precision it scored in."""
     folder = Path(folder)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = finished_run(folder)
     config = check_config({**DEFAULTS, **metrics["config"], **given})
     device = pick_device(config["device"])
     precision = pick_precision(metrics["precision"], device)[0]

@@ -22,7 +22,11 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--splits", nargs="+", choices=("val", "test"), default=["val", "test"])
 args = parser.parse_args()
-if shifted := trained_shift(args.run):  # said before the tiles are read
+try:
+    shifted = trained_shift(args.run)
+except ValueError as error:  # no finished run there
+    sys.exit(f"prior_scan: error: {error}")
+if shifted:  # said before the tiles are read
     sys.exit(
         f"prior_scan: error: {args.run} was trained with --prior-shift {shifted}: "
         "its logits are shifted already; scan a run trained without it"

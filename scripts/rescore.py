@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from evaluation import evaluate, final_scores, print_table
-from lib.checkpoint import open_run, save_run, trained_shift
+from lib.checkpoint import finished_run, open_run, save_run, trained_shift
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
 from teacher import shift_to_pixel_prior
@@ -25,8 +25,7 @@ AFTER_TRAINING = ("tta_zoom_out", "prior_shift")  # what rescoring can change
 
 def rescore(args):
     run, out = Path(args["run"]), Path(args["out"])
-    if not (run / "metrics.json").is_file() or not (run / "model.pt").is_file():
-        raise ValueError(f"{run}: no finished train.py run there (metrics.json and model.pt)")
+    finished_run(run)  # first: one line if RUN holds no finished run
     if out.resolve() == run.resolve():
         raise ValueError(f"--out {out} is the run itself: give a new folder")
     given = {key: args[key] for key in AFTER_TRAINING if args[key] is not None}

@@ -6,6 +6,7 @@ The tiles and clicks are read from RUN's config (as scripts/rescore.py reads the
 run without a zoom. Each tile's full-size view is scored once and blended with each K's."""
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -19,7 +20,10 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--zoom", type=int, nargs="+", default=[1, 2, 3, 4])
 args = parser.parse_args()
-metrics, config, precision, data, model = open_run(args.run)
+try:
+    metrics, config, precision, data, model = open_run(args.run)
+except ValueError as error:  # no finished run there, or its config no longer valid
+    sys.exit(f"zoom_scan: error: {error}")
 print(f"{args.run}: {precision}; val as recorded {metrics.get('val_miou_tta', float('nan')):.4f}")
 print(f"classes {', '.join(data['classes'])}")
 classes, window, batch = data["classes"], config["image_size"], config["batch_size"]

@@ -107,3 +107,14 @@ def test_rescoring_what_is_not_a_run_or_into_it_is_one_line(folder, out, named, 
     assert stop.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.endswith(named.format(tmp=tmp_path))
+
+
+@pytest.mark.parametrize("scan", ["prior_scan", "zoom_scan"])
+def test_scanning_what_is_not_a_run_is_one_line(scan, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [scan, str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_module(f"scripts.{scan}", run_name="__main__")
+    assert str(stop.value.code) == (
+        f"{scan}: error: {tmp_path / 'nowhere'}: no finished train.py run there "
+        "(metrics.json and model.pt)"
+    )
