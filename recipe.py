@@ -27,11 +27,12 @@ DEFAULTS = dict(
     strategy="random",  # how per-class clicks are placed: random | stratified
     class_balanced=False,  # weight each class by the inverse of its share of the clicks
     image_skip=False,  # give the U-Net's full-resolution block the image itself (unet.py)
-    prior_shift=0.0,  # shift the logits this far towards the pixels' class shares (teacher.py)
+    prior_shift=0.0,  # shift the logits this far towards the pixels' class shares (prior.py)
     paste=0,  # boxes around other crops' clicks pasted into each training crop (crops.py)
-    ema=False,  # validate, test and save the mean teacher, an average of the weights (teacher.py)
+    ema=False,  # validate, test and save the mean teacher, an average of the weights (prior.py)
     ema_decay=0.99,  # its decay, warmed up: min(decay, (1 + step) / (10 + step))
     consistency=0.0,  # weight of pCE on the teacher's sure pixels (0: off)
+    sure_per_class=0,  # ... at most this many of them per class and crop (0: all)
     grow=False,  # grow each click's label over the teacher's sure pixels of its class
     confidence=0.9,  # how sure the teacher must be for a pixel to become a target
     dense=False,  # train on the full masks instead (the upper bound)
@@ -152,7 +153,9 @@ def describe_loss(config):
         loss += f" + {config['extra_weight']:g} x pCE on the maps of {config['extra_targets']}"
     sure = f"where the mean teacher is >= {config['confidence']:g} sure, ramped up"
     if config["consistency"]:
+        most = config["sure_per_class"]
         loss += f" + {config['consistency']:g} x pCE on the pixels {sure}"
+        loss += f" (at most {most} a class and crop)" if most else ""
     if config["grow"]:
         loss += f" + pCE on the clicks grown {sure}"
     if config["ema"]:

@@ -21,15 +21,7 @@ them are. This chapter turns that into training targets, three ways, each a trai
                  A grown label never crosses into pixels of another class, and a click always keeps
                  its own label.
 
-And one that trains nothing:
-
-  --prior-shift  the clicks' class shares are not the pixels': ten clicks per class make a class of
-                 1 % of the pixels as common as one of 50 %, so pCE's network paints small classes
-                 too wide and large ones too narrow. After training, the pixels' shares are
-                 estimated on the unclicked training pixels from the network's own posteriors
-                 (EM, Saerens et al. 2002) and every logit is shifted by
-                 strength·log(pixel share / click share), folded into the head's bias so the saved
-                 model carries it.
+The unclicked pixels also tell the classes' shares, which the clicks do not: prior.py.
 
 Targets never overwrite a click: where a pixel is clicked, the click is its label (pCE on it
 already). The teacher's targets are point labels like any other (-1 where it says nothing), so
@@ -41,10 +33,7 @@ import math
 
 import torch
 
-from clicks import class_counts
 from crops import dihedral, undo_dihedral
-from evaluation import predict_tile
-from lib import distributed
 from lib.device import autocast, memory_format
 from pce import UNLABELED
 
@@ -105,12 +94,23 @@ def teacher_view(teacher, images, precision):
     return undo_dihedral(logits.float().softmax(1), turn)
 
 
-def confident_labels(probabilities, point_labels, confidence):
+def confident_labels(probabilities, point_labels, confidence, per_class=0):
     """Consistency targets: the teacher's class where its probability ≥ `confidence`, -1 elsewhere
-    and on every clicked pixel (the click is that pixel's label)."""
+    and on every clicked pixel (the click is that pixel's label). With `per_class` > 0, at most
+    that many of them per class and image, drawn at random (torch's global generator): the
+    targets then come in about equal numbers per class, as the clicks do, and do not teach the
+    student the pixels' class shares, which --prior-shift puts in after training."""
     sure, classes = probabilities.max(1)
     labels = torch.where(sure >= confidence, classes, UNLABELED)
-    return torch.where(point_labels.to(labels.device) != UNLABELED, UNLABELED, labels)
+    labels = torch.where(point_labels.to(labels.device) != UNLABELED, UNLABELED, labels)
+    if per_class:
+        order = torch.rand(labels.shape).to(labels.device)  # a random rank within each class
+        for image, c in ((i, int(c)) for i in range(len(labels)) for c in labels[i].unique()):
+            of_c = labels[image] == c
+            if c != UNLABELED and int(of_c.sum()) > per_class:
+                cut = order[image][of_c].kthvalue(per_class).values
+                labels[image][of_c & (order[image] > cut)] = UNLABELED
+    return labels
 
 
 def grow_regions(probabilities, point_labels, confidence, steps=None):
@@ -175,75 +175,10 @@ def unlabelled_targets(teacher, images, point_labels, precision, config, ramp):
     probabilities = teacher_view(teacher.model, images, precision)
     extras = []
     if config["consistency"]:
-        labels = confident_labels(probabilities, point_labels, config["confidence"])
+        labels = confident_labels(
+            probabilities, point_labels, config["confidence"], config["sure_per_class"]
+        )
         extras.append((labels, config["consistency"] * ramp))
     if config["grow"]:
         extras.append((grow_regions(probabilities, point_labels, config["confidence"]), ramp))
     return extras
-
-
-def pixel_shares(posteriors, click_shares, steps=100, tolerance=1e-6):
-    """The classes' shares among the pixels whose posteriors (C, P) a network trained on
-    `click_shares` gives: EM for a shift of the class prior (Saerens et al. 2002). Each step
-    re-weights every pixel's posterior by (shares / click_shares) and takes the mean. Under
-    torchrun the pixels are split over the processes and the sums gathered."""
-    posteriors, click_shares = posteriors.double(), click_shares.double()
-    shares = click_shares.clone()
-    pixels = distributed.sum_over_processes(torch.tensor(float(posteriors.shape[1])))
-    for _ in range(steps):
-        weighted = posteriors * (shares / click_shares)[:, None]
-        weighted = weighted / weighted.sum(0, keepdim=True).clamp_min(1e-30)
-        new = distributed.sum_over_processes(weighted.sum(1)) / pixels
-        if (new - shares).abs().max() < tolerance:
-            return new
-        shares = new
-    return shares
-
-
-@torch.no_grad()
-def prior_log_ratios(model, train, window, batch_size, precision, stride=4):
-    """Each class's log(pixel share / click share) on the training tiles `train` (images, point
-    labels): the pixel shares estimated by EM (pixel_shares) from the model's posteriors on every
-    `stride`-th pixel each way, one pass, no test-time augmentation. A class without clicks gets 0.
-    Returns (click shares, pixel shares) of the clicked classes and the (C,) log ratios."""
-    images, point_labels = train
-    classes = model.head.bias.shape[0]
-    counts = torch.tensor(class_counts(point_labels, classes))
-    clicked = counts > 0
-    click_shares = counts[clicked] / counts.sum()
-    model.eval()
-    posteriors = [
-        predict_tile(model, image, window, batch_size, precision)
-        .softmax(0)[clicked][:, ::stride, ::stride]
-        .flatten(1)
-        for image in distributed.share(list(images))
-    ]
-    shares = pixel_shares(torch.cat(posteriors, 1), click_shares)
-    # a class the network never paints would get log 0: a floor of 1e-4
-    log_ratios = torch.zeros(classes, dtype=torch.float64)
-    log_ratios[clicked] = (shares.clamp_min(1e-4) / click_shares).log()
-    return click_shares, shares, log_ratios
-
-
-def shift_to_pixel_prior(model, train, config, precision):
-    """--prior-shift: add strength·log(pixel share / click share) to the head's bias (classes
-    without clicks are left as they are). Returns what it did, for the run's metrics, and says it
-    in one line."""
-    click_shares, shares, log_ratios = prior_log_ratios(
-        model, train, config["image_size"], config["batch_size"], precision
-    )
-    shift = config["prior_shift"] * log_ratios
-    with torch.no_grad():
-        model.head.bias += shift.to(model.head.bias)
-    print(
-        f"prior shift {config['prior_shift']:g}: pixel shares (EM on the training tiles) "
-        + ", ".join(f"{s:.3f}" for s in shares)
-        + " against the clicks' "
-        + ", ".join(f"{s:.3f}" for s in click_shares)
-        + "; logits shifted by "
-        + ", ".join(f"{s:+.2f}" for s in shift),
-        flush=True,
-    )
-    return dict(
-        click_shares=click_shares.tolist(), pixel_shares=shares.tolist(), logit_shift=shift.tolist()
-    )

@@ -36,6 +36,7 @@ from lib.checkpoint import read_progress, restore_progress, save_progress, save_
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.config import add_data_options, add_training_options, check_config
 from lib.device import machine, pick_device, pick_precision
+from prior import shift_to_pixel_prior
 from recipe import (
     crf_settings,
     describe_loss,
@@ -46,7 +47,7 @@ from recipe import (
     settings,
     train_step,
 )
-from teacher import MeanTeacher, ramp_up, shift_to_pixel_prior, strong_view, unlabelled_targets
+from teacher import MeanTeacher, ramp_up, strong_view, unlabelled_targets
 from unet import UNet
 
 # <out>/resume.pt after an epoch, at most this often (a short run just reruns)

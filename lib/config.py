@@ -50,7 +50,7 @@ def add_training_options(parser):
     add("--paste", type=int, default=DEFAULTS["paste"], help="boxes, each around a click of "
         "another crop of the batch, pasted into each training crop: context decoupling; 0: off")
     add("--prior-shift", type=float, default=DEFAULTS["prior_shift"], help="after training, shift "
-        "the logits by this x log(pixel share / click share) of each class (teacher.py); 0: off")
+        "the logits by this x log(pixel share / click share) of each class (prior.py); 0: off")
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
     add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
@@ -58,6 +58,8 @@ def add_training_options(parser):
     add("--ema-decay", type=float, default=DEFAULTS["ema_decay"], help="its decay (warmed up)")
     add("--consistency", type=float, default=DEFAULTS["consistency"], help="weight of pCE on the "
         "pixels the mean teacher is sure of, learnt on a strong view (CutMix, jitter); 0: off")
+    add("--sure-per-class", type=int, default=DEFAULTS["sure_per_class"], help="at most this "
+        "many of the teacher's sure pixels per class and crop, drawn at random; 0: all")
     add("--grow", action="store_true", help="grow each click's label over the connected pixels "
         "the mean teacher is sure are its class")
     add("--confidence", type=float, default=DEFAULTS["confidence"], help="how sure the teacher "
@@ -115,7 +117,7 @@ def check_config(config):
             raise ValueError(
                 f"--{key.replace('_', '-')} must be a positive integer, got {config[key]}"
             )
-    for key in ("val_size", "seed", "paste"):
+    for key in ("val_size", "seed", "paste", "sure_per_class"):
         if not isinstance(config[key], int) or config[key] < 0:
             raise ValueError(
                 f"--{key.replace('_', '-')} must be a non-negative integer, got {config[key]}"
@@ -135,6 +137,8 @@ def check_config(config):
         raise ValueError(f"--prior-shift must be in [0, 1], got {config['prior_shift']}")
     if not config["consistency"] >= 0:
         raise ValueError(f"--consistency must be >= 0, got {config['consistency']}")
+    if config["sure_per_class"] and not config["consistency"]:
+        raise ValueError("--sure-per-class caps --consistency's targets: it needs --consistency W")
     check_choice("augment", config["augment"], AUGMENTATIONS)
     if config["loss"] not in ("pce", "pce+crf"):
         raise ValueError(f"unknown loss {config['loss']!r}: use pce or pce+crf")

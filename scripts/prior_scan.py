@@ -1,6 +1,6 @@
 """How far to shift (train.py --prior-shift): a finished train.py run's val and test mIoU with its
 logits shifted by S x log(pixel share / click share), S from 0 (as trained) to 1 (all the way to
-the EM estimate), the shares estimated by teacher.prior_log_ratios, as --prior-shift does. The
+the EM estimate), the shares estimated by prior.prior_log_ratios, as --prior-shift does. The
 strength is chosen on val.
     python -m scripts.prior_scan RUN_FOLDER [--splits val]
 The tiles and clicks are read from RUN's config (as scripts/rescore.py reads them); a run
@@ -14,7 +14,7 @@ import torch
 
 from evaluation import confusion_matrix, predict_tile, scores
 from lib.checkpoint import open_run, trained_shift
-from teacher import prior_log_ratios
+from prior import prior_log_ratios
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 

@@ -18,7 +18,7 @@ from evaluation import evaluate, final_scores, print_table
 from lib.checkpoint import finished_run, open_run, save_run, trained_shift
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
-from teacher import shift_to_pixel_prior
+from prior import shift_to_pixel_prior
 
 AFTER_TRAINING = ("tta_zoom_out", "prior_shift")  # what rescoring can change
 

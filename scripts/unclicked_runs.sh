@@ -55,6 +55,7 @@ flags() {   # flags LEVER: what train.py adds to the tile recipe for it
     train-zoom-2-zoom-2-prior-0.5-epochs-15) echo "--train-zoom-out 2 --tta-zoom-out 2 --prior-shift 0.5 --epochs 15" ;;   # ... and trained on
     zoom-2-prior-0.5-paste-32-crf-image-skip-epochs-15) echo "--tta-zoom-out 2 --prior-shift 0.5 --paste 32 --loss pce+crf --image-skip --epochs 15" ;;
     consistency-zoom-3-prior-0.5-epochs-15) echo "--consistency 1 --tta-zoom-out 3 --prior-shift 0.5 --epochs 15" ;;   # the --data choice + the strong view
+    consistency-32-zoom-3-prior-0.5-epochs-15) echo "--consistency 1 --sure-per-class 32 --tta-zoom-out 3 --prior-shift 0.5 --epochs 15" ;;   # ... its sure pixels 32 a class and crop
     ema-0.999-prior-0.5-epochs-15) echo "--ema --ema-decay 0.999 --prior-shift 0.5 --epochs 15" ;;   # an average over ~2 of 15 epochs
     *) echo "unclicked_runs.sh: error: unknown lever $1" >&2; return 2 ;;
   esac

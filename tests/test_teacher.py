@@ -5,20 +5,16 @@ import json
 import math
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
-from clicks import Clicks
 from pce import UNLABELED
 from reporting.unclicked_report import unclicked
 from teacher import (
     MeanTeacher,
     confident_labels,
     grow_regions,
-    pixel_shares,
     ramp_up,
-    shift_to_pixel_prior,
     strong_view,
 )
 from train import main, train
@@ -82,6 +78,24 @@ def test_confident_targets_never_overwrite_a_click_and_skip_unsure_pixels():
     assert labels.tolist() == [[[0, UNLABELED, 2, UNLABELED]]]
 
 
+def test_capped_confident_targets_keep_at_most_that_many_per_class_and_image():
+    classes = torch.zeros(2, 16, 16, dtype=torch.long)
+    classes[0, :2] = 1  # 32 pixels of class 1, 224 of class 0
+    classes[1, :, :1] = 2  # 16 of class 2, 240 of class 0
+    clicks = torch.full((2, 16, 16), UNLABELED)
+    clicks[0, 8, 8] = 2  # a click that disagrees, and is still never overwritten
+    uncapped = confident_labels(probabilities_of(classes), clicks, 0.9)
+    torch.manual_seed(0)
+    labels = confident_labels(probabilities_of(classes), clicks, 0.9, per_class=20)
+    counts = [[int((labels[i] == c).sum()) for c in range(3)] for i in range(2)]
+    assert counts == [[20, 20, 0], [20, 0, 16]]  # a class with fewer keeps them all
+    assert labels[0, 8, 8] == UNLABELED
+    kept = labels != UNLABELED
+    assert (labels[kept] == uncapped[kept]).all()  # a subset of the uncapped targets
+    torch.manual_seed(1)  # another draw keeps other pixels
+    assert not (confident_labels(probabilities_of(classes), clicks, 0.9, 20) == labels).all()
+
+
 def test_region_growing_follows_the_teacher_and_never_crosses_into_another_class():
     # the teacher: class 0 on the left half, class 1 on the right, a sure-of-nothing column between
     # two class-1 areas; clicks: one class 0 at (0, 0), one class 1 at (0, 7)
@@ -124,42 +138,10 @@ def test_the_strong_view_moves_every_label_with_its_pixel():
     assert mixed  # some image got a box of another's pixels, and its clicks
 
 
-def test_em_finds_the_pixels_class_shares_from_posteriors_made_under_the_clicks_shares():
-    # two classes, a pixel's value x ~ N(0, 1) for class 0 and N(2, 1) for class 1; the pixels
-    # are 20 % class 0, the clicks half and half: a network trained on the clicks says
-    # p(c | x) ∝ 0.5 N(x; mu_c, 1)
-    torch.manual_seed(0)
-    x = torch.cat([torch.randn(4_000), torch.randn(16_000) + 2]).double()
-    likelihoods = torch.stack([(-0.5 * x**2).exp(), (-0.5 * (x - 2) ** 2).exp()])
-    posteriors = likelihoods / likelihoods.sum(0)
-    clicks = torch.tensor([0.5, 0.5])
-    shares = pixel_shares(posteriors, clicks)
-    assert shares.tolist() == pytest.approx([0.2, 0.8], abs=0.015)
-    assert posteriors.mean(1)[0] > 0.25  # the plain mean of the posteriors is further off
-    # posteriors that say nothing but the clicks' shares: nothing to shift
-    flat = clicks.double()[:, None].expand(2, 100)
-    assert pixel_shares(flat, clicks).tolist() == pytest.approx([0.5, 0.5])
-
-
-def test_the_prior_shift_is_folded_into_the_head_bias_and_spares_classes_without_clicks():
-    torch.manual_seed(0)
-    model = UNet(3, weights=None).eval()
-    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8).numpy()
-    clicks = [Clicks(*(np.array(v) for v in ([1, 5, 9], [2, 6, 10], [0, 0, 1])))] * 2
-    config = dict(image_size=64, batch_size=2, prior_shift=0.5)
-    probe = torch.rand(1, 3, 64, 64) * 255
-    before = model(probe)
-    said = shift_to_pixel_prior(model, (images, clicks), config, "fp32")
-    shift = torch.tensor(said["logit_shift"], dtype=torch.float32)
-    assert said["click_shares"] == pytest.approx([2 / 3, 1 / 3])  # class 2 has no click
-    assert shift[2] == 0 and shift[:2].abs().sum() > 0
-    expected = 0.5 * torch.log(torch.tensor(said["pixel_shares"]) / torch.tensor([2 / 3, 1 / 3]))
-    assert shift[:2] == pytest.approx(expected.tolist(), abs=1e-5)
-    assert torch.allclose(model(probe), before + shift[None, :, None, None], atol=1e-4)
-
-
-def test_the_levers_train_and_give_the_same_numbers_for_the_same_seed(tmp_path):
+@pytest.mark.parametrize("sure_per_class", [0, 16])
+def test_the_levers_train_and_give_the_same_numbers_for_the_same_seed(tmp_path, sure_per_class):
     config = dict(TINY, ema=True, consistency=1.0, grow=True, prior_shift=0.5)
+    config["sure_per_class"] = sure_per_class  # all the teacher's sure pixels, or 16 a class
     first = train(dict(config, out=str(tmp_path / "a")))
     second = train(dict(config, out=str(tmp_path / "b")))
     plain = train(dict(TINY, out=str(tmp_path / "c")))
@@ -195,6 +177,8 @@ def test_ema_scores_and_saves_the_teacher_not_the_student(tmp_path, monkeypatch)
         (["--confidence", "1.5"], "--confidence must be in (0, 1), got 1.5"),
         (["--consistency", "-1"], "--consistency must be >= 0, got -1.0"),
         (["--paste", "-2"], "--paste must be a non-negative integer, got -2"),
+        (["--sure-per-class", "-1"], "--sure-per-class must be a non-negative integer, got -1"),
+        (["--sure-per-class", "8"], "caps --consistency's targets: it needs --consistency W"),
         (["--prior-shift", "1.5"], "--prior-shift must be in [0, 1], got 1.5"),
         (["--tta-zoom-out", "0"], "--tta-zoom-out must be a positive integer, got 0"),
         (["--tta-zoom-out", "2"], "--tta-zoom-out 2 is test-time augmentation: it needs --tta"),
