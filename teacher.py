@@ -16,6 +16,9 @@ them are. This chapter turns that into training targets, three ways, each a trai
                  strong view of the batch: CutMix (French et al. 2020: a box of another image of
                  the batch pasted in, its labels with it) and a brightness/contrast jitter, so
                  agreeing with the teacher is not a copy of what the student already says.
+                 --sure-per-class N keeps at most N of its sure pixels per class and crop: most of
+                 a crop is its commonest class, and targets in those shares would teach the
+                 student the pixels' prior, which the clicks, ten per class, keep balanced.
   --grow         region growing from the clicks (CRGNet, Xu & Ghamisi 2022): a click's class
                  spreads to the 4-connected pixels that the teacher, sure, gives the same class.
                  A grown label never crosses into pixels of another class, and a click always keeps
