@@ -161,6 +161,7 @@ def method(run):
     recipe += ["class-balanced"] * bool(c.get("class_balanced"))
     recipe += [f"EMA {c['ema_decay']:g}"] * bool(c.get("ema"))
     recipe += [f"consistency ×{c['consistency']:g}"] * bool(c.get("consistency"))
+    recipe += [f"≤ {c['sure_per_class']} sure a class"] * bool(c.get("sure_per_class"))
     recipe += ["region growing"] * bool(c.get("grow"))
     return (
         "U-Net, "
