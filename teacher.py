@@ -108,11 +108,12 @@ def confident_labels(probabilities, point_labels, confidence, per_class=0):
     labels = torch.where(point_labels.to(labels.device) != UNLABELED, UNLABELED, labels)
     if per_class:
         order = torch.rand(labels.shape).to(labels.device)  # a random rank within each class
-        for image, c in ((i, int(c)) for i in range(len(labels)) for c in labels[i].unique()):
-            of_c = labels[image] == c
-            if c != UNLABELED and int(of_c.sum()) > per_class:
-                cut = order[image][of_c].kthvalue(per_class).values
-                labels[image][of_c & (order[image] > cut)] = UNLABELED
+        for image_labels, image_order in zip(labels, order):  # views: writes go into `labels`
+            for c in image_labels.unique().tolist():
+                of_c = image_labels == c
+                if c != UNLABELED and int(of_c.sum()) > per_class:
+                    cut = image_order[of_c].kthvalue(per_class).values
+                    image_labels[of_c & (image_order > cut)] = UNLABELED
     return labels
 
 
