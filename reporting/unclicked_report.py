@@ -83,9 +83,19 @@ def unclicked(folder):
         gap = differences({s: views[best][s][1]["miou"] for s in base}, forest) if forest else []
         margin = p.get("unclicked_margin_over_forest", {}).get(data)
         run = rows[0][1][0]
+        # a run made elsewhere (another CPU, precision or thread count) is named under the table:
+        # the same seed gives other numbers there
+        setting = lambda r: (r["machine"], r["precision"])
+        elsewhere = [
+            f"{label}, seed {r['config']['seed']}: {r['machine']}, {r['precision']}"
+            for label, runs in rows
+            for r in runs
+            if setting(r) != setting(run)
+        ]
         lines += [
             "",
-            machine_line(run, run["machine"]),
+            machine_line(run, run["machine"])
+            + (f" Made elsewhere: {'; '.join(elsewhere)}." if elsewhere else ""),
         ]
         if len(gap) and margin is not None:
             met = (

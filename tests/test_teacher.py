@@ -222,6 +222,12 @@ def test_a_lever_is_kept_only_when_it_beats_the_tile_recipe_on_val_beyond_noise(
         run("unclicked/noisy", seed, noisy, **again)  # the best mean gain, +0.015, but it swings
     text = "\n".join(unclicked(tmp_path))
     assert "**+ steady** (it beats the tile recipe on val beyond noise, by +0.0100)" in text
+    assert "Machine: CPU, fp32" in text and "Made elsewhere" not in text
+    elsewhere = tmp_path / "set" / "unclicked" / "noisy-seed1" / "metrics.json"
+    moved = json.loads(elsewhere.read_text())
+    elsewhere.write_text(json.dumps(dict(moved, machine="Other CPU", precision="bf16")))
+    text = "\n".join(unclicked(tmp_path))
+    assert "Made elsewhere: + noisy, seed 1: Other CPU, bf16." in text
     assert "| + noisy (rescored: seed 1) | 0, 1 |" in text and "+ steady (rescored" not in text
     for folder in ("steady", "steady-seed1"):
         shutil.rmtree(tmp_path / "set" / "unclicked" / folder)
