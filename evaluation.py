@@ -134,16 +134,26 @@ def final_scores(score, test, val, tta, zoom_out=1):
     zoom_out is part of the test-time augmentation: only with tta. Returns (test metrics,
     extra): extra holds those other scores and what each scoring cost."""
 
-    def timed(split, tta=False):
+    def timed(name, split, tta=False):
+        # a progress line a pass: on big tiles, 8 orientations take minutes on a CPU
+        views = (
+            f"8 orientations{f', also shrunk {zoom_out}x' if zoom_out > 1 else ''}"
+            if tta
+            else "as they are"
+        )
+        tiles = f"{len(split[0])} tile{'s' if len(split[0]) != 1 else ''}"
+        print(f"scoring {name}: {tiles}, {views}", flush=True)
         start = time.time()
         return score(split, tta, zoom_out if tta else 1), round(time.time() - start, 2)
 
-    scored, seconds = timed(test, tta)
+    scored, seconds = timed("test", test, tta)
     extra = dict(scoring_seconds=dict(test=seconds))
     if tta:
-        extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(test)
+        extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(
+            "test", test
+        )
         if len(val[0]):
-            val_scores, extra["scoring_seconds"]["val_tta"] = timed(val, True)
+            val_scores, extra["scoring_seconds"]["val_tta"] = timed("val", val, True)
             extra["val_miou_tta"] = val_scores["miou"]
         zoom = f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else ""
         print(

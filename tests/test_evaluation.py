@@ -98,13 +98,24 @@ def test_zoom_out_averages_the_logits_of_the_tile_and_of_the_tile_shrunk(h, w):
     assert not torch.allclose(zoomed, full, atol=1e-3)  # the shrunk tile's say counts
 
 
-def test_the_shrunk_tile_is_part_of_the_test_time_augmentation_only():
+def test_the_shrunk_tile_is_part_of_the_test_time_augmentation_only(capsys):
     asked = []
     score = lambda split, tta=False, zoom_out=1: (
         asked.append((split, tta, zoom_out)) or dict(miou=0.5)
     )
-    final_scores(score, "test", ["val"], True, 2)
-    assert asked == [("test", True, 2), ("test", False, 1), (["val"], True, 2)]
+    final_scores(score, (["tile"] * 3, ["mask"] * 3), (["val"], ["mask"]), True, 2)
+    assert [(len(split[0]), tta, zoom) for split, tta, zoom in asked] == [
+        (3, True, 2),
+        (3, False, 1),
+        (1, True, 2),
+    ]
+    # each pass says what it scores before it starts: minutes on big tiles
+    lines = capsys.readouterr().out.splitlines()[:3]
+    assert lines == [
+        "scoring test: 3 tiles, 8 orientations, also shrunk 2x",
+        "scoring test: 3 tiles, as they are",
+        "scoring val: 1 tile, 8 orientations, also shrunk 2x",
+    ]
     asked.clear()
     final_scores(score, "test", ["val"], False, 2)
     assert asked == [("test", False, 1)]
