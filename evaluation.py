@@ -136,13 +136,11 @@ def final_scores(score, test, val, tta, zoom_out=1):
 
     def timed(name, split, tta=False):
         # a progress line a pass: on big tiles, 8 orientations take minutes on a CPU
-        views = (
-            f"8 orientations{f', also shrunk {zoom_out}x' if zoom_out > 1 else ''}"
-            if tta
-            else "as they are"
-        )
-        tiles = f"{len(split[0])} tile{'s' if len(split[0]) != 1 else ''}"
-        print(f"scoring {name}: {tiles}, {views}", flush=True)
+        views = "as they are"
+        if tta:
+            views = "8 orientations" + (f", also shrunk {zoom_out}x" if zoom_out > 1 else "")
+        tiles = len(split[0])
+        print(f"scoring {name}: {tiles} tile{'s' * (tiles != 1)}, {views}", flush=True)
         start = time.time()
         return score(split, tta, zoom_out if tta else 1), round(time.time() - start, 2)
 
