@@ -134,12 +134,12 @@ def final_scores(score, test, val, tta, zoom_out=1):
     zoom_out is part of the test-time augmentation: only with tta. Returns (test metrics,
     extra): extra holds those other scores and what each scoring cost."""
 
+    augmented = "8 orientations" + (f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else "")
+
     def timed(name, split, tta=False):
         # a progress line a pass: on big tiles, 8 orientations take minutes on a CPU
-        views = "as they are"
-        if tta:
-            views = "8 orientations" + (f", also shrunk {zoom_out}x" if zoom_out > 1 else "")
         tiles = len(split[0])
+        views = augmented if tta else "as they are"
         print(f"scoring {name}: {tiles} tile{'s' * (tiles != 1)}, {views}", flush=True)
         start = time.time()
         return score(split, tta, zoom_out if tta else 1), round(time.time() - start, 2)
@@ -153,9 +153,8 @@ def final_scores(score, test, val, tta, zoom_out=1):
         if len(val[0]):
             val_scores, extra["scoring_seconds"]["val_tta"] = timed("val", val, True)
             extra["val_miou_tta"] = val_scores["miou"]
-        zoom = f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else ""
         print(
-            f"test-time augmentation (8 orientations{zoom}): test mIoU "
+            f"test-time augmentation ({augmented}): test mIoU "
             f"{extra['test_without_tta']['miou']:.4f} -> {scored['miou']:.4f}",
             flush=True,
         )

@@ -112,9 +112,9 @@ def test_the_shrunk_tile_is_part_of_the_test_time_augmentation_only(capsys):
     # each pass says what it scores before it starts: minutes on big tiles
     lines = capsys.readouterr().out.splitlines()[:3]
     assert lines == [
-        "scoring test: 3 tiles, 8 orientations, also shrunk 2x",
+        "scoring test: 3 tiles, 8 orientations, and the tile shrunk 2x",
         "scoring test: 3 tiles, as they are",
-        "scoring val: 1 tile, 8 orientations, also shrunk 2x",
+        "scoring val: 1 tile, 8 orientations, and the tile shrunk 2x",
     ]
     asked.clear()
     final_scores(score, "test", ["val"], False, 2)
