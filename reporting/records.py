@@ -157,12 +157,17 @@ def method(run):
         + [f"{c['epochs']} epochs"] * (c["epochs"] != DEFAULTS["epochs"])
         + ["TTA"] * c["tta"]
     )
+    recipe += [f"test tiles also shrunk {c['tta_zoom_out']}×"] * (c["tta_zoom_out"] > 1)
+    recipe += [f"crops also {c['train_zoom_out']}× larger, shrunk"] * (c["train_zoom_out"] > 1)
+    recipe += [f"prior shift {c['prior_shift']:g}"] * bool(c["prior_shift"])
+    recipe += ["image skip"] * c["image_skip"]
+    recipe += [f"{c['paste']} boxes pasted"] * bool(c["paste"])
     recipe += [f"extra targets ×{c['extra_weight']:g}"] * bool(c["extra_targets"])
-    recipe += ["class-balanced"] * bool(c.get("class_balanced"))
-    recipe += [f"EMA {c['ema_decay']:g}"] * bool(c.get("ema"))
-    recipe += [f"consistency ×{c['consistency']:g}"] * bool(c.get("consistency"))
-    recipe += [f"≤ {c['sure_per_class']} sure a class"] * bool(c.get("sure_per_class"))
-    recipe += ["region growing"] * bool(c.get("grow"))
+    recipe += ["class-balanced"] * bool(c["class_balanced"])
+    recipe += [f"EMA {c['ema_decay']:g}"] * bool(c["ema"])
+    recipe += [f"consistency ×{c['consistency']:g}"] * bool(c["consistency"])
+    recipe += [f"≤ {c['sure_per_class']} sure a class"] * bool(c["sure_per_class"])
+    recipe += ["region growing"] * bool(c["grow"])
     return (
         "U-Net, "
         + c["loss"]

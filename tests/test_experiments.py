@@ -217,3 +217,16 @@ def test_dubai_time_target_says_met_or_by_how_much_it_is_missed(tile_seconds, ve
         f"Time on Dubai, same machine: the tile recipe {tile_seconds:.0f} s, the report's 100 s: "
         f"{tile_seconds / 100:.2f}x (target: at most 2x; {verdict})."
     ]
+
+
+def test_the_method_column_names_every_setting_that_moves_the_scores():
+    config = dict(
+        data="tiles", augment="dihedral", epochs=15, tta=True, tta_zoom_out=3, prior_shift=0.5
+    )
+    assert records.method(dict(config=config)) == (
+        "U-Net, pce; dihedral, 15 epochs, TTA, test tiles also shrunk 3×, prior shift 0.5"
+    )
+    assert records.method(dict(config=dict(image_skip=True, paste=32))) == (
+        "U-Net, pce; image skip, 32 boxes pasted"
+    )
+    assert records.method(dict(config={})) == "U-Net, pce"
