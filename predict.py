@@ -57,7 +57,7 @@ def main(argv=None):
         "--tta",
         action="store_true",
         help="average the 8 flips and quarter turns of each window "
-        "(8x the time; what train.py's tile recipe scores with)",
+        "(8x the time; what a train.py --data run scores with)",
     )
     parser.add_argument(
         "--tta-zoom-out",

@@ -10,9 +10,10 @@
 One run, top to bottom: config (recipe.py's defaults, checked by lib/config.py) -> data (synthetic
 scenes, or a folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) ->
 model (unet.py) -> the loop (the report's recipe: Adam, cosine annealing, 5 epochs, batch 8,
-horizontal flips; recipe.train_step; on real tiles, --data, the tile recipe: 10 epochs, all 8 flips
-and quarter turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights scored
-on the test split, evaluation.py; on real tiles averaged over the 8 orientations, --tta) -> save
+horizontal flips; recipe.train_step; on real tiles, --data: 15 epochs, all 8 flips and quarter
+turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights, on real tiles
+with the logits shifted towards the pixels' class shares (prior.py), scored on the test split,
+evaluation.py; on real tiles averaged over the 8 orientations and a view shrunk 3x) -> save
 (<out>/metrics.json, <out>/model.pt and, for a tile folder, the clicks it learned from in
 <out>/clicks/, each file written atomically, so an interrupted run never leaves half a file). A long
 run also saves its state after an epoch (<out>/resume.pt, at most once a minute): the same command

@@ -7,7 +7,7 @@ import argparse
 from clicks import STRATEGIES, check_choice
 from crops import AUGMENTATIONS
 from lib.cli import add_device_options
-from recipe import DEFAULTS, TILE_RECIPE, label_mode
+from recipe import DATA_DEFAULTS, DEFAULTS, label_mode
 from unet import DIVISOR, check_weights
 
 
@@ -43,14 +43,14 @@ def add_training_options(parser):
     # fmt: off
     add = parser.add_argument
     add("--epochs", type=int,
-        help=f"default {DEFAULTS['epochs']}; with --data {TILE_RECIPE['epochs']}")
+        help=f"default {DEFAULTS['epochs']}; with --data {DATA_DEFAULTS['epochs']}")
     add("--batch-size", type=int, default=DEFAULTS["batch_size"])
     add("--image-skip", action="store_true", help="give the U-Net's full-resolution block the "
         "image itself, every pixel's own values (unet.py)")
     add("--paste", type=int, default=DEFAULTS["paste"], help="boxes, each around a click of "
         "another crop of the batch, pasted into each training crop: context decoupling; 0: off")
-    add("--prior-shift", type=float, default=DEFAULTS["prior_shift"], help="after training, shift "
-        "the logits by this x log(pixel share / click share) of each class (prior.py); 0: off")
+    add("--prior-shift", type=float, help="after training, shift the logits by this x log(pixel "
+        "share / click share) of each class (prior.py); default 0, with --data 0.5 (not --dense)")
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
     add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
@@ -71,8 +71,8 @@ def add_training_options(parser):
     add("--train-zoom-out", type=int, default=DEFAULTS["train_zoom_out"], help="cut half the "
         "training crops K times larger and shrink them K times (crops.py), the view of "
         "--tta-zoom-out K; 1: off")
-    add("--tta-zoom-out", type=int, default=DEFAULTS["tta_zoom_out"], help="with --tta, also "
-        "see each test tile shrunk K times (K x K pixels averaged) and average; 1: off")
+    add("--tta-zoom-out", type=int, help="with --tta, also see each test tile shrunk K times (K x "
+        "K pixels averaged) and average; default 1 (off), with --data and TTA 3")
     add("--crops-per-epoch", type=int, help="training crops per epoch (default: cover the training "
         "area once, ceil(total tile area / image-size^2))")
     add("--loss", default=DEFAULTS["loss"], choices=["pce", "pce+crf"],

@@ -7,11 +7,20 @@ mean ± std over seeds, differences paired by seed (records.py).
 """
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
-from reporting.records import differences, header, mean_std, paired, plan, run_groups
+from reporting.records import (
+    as_run_today,
+    differences,
+    header,
+    mean_std,
+    paired,
+    plan,
+    run_groups,
+)
 
 
 def labelling_loops(folder):
@@ -40,13 +49,16 @@ def labelling_loops(folder):
         data = {"scenes": "synthetic"}.get(Path(config["data"]).name, Path(config["data"]).name)
         log = path.parent / "active.log"
         _, when, command = header(log) if log.exists() else (None, "", "")
+        flags = loop_train_flags(path.parent, config)
+        if flags != config["train_flags"]:  # the command as it repeats the loop today
+            command = re.sub(r'--train-flags[= ]("[^"]*"|\S+)', f'--train-flags "{flags}"', command)
         lines += [
             f"## The labelling loop: {path.parent.name}",
             "",
             f"`{command}` — {when} ([log]({log.relative_to(folder)})). Round 0: "
             f"{config['start_per_class']} random clicks per class per tile; each round adds "
             f"{config['clicks']} clicks, labelled from the masks, and trains again from scratch "
-            f"(`{config['train_flags'] or 'the --data defaults'}`). Test mIoU over {len(seeds)} "
+            f"(`{flags or 'the --data defaults'}`). Test mIoU over {len(seeds)} "
             f"seed{'s' * (len(seeds) > 1)}, paired by seed.",
             "",
             "| round | clicks | proposed mIoU | random mIoU | proposed − random |",
@@ -156,3 +168,16 @@ def last_round(folder, name, curves, seeds, r, without_tta, dense_targets):
                 ),
             ]
     return lines
+
+
+def loop_train_flags(loop, config):
+    """The train.py flags of a loop's rounds as they must read today to repeat them: its
+    --train-flags and, where a --data default has changed since, the value its rounds had (read
+    from its first round's metrics.json)."""
+    flags, first = config["train_flags"], next(loop.glob("start-seed*/metrics.json"), None)
+    if first is None:
+        return flags
+    command = f"train.py --data {config['data']} {flags}"
+    return (
+        flags + as_run_today(command, json.loads(first.read_text())["config"])[len(command) :]
+    ).strip()

@@ -7,6 +7,7 @@ figures from the records. A run's `key` is its training settings, with train.py'
 (recipe.py) filled in.
 """
 
+import argparse
 import json
 import math
 import os
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recipe import DEFAULTS
+from lib.config import add_data_options, add_training_options
+from recipe import DATA_DEFAULTS, DEFAULTS, settings
 
 # --quick: a smoke run
 QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
@@ -186,7 +188,38 @@ def logged_command(line):
 
 
 def header(log):
-    """(log, its first line without '# ', the first command it ran)."""
+    """(log, its first line without '# ', the first command it ran: as_run_today when the log's
+    folder holds its run's metrics.json)."""
     text = log.read_text().splitlines()
     command = next((logged_command(line) for line in text if line.startswith("$ ")), "")
-    return log, text[0].lstrip("# ").strip(), command
+    return log, text[0].lstrip("# ").strip(), as_run_today(command, run_config(log))
+
+
+def run_config(log):
+    """The config of the run a log's folder holds ({} if none)."""
+    metrics = log.parent / "metrics.json"
+    return json.loads(metrics.read_text()).get("config", {}) if metrics.is_file() else {}
+
+
+def as_run_today(command, config):
+    """A logged train.py command as it must read today to repeat its run (whose config is
+    `config`): a --data default that has changed since it ran (recipe.DATA_DEFAULTS) added as the
+    flag the run had. Other commands, and those that need nothing, come back as they are."""
+    words = command.split()
+    if "train.py" not in words or not config.get("data"):
+        return command
+    parser = argparse.ArgumentParser(add_help=False)
+    add_data_options(parser)
+    add_training_options(parser)
+    given, _ = parser.parse_known_args(words[words.index("train.py") + 1 :])
+    today, ran = settings(vars(given)), {**DEFAULTS, **config}
+    changed = [key for key in DATA_DEFAULTS if today[key] != ran[key]]
+    return " ".join([command] + [as_flag(key, ran[key]) for key in changed])
+
+
+def as_flag(key, value):
+    """train.py's flag for one config value: --epochs 10, --prior-shift 0, --no-tta."""
+    flag = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else flag.replace("--", "--no-", 1)
+    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"

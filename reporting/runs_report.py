@@ -10,7 +10,16 @@ import json
 import numpy as np
 
 from recipe import DEFAULTS, label_mode
-from reporting.records import header, logged_command, mean_std, method, over_seeds, run_groups
+from reporting.records import (
+    as_run_today,
+    header,
+    logged_command,
+    mean_std,
+    method,
+    over_seeds,
+    run_config,
+    run_groups,
+)
 
 
 def processes(folder):
@@ -121,7 +130,7 @@ def logged_commands(folder):
         command, wall = None, None
         for line in text:
             if line.startswith("$ "):
-                command = logged_command(line)
+                command = as_run_today(logged_command(line), run_config(log))
             elif "Elapsed (wall clock) time" in line:
                 wall = line.split("): ")[-1]
             elif "Maximum resident set size" in line and command:
@@ -138,6 +147,9 @@ def logged_commands(folder):
         lines += (
             [
                 "## Wall time and peak memory of the logged commands",
+                "",
+                "A `train.py --data` command beside its run's record carries the flags the run had "
+                "where today's `--data` defaults differ, so that it repeats the run.",
                 "",
                 "| command | wall | peak memory (max RSS) | date, machine | log |",
                 "|---|---|---|---|---|",

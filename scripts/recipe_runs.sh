@@ -28,6 +28,8 @@ seeds() {   # seeds SET: 3 seeds, 1 on Dubai (its runs are the longest)
 }
 
 run_list() {   # one line per run, the ablation's first: its folder, then train.py's flags
+  # the tile recipe of docs/recipe.md: --data's defaults without what docs/unclicked.md added
+  tile="--epochs 10 --prior-shift 0 --tta-zoom-out 1"
   for set in "$@"; do
     seeds "$set" > /dev/null || return 2
     [ "$set" = synthetic ] || [ -d "$set" ] || { echo "recipe_runs.sh: error: $set/ not found (scripts/prepare_data.sh makes it)" >&2; return 2; }
@@ -36,10 +38,10 @@ run_list() {   # one line per run, the ablation's first: its folder, then train.
       if [ "$set" = synthetic ]; then
         echo "$set/tile-recipe-points-per-class-10$suffix --points-per-class 10 --augment dihedral --epochs 10 --tta --seed $seed"
       else
-        echo "$set/points-per-class-10$suffix --data $set --points-per-class 10 --seed $seed"
-        echo "$set/recipe-hflip-5ep-points-per-class-10$suffix --data $set --points-per-class 10 --augment hflip --epochs 5 --seed $seed"
-        echo "$set/recipe-dihedral-5ep-points-per-class-10$suffix --data $set --points-per-class 10 --epochs 5 --seed $seed"
-        echo "$set/recipe-hflip-10ep-points-per-class-10$suffix --data $set --points-per-class 10 --augment hflip --seed $seed"
+        echo "$set/points-per-class-10$suffix --data $set --points-per-class 10 $tile --seed $seed"
+        echo "$set/recipe-hflip-5ep-points-per-class-10$suffix --data $set --points-per-class 10 $tile --augment hflip --epochs 5 --seed $seed"
+        echo "$set/recipe-dihedral-5ep-points-per-class-10$suffix --data $set --points-per-class 10 $tile --epochs 5 --seed $seed"
+        echo "$set/recipe-hflip-10ep-points-per-class-10$suffix --data $set --points-per-class 10 $tile --augment hflip --seed $seed"
       fi
     done
   done
@@ -47,9 +49,9 @@ run_list() {   # one line per run, the ablation's first: its folder, then train.
     for seed in $(seeds "$set"); do
       suffix=$([ "$seed" = 0 ] || echo "-seed$seed")
       case $set in
-        dronedeploy) echo "$set/dense$suffix --data $set --dense --seed $seed"
-                     echo "$set/points-per-class-10-crf$suffix --data $set --points-per-class 10 --loss pce+crf --seed $seed" ;;
-        dubai) echo "$set/dense$suffix --data $set --dense --seed $seed" ;;
+        dronedeploy) echo "$set/dense$suffix --data $set --dense $tile --seed $seed"
+                     echo "$set/points-per-class-10-crf$suffix --data $set --points-per-class 10 $tile --loss pce+crf --seed $seed" ;;
+        dubai) echo "$set/dense$suffix --data $set --dense $tile --seed $seed" ;;
       esac
     done
   done

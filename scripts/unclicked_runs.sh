@@ -12,11 +12,11 @@ set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: bash scripts/unclicked_runs.sh SET SEED..." >&2; exit 2; }
 set_=$1; shift
 RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python}
-if [ "$set_" = synthetic ]; then   # the synthetic scenes under the tile recipe (--data's default)
+if [ "$set_" = synthetic ]; then   # the synthetic scenes under the tile recipe
   labels="--points-per-class 10 --augment dihedral --epochs 10 --tta"
 else
   [ -d "$set_" ] || { echo "unclicked_runs.sh: error: $set_/ not found (scripts/prepare_data.sh makes it)" >&2; exit 2; }
-  labels="--data $set_ --points-per-class 10"
+  labels="--data $set_ --points-per-class 10 --epochs 10 --prior-shift 0 --tta-zoom-out 1"   # the tile recipe
 fi
 runs=$RESULTS/$(basename "$set_")/unclicked
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)

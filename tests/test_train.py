@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lib.config import check_config
-from recipe import DEFAULTS, TILE_RECIPE, settings
+from recipe import DATA_DEFAULTS, DEFAULTS, settings
 from train import main, train
 
 TINY = dict(
@@ -212,18 +212,37 @@ def test_bf16_runs_are_recorded_as_such_and_just_as_deterministic(tmp_path):
     )
 
 
-def test_tile_folders_get_the_tile_recipe_unless_a_flag_says_otherwise():
+def test_tile_folders_get_the_data_defaults_unless_a_flag_says_otherwise():
     # the command line's "not given"
-    report = settings(dict(points=10, epochs=None, augment=None, tta=None))
+    unset = dict(epochs=None, augment=None, tta=None, prior_shift=None, tta_zoom_out=None)
+    report = settings(dict(points=10, **unset))
     assert (report["epochs"], report["augment"], report["tta"]) == (5, "hflip", False)
-    tiles = settings(dict(data="tiles", points=10, epochs=None, augment=None, tta=None))
+    assert (report["prior_shift"], report["tta_zoom_out"]) == (0.0, 1)
+    tiles = settings(dict(data="tiles", points=10, **unset))
     assert (
-        {k: tiles[k] for k in TILE_RECIPE}
-        == TILE_RECIPE
-        == dict(augment="dihedral", epochs=10, tta=True)
+        {k: tiles[k] for k in DATA_DEFAULTS}
+        == DATA_DEFAULTS
+        == dict(augment="dihedral", epochs=15, tta=True, prior_shift=0.5, tta_zoom_out=3)
     )
-    chosen = settings(dict(data="tiles", points=10, epochs=3, augment=None, tta=False))
-    assert (chosen["epochs"], chosen["augment"], chosen["tta"]) == (3, "dihedral", False)
+    chosen = settings(dict(data="tiles", points=10, **dict(unset, epochs=3, tta_zoom_out=2)))
+    assert (chosen["epochs"], chosen["augment"], chosen["tta_zoom_out"]) == (3, "dihedral", 2)
+    # the zoom is part of the TTA, and dense labels are the pixels' own shares: neither applies
+    no_tta = settings(dict(data="tiles", points=10, **dict(unset, tta=False)))
+    assert (no_tta["tta"], no_tta["tta_zoom_out"], no_tta["prior_shift"]) == (False, 1, 0.5)
+    dense = settings(dict(data="tiles", dense=True, **unset))
+    assert (dense["prior_shift"], dense["tta_zoom_out"]) == (0.0, 3)
+    assert settings(dict(data="tiles", dense=True, prior_shift=0.25))["prior_shift"] == 0.25
+
+
+def test_a_data_run_by_default_shifts_the_prior_and_zooms_at_test_time(exported, tmp_path):
+    metrics = train(
+        dict(data=str(exported), points=50, epochs=1, batch_size=2, image_size=64, weights="none")
+        | dict(out=str(tmp_path / "run"))
+    )
+    config = metrics["config"]
+    assert (config["augment"], config["tta"], config["tta_zoom_out"]) == ("dihedral", True, 3)
+    assert config["prior_shift"] == 0.5 and len(metrics["prior_shift"]["logit_shift"]) == 5
+    assert "val_miou_tta" in metrics and "test_without_tta" in metrics
 
 
 def test_a_tta_run_records_its_scores_with_and_without(tmp_path):
