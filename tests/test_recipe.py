@@ -213,3 +213,14 @@ def test_a_class_balanced_step_weights_the_clicks_by_class():
     loss = train_step(model, optimizer, images, clicks, "fp32", class_weights=weights)
     assert loss == pytest.approx(expected.item(), rel=1e-6)
     assert loss != pytest.approx(partial_cross_entropy(model(images), clicks).item(), rel=1e-3)
+
+
+def test_a_data_run_by_default_shifts_the_prior_and_zooms_at_test_time(exported, tmp_path):
+    metrics = train(
+        dict(data=str(exported), points=50, epochs=1, batch_size=2, image_size=64, weights="none")
+        | dict(out=str(tmp_path / "run"))
+    )
+    config = metrics["config"]
+    assert (config["augment"], config["tta"], config["tta_zoom_out"]) == ("dihedral", True, 3)
+    assert config["prior_shift"] == 0.5 and len(metrics["prior_shift"]["logit_shift"]) == 5
+    assert "val_miou_tta" in metrics and "test_without_tta" in metrics

@@ -234,17 +234,6 @@ def test_tile_folders_get_the_data_defaults_unless_a_flag_says_otherwise():
     assert settings(dict(data="tiles", dense=True, prior_shift=0.25))["prior_shift"] == 0.25
 
 
-def test_a_data_run_by_default_shifts_the_prior_and_zooms_at_test_time(exported, tmp_path):
-    metrics = train(
-        dict(data=str(exported), points=50, epochs=1, batch_size=2, image_size=64, weights="none")
-        | dict(out=str(tmp_path / "run"))
-    )
-    config = metrics["config"]
-    assert (config["augment"], config["tta"], config["tta_zoom_out"]) == ("dihedral", True, 3)
-    assert config["prior_shift"] == 0.5 and len(metrics["prior_shift"]["logit_shift"]) == 5
-    assert "val_miou_tta" in metrics and "test_without_tta" in metrics
-
-
 def test_a_tta_run_records_its_scores_with_and_without(tmp_path):
     metrics = train(
         dict(TINY, points=100, epochs=1, augment="dihedral", tta=True, out=str(tmp_path))

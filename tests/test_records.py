@@ -1,0 +1,45 @@
+"""What the results pages say a run was: its method (records.method) and its command as it repeats
+the run today (records.as_run_today)."""
+
+from reporting import records
+
+
+def test_the_method_column_names_every_setting_that_moves_the_scores():
+    config = dict(
+        data="tiles", augment="dihedral", epochs=15, tta=True, tta_zoom_out=3, prior_shift=0.5
+    )
+    assert records.method(dict(config=config)) == (
+        "U-Net, pce; dihedral, 15 epochs, TTA, test tiles also shrunk 3×, prior shift 0.5"
+    )
+    assert records.method(dict(config=dict(image_skip=True, paste=32))) == (
+        "U-Net, pce; image skip, 32 boxes pasted"
+    )
+    assert records.method(dict(config={})) == "U-Net, pce"
+
+
+def test_a_logged_data_command_reads_as_it_repeats_its_run_today():
+    # a record of the tile recipe, made when it was --data's default: no prior shift or zoom keys
+    tile = dict(data="dd", points_per_class=10, augment="dihedral", epochs=10, tta=True)
+    command = "python train.py --data dd --points-per-class 10 --seed 1 --out r"
+    pins = " --epochs 10 --prior-shift 0 --tta-zoom-out 1"
+    assert records.as_run_today(command, tile) == command + pins
+    chosen = dict(tile, epochs=15, prior_shift=0.5, tta_zoom_out=3)
+    assert records.as_run_today(command, chosen) == command
+    assert records.as_run_today(command + pins, tile) == command + pins
+    dense = dict(data="dd", dense=True, augment="dihedral", epochs=10, tta=True)
+    dense_command = "python train.py --data dd --dense"
+    assert (
+        records.as_run_today(dense_command, dense)
+        == dense_command + " --epochs 10 --tta-zoom-out 1"
+    )
+    no_tta = dict(tile, tta=False)
+    assert records.as_run_today(command + " --no-tta", no_tta).endswith(
+        "--epochs 10 --prior-shift 0"
+    )
+    # neither synthetic runs nor other scripts are touched
+    assert records.as_run_today("python train.py --points 200", dict(points=200)) == (
+        "python train.py --points 200"
+    )
+    assert (
+        records.as_run_today("python baseline.py --data dd", tile) == "python baseline.py --data dd"
+    )
