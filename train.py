@@ -35,7 +35,7 @@ from evaluation import evaluate, final_scores, print_table
 from lib import distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_progress, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
-from lib.config import add_data_options, add_training_options, check_config
+from lib.config import add_train_options, check_config
 from lib.device import machine, pick_device, pick_precision
 from prior import shift_to_pixel_prior
 from recipe import (
@@ -236,9 +236,7 @@ def main(argv=None):
     parser = OneLineParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_data_options(parser)
-    add_training_options(parser)
-    run_command(parser, train, argv)
+    run_command(add_train_options(parser), train, argv)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,13 @@ def add_training_options(parser):
     # fmt: on
 
 
+def add_train_options(parser):
+    """train.py's whole command line: the data's flags and the training's."""
+    add_data_options(parser)
+    add_training_options(parser)
+    return parser
+
+
 def check_config(config):
     """The config with every value checked: a bad one raises ValueError naming it and what is
     allowed."""

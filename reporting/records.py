@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.config import add_data_options, add_training_options
+from lib.config import add_train_options
 from recipe import DATA_DEFAULTS, DEFAULTS, settings
 
 # --quick: a smoke run
@@ -208,9 +208,7 @@ def as_run_today(command, config):
     words = command.split()
     if "train.py" not in words or not config.get("data"):
         return command
-    parser = argparse.ArgumentParser(add_help=False)
-    add_data_options(parser)
-    add_training_options(parser)
+    parser = add_train_options(argparse.ArgumentParser(add_help=False))
     given, _ = parser.parse_known_args(words[words.index("train.py") + 1 :])
     today, ran = settings(vars(given)), {**DEFAULTS, **config}
     changed = [key for key in DATA_DEFAULTS if today[key] != ran[key]]
