@@ -126,11 +126,11 @@ def logged_commands(folder):
     benchmark's output."""
     rows, lines = [], []
     for log in sorted(folder.glob("**/*.log")):
-        text = log.read_text().splitlines()
+        text, config = log.read_text().splitlines(), run_config(log)
         command, wall = None, None
         for line in text:
             if line.startswith("$ "):
-                command = as_run_today(logged_command(line), run_config(log))
+                command = as_run_today(logged_command(line), config)
             elif "Elapsed (wall clock) time" in line:
                 wall = line.split("): ")[-1]
             elif "Maximum resident set size" in line and command:
