@@ -29,6 +29,7 @@ DEFAULTS = dict(
     class_balanced=False,  # weight each class by the inverse of its share of the clicks
     image_skip=False,  # give the U-Net's full-resolution block the image itself (unet.py)
     prior_shift=0.0,  # shift the logits this far towards the pixels' class shares (prior.py)
+    prior_estimate="em",  # ... the shares by EM, the mean posterior or their geometric mean
     paste=0,  # boxes around other crops' clicks pasted into each training crop (crops.py)
     ema=False,  # validate, test and save the mean teacher, an average of the weights (teacher.py)
     ema_decay=0.99,  # its decay, warmed up: min(decay, (1 + step) / (10 + step))

@@ -72,12 +72,6 @@ def finished_run(folder):
     return json.loads((folder / "metrics.json").read_text())
 
 
-def trained_shift(folder):
-    """The --prior-shift a finished run was trained with (0: none), folded into its weights:
-    read from its metrics.json alone, so a scorer can refuse before the tiles are read."""
-    return finished_run(folder)["config"].get("prior_shift", 0)
-
-
 def open_run(folder, **given):
     """A finished train.py run, to be scored again: (metrics, config, precision, data, model).
     config is the run's with `given` on top, checked (a key the run's lacks is a flag added

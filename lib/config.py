@@ -7,6 +7,7 @@ import argparse
 from clicks import STRATEGIES, check_choice
 from crops import AUGMENTATIONS
 from lib.cli import add_device_options
+from prior import ESTIMATES
 from recipe import DATA_DEFAULTS, DEFAULTS, label_mode
 from unet import DIVISOR, check_weights
 
@@ -51,6 +52,8 @@ def add_training_options(parser):
         "another crop of the batch, pasted into each training crop: context decoupling; 0: off")
     add("--prior-shift", type=float, help="after training, shift the logits by this x log(pixel "
         "share / click share) of each class (prior.py); default 0, with --data 0.5 (not --dense)")
+    add("--prior-estimate", choices=ESTIMATES, default=DEFAULTS["prior_estimate"], help="the "
+        "pixels' shares it shifts to: EM's, the mean posterior, or their geometric mean")
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
     add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
@@ -142,6 +145,12 @@ def check_config(config):
     check_tta_zoom_out(config["tta_zoom_out"], config["tta"])
     if not 0 <= config["prior_shift"] <= 1:
         raise ValueError(f"--prior-shift must be in [0, 1], got {config['prior_shift']}")
+    check_choice("prior_estimate", config["prior_estimate"], ESTIMATES)
+    if config["prior_estimate"] != "em" and not config["prior_shift"]:
+        raise ValueError(
+            f"--prior-estimate {config['prior_estimate']} picks the shares --prior-shift S "
+            "shifts to: it needs --prior-shift"
+        )
     if not config["consistency"] >= 0:
         raise ValueError(f"--consistency must be >= 0, got {config['consistency']}")
     if config["sure_per_class"] and not config["consistency"]:

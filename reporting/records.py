@@ -161,7 +161,8 @@ def method(run):
     )
     recipe += [f"test tiles also shrunk {c['tta_zoom_out']}×"] * (c["tta_zoom_out"] > 1)
     recipe += [f"crops also {c['train_zoom_out']}× larger, shrunk"] * (c["train_zoom_out"] > 1)
-    recipe += [f"prior shift {c['prior_shift']:g}"] * bool(c["prior_shift"])
+    estimate = f" ({c['prior_estimate']} shares)" * (c["prior_estimate"] != "em")
+    recipe += [f"prior shift {c['prior_shift']:g}{estimate}"] * bool(c["prior_shift"])
     recipe += ["image skip"] * c["image_skip"]
     recipe += [f"{c['paste']} boxes pasted"] * bool(c["paste"])
     recipe += [f"extra targets ×{c['extra_weight']:g}"] * bool(c["extra_targets"])

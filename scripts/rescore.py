@@ -1,11 +1,12 @@
 """Score a finished train.py run again with what acts after its last epoch, without training it
-again: test-time zoom, the prior shift, or both:
+again: test-time zoom, the prior shift and the shares it shifts to:
     python -m scripts.rescore RUN_FOLDER --out NEW_FOLDER [--tta-zoom-out 2] [--prior-shift 0.5]
+                              [--prior-estimate geometric]
 A run with --tta-zoom-out K or --prior-shift S trains epoch for epoch as the same run without
 them (same seed, same numbers), so RUN's saved model.pt (its best epoch) shifted by S and scored
-with K is what that run gives. A run trained with a shift has it in its weights: it can be
-zoomed, not shifted again. NEW_FOLDER/metrics.json is RUN's with the new flags in its config,
-its test and val-with-TTA scores replaced (and the shift made), the machine
+with K is what that run gives. A run trained with a shift has it in its weights and its record:
+to shift again, that shift is taken out first. NEW_FOLDER/metrics.json is RUN's with the new
+flags in its config, its test and val-with-TTA scores replaced (and the shift made), the machine
 that scored them, `rescored_from` naming RUN, and as its wall time RUN's training time plus the
 new scoring. The same tiles and clicks are read from RUN's config, so a run whose data folder has
 moved cannot be rescored. A big real set's 15-epoch run costs two hours on a 2-core CPU; its
@@ -15,12 +16,12 @@ import time
 from pathlib import Path
 
 from evaluation import evaluate, final_scores, print_table
-from lib.checkpoint import finished_run, open_run, save_run, trained_shift
+from lib.checkpoint import finished_run, open_run, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
-from prior import shift_to_pixel_prior
+from prior import ESTIMATES, shift_to_pixel_prior, take_out_shift
 
-AFTER_TRAINING = ("tta_zoom_out", "prior_shift")  # what rescoring can change
+AFTER_TRAINING = ("tta_zoom_out", "prior_shift", "prior_estimate")  # what rescoring can change
 
 
 def rescore(args):
@@ -30,16 +31,23 @@ def rescore(args):
         raise ValueError(f"--out {out} is the run itself: give a new folder")
     given = {key: args[key] for key in AFTER_TRAINING if args[key] is not None}
     if not given:
-        raise ValueError("nothing to rescore with: give --tta-zoom-out K, --prior-shift S or both")
-    shifted = trained_shift(run)
-    if "prior_shift" in given and shifted:  # said before the tiles are read
-        raise ValueError(f"{run} was trained with --prior-shift {shifted}: it is in its weights")
+        raise ValueError(
+            "nothing to rescore with: give --tta-zoom-out K, --prior-shift S or --prior-estimate E"
+        )
     check_output_folder(out)
     started = time.time()
     metrics, config, precision, data, model = open_run(run, **given, out=str(out))
-    flags = " ".join(f"--{key.replace('_', '-')} {value:g}" for key, value in given.items())
+    flags = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in given.items())
     print(f"{run}, rescored with {flags} ({precision})", flush=True)
-    prior = "prior_shift" in given and shift_to_pixel_prior(model, data["train"], config, precision)
+    shifting = "prior_shift" in given or "prior_estimate" in given
+    if shifting:  # from the run as trained: its own shift, if any, taken out of its weights
+        take_out_shift(model, metrics)
+        metrics.pop("prior_shift", None)
+    prior = (
+        shifting
+        and config["prior_shift"]
+        and shift_to_pixel_prior(model, data["train"], config, precision)
+    )
     score = lambda split, *tta: evaluate(
         model, split, data["classes"], config["image_size"], config["batch_size"], precision, *tta
     )
@@ -72,7 +80,8 @@ def main(argv=None):
     parser.add_argument("run", help="a finished train.py run folder (metrics.json, model.pt)")
     parser.add_argument("--out", required=True, help="folder for the rescored run")
     parser.add_argument("--tta-zoom-out", type=int, help="as train.py's")
-    parser.add_argument("--prior-shift", type=float, help="as train.py's; RUN trained without")
+    parser.add_argument("--prior-shift", type=float, help="as train.py's (RUN's own taken out)")
+    parser.add_argument("--prior-estimate", choices=ESTIMATES, help="as train.py's")
     run_command(parser, rescore, argv)
 
 

@@ -1,11 +1,12 @@
-"""prior.py: EM for the pixels' class shares, and the logit shift folded into the head's bias."""
+"""prior.py: EM for the pixels' class shares (and the two other estimates), and the logit shift
+folded into the head's bias."""
 
 import numpy as np
 import pytest
 import torch
 
 from clicks import Clicks
-from prior import pixel_shares, shift_to_pixel_prior
+from prior import ESTIMATES, pixel_shares, shift_to_pixel_prior
 from unet import UNet
 
 
@@ -24,6 +25,17 @@ def test_em_finds_the_pixels_class_shares_from_posteriors_made_under_the_clicks_
     # posteriors that say nothing but the clicks' shares: nothing to shift
     flat = clicks.double()[:, None].expand(2, 100)
     assert pixel_shares(flat, clicks).tolist() == pytest.approx([0.5, 0.5])
+
+
+def test_the_mean_and_geometric_estimates_are_em_stopped_after_one_step_and_halfway_in_log():
+    torch.manual_seed(0)
+    posteriors = torch.rand(3, 500).double() ** 3
+    clicks = torch.tensor([0.5, 0.3, 0.2])
+    em, mean, geometric = (pixel_shares(posteriors, clicks, e) for e in ESTIMATES)
+    assert mean.tolist() == pytest.approx((posteriors / posteriors.sum(0)).mean(1).tolist())
+    assert em.sub(mean).abs().max() > 0.01  # EM went on from there
+    halfway = (em.log() + mean.log()) / 2
+    assert geometric.log().tolist() == pytest.approx((halfway - halfway.exp().sum().log()).tolist())
 
 
 def test_the_prior_shift_is_folded_into_the_head_bias_and_spares_classes_without_clicks():

@@ -14,6 +14,10 @@ def test_the_method_column_names_every_setting_that_moves_the_scores():
     assert records.method(dict(config=dict(image_skip=True, paste=32))) == (
         "U-Net, pce; image skip, 32 boxes pasted"
     )
+    geometric = dict(prior_shift=0.5, prior_estimate="geometric")
+    assert (
+        records.method(dict(config=geometric)) == "U-Net, pce; prior shift 0.5 (geometric shares)"
+    )
     assert records.method(dict(config={})) == "U-Net, pce"
 
 

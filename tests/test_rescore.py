@@ -1,10 +1,10 @@
 """scripts/rescore.py: a finished run scored again with the tile also seen shrunk gives what the
 same run trained with --tta-zoom-out gives, and says so in its record; scripts/zoom_scan.py's val
-scores are those runs' val scores, and scripts/prior_scan.py's unshifted one the run's own."""
+scores are those runs' val scores, and scripts/prior_scan.py's unshifted one the run's own; a
+shifted run shifted again has its own shift taken out first."""
 
 import json
 import runpy
-import shutil
 import sys
 
 import pytest
@@ -45,18 +45,21 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
     monkeypatch.setattr(sys, "argv", ["prior_scan", str(tmp_path / "plain"), "--splits", "val"])
     runpy.run_module("scripts.prior_scan", run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[4] for line in lines if line.startswith("val strength 0.00")] == [
+    assert [line.split()[5] for line in lines if line.startswith("val none strength 0.00")] == [
         f"{plain['val_miou_tta']:.4f}"
     ]
-    assert sum(line.startswith("val strength") for line in lines) == 5
+    assert sum(line.startswith("val ") for line in lines) == 1 + 3 * 4  # none; 3 estimates x 4 S
 
 
 def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gives(
-    tmp_path, capsys
+    tmp_path, capsys, monkeypatch
 ):
     run = dict(TINY, points=100, augment="dihedral", tta=True)
-    train(dict(run, out=str(tmp_path / "plain")))
+    plain = train(dict(run, out=str(tmp_path / "plain")))
     shifted = train(dict(run, prior_shift=0.5, out=str(tmp_path / "shifted")))
+    geometric = train(
+        dict(run, prior_shift=0.5, prior_estimate="geometric", out=str(tmp_path / "geometric"))
+    )
     main([str(tmp_path / "plain"), "--out", str(tmp_path / "rescored"), "--prior-shift", "0.5"])
     rescored = json.loads((tmp_path / "rescored" / "metrics.json").read_text())
     for key in ("test", "val_miou_tta", "test_without_tta", "prior_shift"):
@@ -64,31 +67,37 @@ def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gi
     untimed = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history]
     assert untimed(rescored["history"]) == untimed(shifted["history"])  # the same epochs
     assert rescored["config"] == dict(shifted["config"], out=str(tmp_path / "rescored"))
-    capsys.readouterr()
-    for argv, named in [
-        (
-            ["--prior-shift", "0.5"],
-            f"{tmp_path}/shifted was trained with --prior-shift 0.5: it is in its weights",
-        ),
-        ([], "nothing to rescore with: give --tta-zoom-out K, --prior-shift S or both"),
-    ]:
-        with pytest.raises(SystemExit) as stop:
-            main([str(tmp_path / "shifted"), "--out", str(tmp_path / "again"), *argv])
-        assert stop.value.code == 2
-        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(named)
-
-
-def test_a_run_shifted_already_is_not_scanned_for_a_shift(tmp_path, monkeypatch):
-    plain = train(dict(TINY, points=100, epochs=1, out=str(tmp_path / "plain")))
-    shutil.copytree(tmp_path / "plain", tmp_path / "shifted")
-    record = tmp_path / "shifted" / "metrics.json"
-    record.write_text(json.dumps(dict(plain, config=dict(plain["config"], prior_shift=0.5))))
-    monkeypatch.setattr(sys, "argv", ["prior_scan", str(tmp_path / "shifted")])
-    with pytest.raises(SystemExit) as stop:
-        runpy.run_module("scripts.prior_scan", run_name="__main__")
-    assert str(stop.value.code).endswith(
-        "--prior-shift 0.5: its logits are shifted already; scan a run trained without it"
+    # a shifted run shifted again to other shares: its own shift is taken out first, so it gives
+    # what the run trained with those shares gives (up to the bias's float rounding)
+    main(
+        [str(tmp_path / "shifted"), "--out", str(tmp_path / "again"), "--prior-estimate=geometric"]
     )
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["prior_shift"]["estimate"] == geometric["prior_shift"]["estimate"] == "geometric"
+    for key in ("pixel_shares", "logit_shift"):
+        assert again["prior_shift"][key] == pytest.approx(geometric["prior_shift"][key], abs=1e-5)
+    assert geometric["prior_shift"]["pixel_shares"] != shifted["prior_shift"]["pixel_shares"]
+    assert again["test"]["miou"] == pytest.approx(geometric["test"]["miou"], abs=2e-3)
+    # and a shifted run is scanned from its unshifted weights: EM's shares are the run's
+    capsys.readouterr()
+    scan = ["prior_scan", str(tmp_path / "shifted"), "--splits", "val", "--estimates", "em"]
+    monkeypatch.setattr(sys, "argv", scan)
+    runpy.run_module("scripts.prior_scan", run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    said = [line.split()[3:] for line in lines if line.startswith("pixel shares (em)")]
+    assert [float(v) for v in said[0]] == pytest.approx(
+        shifted["prior_shift"]["pixel_shares"], abs=1e-4
+    )
+    scanned = {
+        tuple(line.split()[1:4:2]): float(line.split()[5]) for line in lines if " mIoU " in line
+    }
+    assert scanned["none", "0.00"] == pytest.approx(plain["val_miou_tta"], abs=2e-3)
+    assert scanned["em", "0.50"] == pytest.approx(shifted["val_miou_tta"], abs=2e-3)
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "shifted"), "--out", str(tmp_path / "nothing")])
+    assert stop.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.endswith("give --tta-zoom-out K, --prior-shift S or --prior-estimate E")
 
 
 @pytest.mark.parametrize(

@@ -180,6 +180,11 @@ def test_ema_scores_and_saves_the_teacher_not_the_student(tmp_path, monkeypatch)
         (["--sure-per-class", "-1"], "--sure-per-class must be a non-negative integer, got -1"),
         (["--sure-per-class", "8"], "caps --consistency's targets: it needs --consistency W"),
         (["--prior-shift", "1.5"], "--prior-shift must be in [0, 1], got 1.5"),
+        (
+            ["--prior-estimate", "mean"],
+            "--prior-estimate mean picks the shares --prior-shift S "
+            "shifts to: it needs --prior-shift",
+        ),
         (["--tta-zoom-out", "0"], "--tta-zoom-out must be a positive integer, got 0"),
         (["--tta-zoom-out", "2"], "--tta-zoom-out 2 is test-time augmentation: it needs --tta"),
     ],
