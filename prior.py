@@ -37,7 +37,8 @@ def pixel_shares(posteriors, click_shares, estimate="em", steps=100, tolerance=1
     the two, halfway between them in log share (EM drifts where the network is overconfident,
     the mean stays near the clicks' shares)."""
     if estimate == "geometric":
-        em, mean = (pixel_shares(posteriors, click_shares, e) for e in ("em", "mean"))
+        em = pixel_shares(posteriors, click_shares, "em", steps, tolerance)
+        mean = pixel_shares(posteriors, click_shares, "mean")
         both = (em * mean).sqrt()
         return both / both.sum()
     steps = 1 if estimate == "mean" else steps
