@@ -11,10 +11,10 @@ narrow. Bayes' rule with the pixels' shares in place of the clicks' undoes that,
 The pixels' shares are not known, but the network's own posteriors on the unclicked training
 pixels give them (EM for a shift of the class prior, Saerens et al. 2002). --prior-shift S adds
 S·log(pixel share / click share) to every logit after training, folded into the head's bias so the
-saved model carries it; S = 1 is Bayes' rule, S = 0.5 (halfway) is what validation chooses
-(docs/unclicked.md): EM on an overconfident network's posteriors pushes the small classes too far.
---prior-estimate picks the shares: EM's (em), the posteriors' plain mean, which is EM's first
-step (mean), or the geometric mean of the two (geometric).
+saved model carries it; S = 1 is Bayes' rule. --prior-estimate picks the shares: EM's (em), the
+posteriors' plain mean, which is EM's first step (mean), or the geometric mean of the two
+(geometric). EM on an overconfident network's posteriors pushes the small classes too far (to 0 %
+on some seeds); the mean at S = 1 is what validation chooses for --data (docs/unclicked.md).
 """
 
 import torch

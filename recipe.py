@@ -69,15 +69,18 @@ DEFAULTS = dict(
 
 # real tiles (--data): the tile recipe of docs/recipe.md (every crop in any of the 8 orientations,
 # the 8 averaged at test time) with what docs/unclicked.md chose on the validation splits: 15
-# epochs, the logits shifted halfway to the pixels' class shares, each test tile also seen shrunk
-# 3x. Each flag can still be given, and then wins.
-DATA_DEFAULTS = dict(augment="dihedral", epochs=15, tta=True, prior_shift=0.5, tta_zoom_out=3)
+# epochs, the logits shifted all the way to the pixels' class shares (their mean posterior), each
+# test tile also seen shrunk 3x. Each flag can still be given, and then wins.
+DATA_DEFAULTS = dict(
+    augment="dihedral", epochs=15, tta=True, prior_shift=1.0, prior_estimate="mean", tta_zoom_out=3
+)
 
 
 def settings(given):
     """A run's full config: what was given (a None in place of a DATA_DEFAULTS key: not given),
     over DATA_DEFAULTS for a --data run, over DEFAULTS. The zoom is test-time augmentation, so
-    a run without TTA is not zoomed; dense labels are the pixels, so their shares need no shift."""
+    a run without TTA is not zoomed; dense labels are the pixels, so their shares need no shift,
+    and a run not shifted has no shares to pick."""
     given = {k: v for k, v in given.items() if not (k in DATA_DEFAULTS and v is None)}
     if not given.get("data"):
         return {**DEFAULTS, **given}
@@ -86,6 +89,8 @@ def settings(given):
         merged["tta_zoom_out"] = 1
     if "prior_shift" not in given and merged["dense"]:
         merged["prior_shift"] = 0.0
+    if "prior_estimate" not in given and not merged["prior_shift"]:
+        merged["prior_estimate"] = DEFAULTS["prior_estimate"]
     return merged
 
 

@@ -51,9 +51,9 @@ def add_training_options(parser):
     add("--paste", type=int, default=DEFAULTS["paste"], help="boxes, each around a click of "
         "another crop of the batch, pasted into each training crop: context decoupling; 0: off")
     add("--prior-shift", type=float, help="after training, shift the logits by this x log(pixel "
-        "share / click share) of each class (prior.py); default 0, with --data 0.5 (not --dense)")
-    add("--prior-estimate", choices=ESTIMATES, default=DEFAULTS["prior_estimate"], help="the "
-        "pixels' shares it shifts to: EM's, the mean posterior, or their geometric mean")
+        "share / click share) of each class (prior.py); default 0, with --data 1 (not --dense)")
+    add("--prior-estimate", choices=ESTIMATES, help="the pixels' shares it shifts to: EM's "
+        "(default), the mean posterior (with --data) or their geometric mean")
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
     add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "

@@ -205,15 +205,18 @@ def run_config(log):
 def as_run_today(command, config):
     """A logged train.py command as it must read today to repeat its run (whose config is
     `config`): a --data default that has changed since it ran (recipe.DATA_DEFAULTS) added as the
-    flag the run had. Other commands, and those that need nothing, come back as they are."""
+    flag the run had, in turn, so that a flag that settles the next (--prior-shift 0: no shares to
+    pick) leaves it out. Other commands, and those that need nothing, come back as they are."""
     words = command.split()
     if "train.py" not in words or not config.get("data"):
         return command
     parser = add_train_options(argparse.ArgumentParser(add_help=False))
-    given, _ = parser.parse_known_args(words[words.index("train.py") + 1 :])
-    today, ran = settings(vars(given)), {**DEFAULTS, **config}
-    changed = [key for key in DATA_DEFAULTS if today[key] != ran[key]]
-    return " ".join([command] + [as_flag(key, ran[key]) for key in changed])
+    ran = {**DEFAULTS, **config}
+    for key in DATA_DEFAULTS:
+        given, _ = parser.parse_known_args(words[words.index("train.py") + 1 :])
+        if settings(vars(given))[key] != ran[key]:
+            words += as_flag(key, ran[key]).split()
+    return " ".join(words)
 
 
 def as_flag(key, value):

@@ -86,11 +86,14 @@ def unclicked(folder):
         # a run made elsewhere (another CPU, precision or thread count) is named under the table:
         # the same seed gives other numbers there
         setting = lambda r: (r["machine"], r["precision"])
+        elsewhere = {}
+        for label, runs in rows:
+            for r in runs:
+                if setting(r) != setting(run):
+                    elsewhere.setdefault((label, *setting(r)), []).append(str(r["config"]["seed"]))
         elsewhere = [
-            f"{label}, seed {r['config']['seed']}: {r['machine']}, {r['precision']}"
-            for label, runs in rows
-            for r in runs
-            if setting(r) != setting(run)
+            f"{label}, seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}: {where}, {precision}"
+            for (label, where, precision), seeds in elsewhere.items()
         ]
         lines += [
             "",

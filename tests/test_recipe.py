@@ -222,5 +222,7 @@ def test_a_data_run_by_default_shifts_the_prior_and_zooms_at_test_time(exported,
     )
     config = metrics["config"]
     assert (config["augment"], config["tta"], config["tta_zoom_out"]) == ("dihedral", True, 3)
-    assert config["prior_shift"] == 0.5 and len(metrics["prior_shift"]["logit_shift"]) == 5
+    assert (config["prior_shift"], config["prior_estimate"]) == (1.0, "mean")
+    assert len(metrics["prior_shift"]["logit_shift"]) == 5
+    assert metrics["prior_shift"]["estimate"] == "mean"
     assert "val_miou_tta" in metrics and "test_without_tta" in metrics

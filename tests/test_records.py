@@ -27,8 +27,13 @@ def test_a_logged_data_command_reads_as_it_repeats_its_run_today():
     command = "python train.py --data dd --points-per-class 10 --seed 1 --out r"
     pins = " --epochs 10 --prior-shift 0 --tta-zoom-out 1"
     assert records.as_run_today(command, tile) == command + pins
+    # the shift is pinned first, and at 0 it has no shares to pick: no --prior-estimate
     chosen = dict(tile, epochs=15, prior_shift=0.5, tta_zoom_out=3)
-    assert records.as_run_today(command, chosen) == command
+    assert (
+        records.as_run_today(command, chosen) == command + " --prior-shift 0.5 --prior-estimate em"
+    )
+    today = dict(chosen, prior_shift=1.0, prior_estimate="mean")
+    assert records.as_run_today(command, today) == command
     assert records.as_run_today(command + pins, tile) == command + pins
     dense = dict(data="dd", dense=True, augment="dihedral", epochs=10, tta=True)
     dense_command = "python train.py --data dd --dense"

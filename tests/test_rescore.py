@@ -78,6 +78,12 @@ def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gi
         assert again["prior_shift"][key] == pytest.approx(geometric["prior_shift"][key], abs=1e-5)
     assert geometric["prior_shift"]["pixel_shares"] != shifted["prior_shift"]["pixel_shares"]
     assert again["test"]["miou"] == pytest.approx(geometric["test"]["miou"], abs=2e-3)
+    # and shifted back to none: the plain run's scores, with no shares left to pick
+    main([str(tmp_path / "geometric"), "--out", str(tmp_path / "none"), "--prior-shift", "0"])
+    none = json.loads((tmp_path / "none" / "metrics.json").read_text())
+    assert (none["config"]["prior_shift"], none["config"]["prior_estimate"]) == (0.0, "em")
+    assert "prior_shift" not in none
+    assert none["test"]["miou"] == pytest.approx(plain["test"]["miou"], abs=2e-3)
     # and a shifted run is scanned from its unshifted weights: EM's shares are the run's
     capsys.readouterr()
     scan = ["prior_scan", str(tmp_path / "shifted"), "--splits", "val", "--estimates", "em"]

@@ -214,24 +214,47 @@ def test_bf16_runs_are_recorded_as_such_and_just_as_deterministic(tmp_path):
 
 def test_tile_folders_get_the_data_defaults_unless_a_flag_says_otherwise():
     # the command line's "not given"
-    unset = dict(epochs=None, augment=None, tta=None, prior_shift=None, tta_zoom_out=None)
+    unset = dict(
+        epochs=None,
+        augment=None,
+        tta=None,
+        prior_shift=None,
+        prior_estimate=None,
+        tta_zoom_out=None,
+    )
     report = settings(dict(points=10, **unset))
     assert (report["epochs"], report["augment"], report["tta"]) == (5, "hflip", False)
-    assert (report["prior_shift"], report["tta_zoom_out"]) == (0.0, 1)
+    assert (report["prior_shift"], report["prior_estimate"], report["tta_zoom_out"]) == (
+        0.0,
+        "em",
+        1,
+    )
     tiles = settings(dict(data="tiles", points=10, **unset))
     assert (
         {k: tiles[k] for k in DATA_DEFAULTS}
         == DATA_DEFAULTS
-        == dict(augment="dihedral", epochs=15, tta=True, prior_shift=0.5, tta_zoom_out=3)
+        == dict(
+            augment="dihedral",
+            epochs=15,
+            tta=True,
+            prior_shift=1.0,
+            prior_estimate="mean",
+            tta_zoom_out=3,
+        )
     )
     chosen = settings(dict(data="tiles", points=10, **dict(unset, epochs=3, tta_zoom_out=2)))
     assert (chosen["epochs"], chosen["augment"], chosen["tta_zoom_out"]) == (3, "dihedral", 2)
-    # the zoom is part of the TTA, and dense labels are the pixels' own shares: neither applies
+    # the zoom is part of the TTA, and dense labels are the pixels' own shares: neither applies;
+    # a run not shifted has no shares to pick
     no_tta = settings(dict(data="tiles", points=10, **dict(unset, tta=False)))
-    assert (no_tta["tta"], no_tta["tta_zoom_out"], no_tta["prior_shift"]) == (False, 1, 0.5)
+    assert (no_tta["tta"], no_tta["tta_zoom_out"], no_tta["prior_shift"]) == (False, 1, 1.0)
     dense = settings(dict(data="tiles", dense=True, **unset))
-    assert (dense["prior_shift"], dense["tta_zoom_out"]) == (0.0, 3)
-    assert settings(dict(data="tiles", dense=True, prior_shift=0.25))["prior_shift"] == 0.25
+    assert (dense["prior_shift"], dense["prior_estimate"], dense["tta_zoom_out"]) == (0.0, "em", 3)
+    assert settings(dict(data="tiles", dense=True, prior_shift=0.25))["prior_estimate"] == "mean"
+    unshifted = settings(dict(data="tiles", points=10, **dict(unset, prior_shift=0.0)))
+    assert unshifted["prior_estimate"] == "em"
+    geometric = dict(unset, prior_shift=0.0, prior_estimate="geometric")
+    assert settings(dict(data="tiles", points=10, **geometric))["prior_estimate"] == "geometric"
 
 
 def test_a_tta_run_records_its_scores_with_and_without(tmp_path):
