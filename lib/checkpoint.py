@@ -113,7 +113,8 @@ def save_progress(path, parts, epoch, history, best, config, elapsed, resumed):
 
 def read_progress(path, config):
     """The state save_progress left in `path`; ValueError in one line if there is none or it was
-    written by a run with other settings."""
+    written by a run with other settings (a setting its state lacks is a flag added since, which
+    the run had at its default)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(
@@ -122,7 +123,7 @@ def read_progress(path, config):
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        saved = json.loads(state["config"])
+        saved = {**DEFAULTS, **json.loads(state["config"])}
     except Exception as error:
         raise ValueError(
             f"--resume: {path} is not the state of a train.py run ({type(error).__name__}); delete "

@@ -9,6 +9,7 @@ import torch
 
 import train as train_module
 from lib import checkpoint
+from recipe import DEFAULTS
 from train import main, train
 
 TINY = dict(
@@ -109,3 +110,13 @@ def test_resume_compares_paths_as_the_folders_they_name(tmp_path, monkeypatch):
     )
     assert not checkpoint.same("data", "tiles", "other")
     assert not checkpoint.same("epochs", 2, 5) and not checkpoint.same("data", None, "tiles")
+
+
+def test_a_flag_added_since_the_state_was_saved_counts_at_its_default(tmp_path):
+    # a run interrupted before --prior-estimate existed shifted by EM's shares, the flag's default
+    config = dict(DEFAULTS, data="tiles", points=100, prior_shift=0.5)
+    saved = {k: v for k, v in config.items() if k != "prior_estimate"}
+    torch.save(dict(config=json.dumps(saved, sort_keys=True)), tmp_path / "resume.pt")
+    assert checkpoint.read_progress(tmp_path / "resume.pt", config)["config"]
+    with pytest.raises(ValueError, match="prior_estimate='em', this one has prior_estimate='mean'"):
+        checkpoint.read_progress(tmp_path / "resume.pt", dict(config, prior_estimate="mean"))
