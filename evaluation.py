@@ -106,7 +106,10 @@ def confusion_matrix(prediction, target, num_classes):
 def scores(matrix, classes):
     """mIoU (mean over classes that occur in truth or prediction), pixel accuracy, per-class
     IoU / precision / recall. A ratio with nothing to count is None. The pixel accuracy of always
-    answering the commonest true class is the floor any useful model must clear."""
+    answering the commonest true class is the floor any useful model must clear. miou_in_truth
+    leaves out the classes the truth lacks, what train.py chooses its epoch by: on a split without
+    a class (DroneDeploy's val has no Car), one pixel called that class would cost its mIoU a
+    whole class's share, IoU 0, though that pixel is already counted as its true class's miss."""
     m = matrix.double()
     tp, truth, predicted = m.diag(), m.sum(1), m.sum(0)
     ratio = lambda a, b: [None if d == 0 else float(n / d) for n, d in zip(a, b)]
@@ -116,8 +119,10 @@ def scores(matrix, classes):
         ratio(tp, truth),
     )
     present = [v for v in iou if v is not None]
+    in_truth = [v for v, t in zip(iou, truth) if t > 0]
     return dict(
         miou=float(np.mean(present)) if present else 0.0,
+        miou_in_truth=float(np.mean(in_truth)) if in_truth else 0.0,
         pixel_accuracy=float(tp.sum() / m.sum()) if m.sum() else 0.0,
         commonest_class_accuracy=float(truth.max() / m.sum()) if m.sum() else 0.0,
         per_class={

@@ -25,6 +25,17 @@ def test_confusion_matrix_and_scores_by_hand():
     ] == pytest.approx(3 / 5)
 
 
+def test_a_class_the_truth_lacks_counts_in_miou_but_not_in_the_epoch_choice():
+    # no true "c"; one "a" pixel called "c": "a" loses it as a miss in both means, but only the
+    # mIoU of every class adds c's IoU 0 (a third of the mean gone for one pixel)
+    target, prediction = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 2, 1, 1])
+    s = scores(confusion_matrix(prediction, target, 3), ["a", "b", "c"])
+    assert s["miou"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert s["miou_in_truth"] == pytest.approx((1 / 2 + 1) / 2)
+    s = scores(confusion_matrix(target, target, 3), ["a", "b", "c"])  # c nowhere: the same mean
+    assert s["miou"] == s["miou_in_truth"] == 1.0
+
+
 def test_metrics_come_from_one_matrix_over_the_split_not_a_mean_of_images():
     # image 1: 1 pixel, all wrong; image 2: 99 pixels, all right -> split accuracy 0.99, not 0.5
     m = confusion_matrix(torch.tensor([1]), torch.tensor([0]), 2) + confusion_matrix(
