@@ -89,9 +89,16 @@ def settings(given):
         merged["tta_zoom_out"] = 1
     if "prior_shift" not in given and merged["dense"]:
         merged["prior_shift"] = 0.0
-    if "prior_estimate" not in given and not merged["prior_shift"]:
-        merged["prior_estimate"] = DEFAULTS["prior_estimate"]
-    return merged
+    return without_idle_estimate(merged, given)
+
+
+def without_idle_estimate(config, given):
+    """A run not shifted has no shares to pick: EM's, the default, stands in its config unless
+    --prior-estimate was given (which check_config then refuses). settings applies it, and so
+    does lib/checkpoint.open_run to a finished run scored again with other flags."""
+    if "prior_estimate" not in given and not config["prior_shift"]:
+        config = {**config, "prior_estimate": DEFAULTS["prior_estimate"]}
+    return config
 
 
 def label_mode(config):

@@ -21,7 +21,7 @@ from lib import annotations
 from lib.cli import atomic, clear_old_run, one_line
 from lib.config import check_config
 from lib.device import pick_device, pick_precision
-from recipe import DEFAULTS, load_run_data
+from recipe import DEFAULTS, load_run_data, without_idle_estimate
 from unet import DECODER_CHANNELS, UNet
 
 
@@ -74,12 +74,13 @@ def finished_run(folder):
 
 def open_run(folder, **given):
     """A finished train.py run, to be scored again: (metrics, config, precision, data, model).
-    config is the run's with `given` on top, checked (a key the run's lacks is a flag added
-    since, which the run had at its default); data its tiles and clicks, read again; the model
-    on the run's device choice, and the precision it scored in."""
+    config is the run's with `given` on top (a key the run's lacks is a flag added since, which
+    the run had at its default; with no shift, no shares to pick: recipe.without_idle_estimate),
+    checked; data its tiles and clicks, read again; the model on the run's device choice, and
+    the precision it scored in."""
     folder = Path(folder)
     metrics = finished_run(folder)
-    config = check_config({**DEFAULTS, **metrics["config"], **given})
+    config = check_config(without_idle_estimate({**DEFAULTS, **metrics["config"], **given}, given))
     device = pick_device(config["device"])
     precision = pick_precision(metrics["precision"], device)[0]
     model = load_checkpoint(folder / "model.pt")[0].to(device, memory_format=torch.channels_last)

@@ -34,8 +34,6 @@ def rescore(args):
         raise ValueError(
             "nothing to rescore with: give --tta-zoom-out K, --prior-shift S or --prior-estimate E"
         )
-    if given.get("prior_shift") == 0 and "prior_estimate" not in given:
-        given["prior_estimate"] = "em"  # no shift, no shares to pick: as recipe.settings says
     check_output_folder(out)
     started = time.time()
     metrics, config, precision, data, model = open_run(run, **given, out=str(out))

@@ -1,0 +1,117 @@
+"""train.py's errors: each bad value or flag gives one line naming it, exit code 2, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lib.config import check_config
+from recipe import DEFAULTS
+from train import main
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (dict(points=10, learning_rate=0.1), "unknown config keys ['learning_rate']"),
+        (dict(points=10, lr=0.0), "--lr must be > 0 and --weight-decay >= 0, got 0.0 and 0.0001"),
+        (
+            dict(points=10, weight_decay=-1.0),
+            "--lr must be > 0 and --weight-decay >= 0, got 0.001 and -1.0",
+        ),
+        (dict(points=10, loss="crf"), "unknown loss 'crf': use pce or pce+crf"),
+        (
+            dict(points=10, loss="pce+crf", crf_weight=-1.0),
+            "--crf-weight must be >= 0 and the CRF sigmas > 0, got -1.0",
+        ),
+        (
+            dict(points=10, loss="pce+crf", crf_sigma_xy=0.0),
+            "the CRF sigmas > 0, got 2.0, 0.0 and 2.0",
+        ),
+        (dict(points=10, crf_sigma_band=-2.0), "the CRF sigmas > 0, got 2.0, 6.0 and -2.0"),
+    ],
+)
+def test_config_checks_name_the_bad_value(config, message):
+    with pytest.raises(ValueError) as error:
+        check_config({**DEFAULTS, **config})
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--points", "-5"], "--points must be a positive integer, got -5"),
+        (["--points-per-class", "0"], "--points-per-class must be a positive integer, got 0"),
+        (
+            ["--points", "10", "--image-size", "100"],
+            "--image-size must be a multiple of 32, got 100",
+        ),
+        (["--points-per-class", "5", "--strategy", "grid"], "invalid choice: 'grid'"),
+        (["--points", "10", "--weights", "/no/such.pth"], "weights file not found: /no/such.pth"),
+        (["--points", "10", "--points-per-class", "3"], "choose exactly one"),
+        ([], "choose exactly one"),
+        (["--points", "10", "--strategy", "stratified"], "applies to --points-per-class only"),
+        (["--points", "ten"], "invalid int value: 'ten'"),
+        (["--points", "10", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--pionts", "10"], "unrecognized arguments: --pionts"),
+        (["--points", "10", "--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
+        (["--points", "10", "--augment", "rotate"], "argument --augment: invalid choice: 'rotate'"),
+        (
+            "--points 5000 --image-size 64 --train-size 1 --val-size 0 --test-size 1".split(),
+            "5000 points per image asked, but the image has only 4096",
+        ),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            argv + ["--out", str(tmp_path), "--weights", "none"]
+            if "--weights" not in argv
+            else argv
+        )
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_a_broken_weights_file_or_an_output_that_is_a_file_gives_one_line(tmp_path, capsys):
+    (tmp_path / "broken.pth").write_bytes(b"not a state dict")
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    (tmp_path / "a_file").write_text("")
+    for argv, message in (
+        (
+            ["--weights", str(tmp_path / "broken.pth"), "--out", str(tmp_path / "r")],
+            "broken.pth is not a torchvision resnet34 state dict (UnpicklingError",
+        ),
+        (
+            ["--weights", str(tmp_path / "list.pth"), "--out", str(tmp_path / "r")],
+            "list.pth is not a torchvision resnet34 state dict (AttributeError",
+        ),
+        (
+            ["--weights", "none", "--out", str(tmp_path / "a_file")],
+            "a_file: exists and is not a folder",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(
+                "--points 10 --train-size 1 --val-size 0 --test-size 1 --image-size 32".split()
+                + argv
+            )
+        err = capsys.readouterr().err
+        assert (
+            exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err
+        ), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_command_line_error_has_no_traceback():
+    result = subprocess.run(
+        [sys.executable, "train.py", "--points", "10", "--image-size", "100"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == "train.py: error: --image-size must be a multiple of 32, got 100"
+    )
