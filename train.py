@@ -173,10 +173,8 @@ def train(config):
         val_miou, chosen_by = val["miou"], val["miou_in_truth"]
         seconds = round(time.time() - epoch_start, 2)
         loss = float(np.mean(losses))
-        history.append(
-            dict(epoch=epoch, train_loss=loss, val_miou=val_miou, val_miou_in_truth=chosen_by)
-        )
-        history[-1]["seconds"] = seconds
+        measured = dict(train_loss=loss, val_miou=val_miou, val_miou_in_truth=chosen_by)
+        history.append(dict(epoch=epoch, **measured, seconds=seconds))
         lacking = (
             f" ({chosen_by:.4f} over the classes in its masks)" if chosen_by != val_miou else ""
         )
