@@ -13,7 +13,7 @@ pixels and labels every pixel of the val and test tiles. It needs no GPU and no 
 The clicks come from recipe.load_run_data, the code train.py draws them with, so the same flags and
 seed give both the same clicks. Tiles are featurised block by block, each block read with a
 margin as wide as the widest filter, so memory stays bounded on big tiles and the features equal
-those of the whole tile. Scores come from evaluation.py, the network's own. <out>/metrics.json
+those of the whole tile. Scores come from lib/evaluation.py, the network's own. <out>/metrics.json
 holds the fields of train.py's that apply, and <out>/predictions/ a class map and a preview per
 test tile, as predict.py writes them; with --predict-train, <out>/train-predictions/ the class
 map of each training tile, which train.py --extra-targets can learn from (docs/recipe.md).
@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from clicks import Clicks, count_labels
-from evaluation import confusion_matrix, print_table, scores
 from lib import annotations
 from lib.checkpoint import save_metrics
 from lib.cli import (
@@ -41,7 +40,8 @@ from lib.cli import (
 )
 from lib.config import add_data_options, check_config
 from lib.device import cpu_name
-from recipe import DEFAULTS, label_mode, load_run_data
+from lib.evaluation import confusion_matrix, print_table, scores
+from lib.recipe import DEFAULTS, label_mode, load_run_data
 
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 TREES = 200

@@ -4,7 +4,7 @@ Training sees `point_labels`: UNLABELED (-1, pce.py) everywhere except at the cl
 which carry their class. Clicks are drawn once per training image from its dense mask (or read
 from the user's CSV, lib/annotations.py) and then kept fixed, as an annotator clicks once; they
 are kept as coordinate lists, so a big tile costs a few hundred numbers, not a label plane.
-crops.py cuts the training crops around them.
+lib/crops.py cuts the training crops around them.
 """
 
 import math

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from evaluation import predict_tile
 from lib import distributed
 from lib.annotations import colour_rgb, colourise
 from lib.checkpoint import load_checkpoint
 from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard, need
 from lib.config import check_tta_zoom_out
 from lib.device import pick_device, pick_precision
+from lib.evaluation import predict_tile
 from lib.rasters import IMAGE_SUFFIXES, is_tiff, read_image
 
 

@@ -35,11 +35,11 @@ import torch
 
 from clicks import NO_CLICKS
 from data import IGNORE
-from evaluation import predict_tile
 from lib import annotations, rasters, tiles
 from lib.checkpoint import load_checkpoint
 from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard
 from lib.device import pick_device, pick_precision
+from lib.evaluation import predict_tile
 from lib.proposals import preview, write_layer
 
 

@@ -7,13 +7,13 @@
     python train.py --data DIR --points-file clicks.gpkg  clicks from a GIS layer (docs/gis.md)
     torchrun --nproc_per_node 4 train.py ...              on 4 GPUs (docs/distributed.md)
 
-One run, top to bottom: config (recipe.py's defaults, checked by lib/config.py) -> data (synthetic
+One run, top to bottom: config (lib/recipe.py's defaults, checked by lib/config.py) -> data (synthetic
 scenes, or a folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) ->
 model (unet.py) -> the loop (the report's recipe: Adam, cosine annealing, 5 epochs, batch 8,
 horizontal flips; recipe.train_step; on real tiles, --data: 15 epochs, all 8 flips and quarter
 turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights, on real tiles
-with the logits shifted towards the pixels' class shares (prior.py), scored on the test split,
-evaluation.py; on real tiles averaged over the 8 orientations and a view shrunk 3x) -> save
+with the logits shifted towards the pixels' class shares (lib/prior.py), scored on the test split,
+lib/evaluation.py; on real tiles averaged over the 8 orientations and a view shrunk 3x) -> save
 (<out>/metrics.json, <out>/model.pt and, for a tile folder, the clicks it learned from in
 <out>/clicks/, each file written atomically, so an interrupted run never leaves half a file). A long
 run also saves its state after an epoch (<out>/resume.pt, at most once a minute): the same command
@@ -30,15 +30,15 @@ import numpy as np
 import torch
 
 from clicks import class_weights, count_labels
-from crops import CropSampler, PointDataset, paste_boxes
-from evaluation import evaluate, final_scores, print_table
 from lib import distributed, tiles
 from lib.checkpoint import read_progress, restore_progress, save_progress, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.config import add_train_options, check_config
+from lib.crops import CropSampler, PointDataset, paste_boxes
 from lib.device import machine, pick_device, pick_precision
-from prior import shift_to_pixel_prior
-from recipe import (
+from lib.evaluation import evaluate, final_scores, print_table
+from lib.prior import shift_to_pixel_prior
+from lib.recipe import (
     crf_settings,
     describe_loss,
     label_mode,
@@ -48,7 +48,7 @@ from recipe import (
     settings,
     train_step,
 )
-from teacher import MeanTeacher, ramp_up, strong_view, unlabelled_targets
+from lib.teacher import MeanTeacher, ramp_up, strong_view, unlabelled_targets
 from unet import UNet
 
 # <out>/resume.pt after an epoch, at most this often (a short run just reruns)
@@ -86,7 +86,7 @@ def train(config):
     optimizer, scheduler = make_optimizer(model, config)
     # DistributedDataParallel under torchrun, else the model
     trained = distributed.wrap(model, device)
-    # the mean teacher (teacher.py): the targets on the unclicked pixels come from it and, with
+    # the mean teacher (lib/teacher.py): the targets on the unclicked pixels come from it and, with
     # --ema, it is the model that is validated, tested and saved
     learns_unclicked = config["consistency"] > 0 or config["grow"]
     teacher = MeanTeacher(model, config["ema_decay"]) if config["ema"] or learns_unclicked else None

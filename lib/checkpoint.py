@@ -21,7 +21,7 @@ from lib import annotations
 from lib.cli import atomic, clear_old_run, one_line
 from lib.config import check_config
 from lib.device import pick_device, pick_precision
-from recipe import DEFAULTS, load_run_data, without_idle_estimate
+from lib.recipe import DEFAULTS, load_run_data, without_idle_estimate
 from unet import DECODER_CHANNELS, UNet
 
 
@@ -156,7 +156,7 @@ def same(key, saved, given):
 
 def restore_progress(state, parts, scored=None):
     """`parts` as save_progress took them: model, optimizer, schedule, both random streams and the
-    mean teacher (teacher.py) as they were when `state` was saved. Returns what the loop goes on
+    mean teacher (lib/teacher.py) as they were when `state` was saved. Returns what the loop goes on
     with: (history, best, the epochs resumed after, the seconds run so far); best = (val mIoU,
     epoch, the weights of `scored`, the model that is validated, where the best epoch was the last
     saved one)."""

@@ -5,10 +5,10 @@ before any work, so that a bad one is refused in one line naming it and what is 
 import argparse
 
 from clicks import STRATEGIES, check_choice
-from crops import AUGMENTATIONS
 from lib.cli import add_device_options
-from prior import ESTIMATES
-from recipe import DATA_DEFAULTS, DEFAULTS, label_mode
+from lib.crops import AUGMENTATIONS
+from lib.prior import ESTIMATES
+from lib.recipe import DATA_DEFAULTS, DEFAULTS, label_mode
 from unet import DIVISOR, check_weights
 
 
@@ -39,7 +39,7 @@ def add_data_options(parser):
 
 
 def add_training_options(parser):
-    """train.py's flags beyond the data's: the recipe, the levers of teacher.py, the device."""
+    """train.py's flags beyond the data's: the recipe, the levers of lib/teacher.py, the device."""
     # one line a flag, so that the command line reads as a table
     # fmt: off
     add = parser.add_argument
@@ -51,13 +51,13 @@ def add_training_options(parser):
     add("--paste", type=int, default=DEFAULTS["paste"], help="boxes, each around a click of "
         "another crop of the batch, pasted into each training crop: context decoupling; 0: off")
     add("--prior-shift", type=float, help="after training, shift the logits by this x log(pixel "
-        "share / click share) of each class (prior.py); default 0, with --data 1 (not --dense)")
+        "share / click share) of each class (lib/prior.py); default 0, with --data 1 (not --dense)")
     add("--prior-estimate", choices=ESTIMATES, help="the pixels' shares it shifts to: EM's "
         "(default), the mean posterior (with --data) or their geometric mean")
     add("--class-balanced", action="store_true", help="weight each class by the inverse of its "
         "share of the training clicks (weights averaging 1)")
     add("--ema", action="store_true", help="validate, test and save the mean teacher: an average "
-        "of the weights that does not swing from step to step (teacher.py)")
+        "of the weights that does not swing from step to step (lib/teacher.py)")
     add("--ema-decay", type=float, default=DEFAULTS["ema_decay"], help="its decay (warmed up)")
     add("--consistency", type=float, default=DEFAULTS["consistency"], help="weight of pCE on the "
         "pixels the mean teacher is sure of, learnt on a strong view (CutMix, jitter); 0: off")
@@ -72,7 +72,7 @@ def add_training_options(parser):
     add("--tta", action=argparse.BooleanOptionalAction, help="average the 8 orientations at test "
         "time (default with --data; --no-tta to turn off)")
     add("--train-zoom-out", type=int, default=DEFAULTS["train_zoom_out"], help="cut half the "
-        "training crops K times larger and shrink them K times (crops.py), the view of "
+        "training crops K times larger and shrink them K times (lib/crops.py), the view of "
         "--tta-zoom-out K; 1: off")
     add("--tta-zoom-out", type=int, help="with --tta, also see each test tile shrunk K times (K x "
         "K pixels averaged) and average; default 1 (off), with --data and TTA 3")

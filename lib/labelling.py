@@ -213,7 +213,7 @@ class Folder:
         if self.model is None:
             raise Refused(404, "no run to show: start label.py with --run RUN")
         if stem not in self.predictions:  # the whole tile once, as predict.py segments it
-            from evaluation import predict_tile
+            from lib.evaluation import predict_tile
 
             path = self.path(stem)
             if rasters.is_tiff(path):

@@ -13,9 +13,9 @@ import numpy as np
 
 from clicks import sample_points
 from data import CLASSES, COLOURS, make_split
-from evaluation import predict_tile
 from lib.checkpoint import load_checkpoint
 from lib.cli import atomic, need
+from lib.evaluation import predict_tile
 from reporting.paper import DENSITY_POINTS, FINAL, REPORT_DENSITY_MIOU, STRATEGY_POINTS
 from reporting.records import differences
 

@@ -4,7 +4,7 @@ and the helpers that read every record a results folder holds (metrics.json, log
 experiments.py appends a record per finished run (its settings and its metrics.json), so an
 interrupted `experiments.py all` resumes where it stopped; page.py renders the tables and
 figures from the records. A run's `key` is its training settings, with train.py's defaults
-(recipe.py) filled in.
+(lib/recipe.py) filled in.
 """
 
 import argparse
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.config import add_train_options
-from recipe import DATA_DEFAULTS, DEFAULTS, settings
+from lib.recipe import DATA_DEFAULTS, DEFAULTS, settings
 
 # --quick: a smoke run
 QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)

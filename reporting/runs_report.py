@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from recipe import DEFAULTS, label_mode
+from lib.recipe import DEFAULTS, label_mode
 from reporting.records import (
     as_run_today,
     header,

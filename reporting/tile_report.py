@@ -12,7 +12,7 @@ import json
 import numpy as np
 import torch
 
-from evaluation import scores
+from lib.evaluation import scores
 from reporting.records import differences, header, mean_std, paired, plan, run_groups
 
 # What the sections compare and aim at comes from <folder>/plan.json (records.plan): the run

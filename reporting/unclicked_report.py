@@ -1,4 +1,4 @@
-"""The results page's section on learning from the unclicked pixels (teacher.py, prior.py): each
+"""The results page's section on learning from the unclicked pixels (lib/teacher.py, lib/prior.py): each
 lever of scripts/unclicked_runs.sh alone and together, beside the tile recipe and the pixel random
 forest on the same clicks and seeds, and the issue's targets, met or not.
 
@@ -29,7 +29,7 @@ def unclicked(folder):
             lines += [
                 "## Learning from the unclicked pixels",
                 "",
-                "The runs of `scripts/unclicked_runs.sh` (`teacher.py`, `prior.py`): the tile "
+                "The runs of `scripts/unclicked_runs.sh` (`lib/teacher.py`, `lib/prior.py`): the tile "
                 "recipe alone, each lever alone and all",
                 "together, on the same clicks (10 random per class) and seeds. Val mIoU (with TTA) "
                 "is what a lever is kept",

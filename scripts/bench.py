@@ -24,11 +24,18 @@ import time
 import numpy as np
 import torch
 
-from evaluation import predict_tile
 from lib.cli import OneLineParser, guard
 from lib.device import machine, pick_device
+from lib.evaluation import predict_tile
+from lib.recipe import (
+    CRF_SIGMA_BAND,
+    CRF_SIGMA_XY,
+    CRF_WEIGHT,
+    DEFAULTS,
+    make_optimizer,
+    train_step,
+)
 from pce import UNLABELED
-from recipe import CRF_SIGMA_BAND, CRF_SIGMA_XY, CRF_WEIGHT, DEFAULTS, make_optimizer, train_step
 from unet import UNet
 
 MODES = (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True))

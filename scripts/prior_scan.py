@@ -1,6 +1,6 @@
 """How far to shift, and to which shares (train.py --prior-shift, --prior-estimate): a finished
 train.py run's val and test mIoU with its logits shifted by S x log(pixel share / click share), S
-from 0 (as trained) to 1 (all the way), for each estimate of the pixel shares (prior.py: EM, the
+from 0 (as trained) to 1 (all the way), for each estimate of the pixel shares (lib/prior.py: EM, the
 mean posterior, their geometric mean), as --prior-shift does. Both are chosen on val.
     python -m scripts.prior_scan RUN_FOLDER [--splits val] [--estimates em geometric]
 The tiles and clicks are read from RUN's config (as scripts/rescore.py reads them); a run trained
@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import torch
 
-from evaluation import confusion_matrix, predict_tile, scores
 from lib.checkpoint import finished_run, open_run
-from prior import ESTIMATES, log_ratios, pixel_shares, take_out_shift, training_posteriors
+from lib.evaluation import confusion_matrix, predict_tile, scores
+from lib.prior import ESTIMATES, log_ratios, pixel_shares, take_out_shift, training_posteriors
 
 STRENGTHS = (0.25, 0.5, 0.75, 1.0)
 

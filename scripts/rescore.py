@@ -15,11 +15,11 @@ rescoring, the scoring alone."""
 import time
 from pathlib import Path
 
-from evaluation import evaluate, final_scores, print_table
 from lib.checkpoint import finished_run, open_run, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
-from prior import ESTIMATES, shift_to_pixel_prior, take_out_shift
+from lib.evaluation import evaluate, final_scores, print_table
+from lib.prior import ESTIMATES, shift_to_pixel_prior, take_out_shift
 
 AFTER_TRAINING = ("tta_zoom_out", "prior_shift", "prior_estimate")  # what rescoring can change
 

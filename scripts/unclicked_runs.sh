@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Learning from the unclicked pixels (teacher.py, docs/unclicked.md): each lever alone and all
+# Learning from the unclicked pixels (lib/teacher.py, docs/unclicked.md): each lever alone and all
 # together, beside the tile recipe, on one set, 10 random clicks per class, on this machine:
 #   bash scripts/unclicked_runs.sh synthetic 0 1 2        (SET: synthetic, or a folder of
 #   bash scripts/unclicked_runs.sh dronedeploy 0           scripts/prepare_data.sh; then SEEDs)

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import torch
 
-from crops import shrink
-from evaluation import blend_zoomed, confusion_matrix, predict_tile, scores
 from lib.checkpoint import open_run
+from lib.crops import shrink
+from lib.evaluation import blend_zoomed, confusion_matrix, predict_tile, scores
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")

@@ -9,7 +9,7 @@ import torch
 
 import train as train_module
 from lib import checkpoint
-from recipe import DEFAULTS
+from lib.recipe import DEFAULTS
 from train import main, train
 
 TINY = dict(

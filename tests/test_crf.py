@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from lib.crf import crf_energy
+from lib.recipe import train_step
 from pce import partial_cross_entropy
-from recipe import train_step
 
 SIGMAS = dict(sigma_xy=4.0, sigma_band=0.5)
 

@@ -1,11 +1,12 @@
-"""crops.py: the training crops cut around the clicks, turned with them, zoomed and pasted."""
+"""lib/crops.py: the training crops cut around the clicks, turned with them, zoomed and pasted."""
 
 import numpy as np
 import pytest
 import torch
 
 from clicks import Clicks, every_pixel, sample_points, sample_split_points
-from crops import (
+from data import IGNORE
+from lib.crops import (
     CropSampler,
     PointDataset,
     dihedral,
@@ -14,7 +15,6 @@ from crops import (
     shrink_labels,
     undo_dihedral,
 )
-from data import IGNORE
 
 
 def test_dataset_turns_image_and_clicks_together(train_split):

@@ -18,9 +18,9 @@ import torch
 import torch.multiprocessing as mp
 
 import export
-from evaluation import evaluate
 from lib import distributed
-from recipe import DEFAULTS, make_optimizer, train_step
+from lib.evaluation import evaluate
+from lib.recipe import DEFAULTS, make_optimizer, train_step
 from unet import UNet
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]

@@ -1,4 +1,4 @@
-"""evaluation.py: whole tiles through overlapping windows, test-time augmentation (the 8
+"""lib/evaluation.py: whole tiles through overlapping windows, test-time augmentation (the 8
 orientations, the tile shrunk), and the scores of a split from one confusion matrix."""
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from crops import dihedral
-from evaluation import confusion_matrix, final_scores, predict_tile, scores, shrink
+from lib.crops import dihedral
+from lib.evaluation import confusion_matrix, final_scores, predict_tile, scores, shrink
 from unet import UNet
 
 

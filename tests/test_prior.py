@@ -1,4 +1,4 @@
-"""prior.py: EM for the pixels' class shares (and the two other estimates), and the logit shift
+"""lib/prior.py: EM for the pixels' class shares (and the two other estimates), and the logit shift
 folded into the head's bias."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from clicks import Clicks
-from prior import ESTIMATES, pixel_shares, shift_to_pixel_prior
+from lib.prior import ESTIMATES, pixel_shares, shift_to_pixel_prior
 from unet import UNet
 
 

@@ -12,10 +12,10 @@ import baseline
 import predict
 from clicks import Clicks
 from conftest import FAST, own_folder
-from crops import PointDataset, dihedral
 from lib import tiles
+from lib.crops import PointDataset, dihedral
+from lib.recipe import make_optimizer, train_step
 from pce import partial_cross_entropy
-from recipe import make_optimizer, train_step
 from train import main, train
 
 

@@ -1,4 +1,4 @@
-"""teacher.py: the mean teacher's update, its targets on the unclicked pixels, train.py's levers
+"""lib/teacher.py: the mean teacher's update, its targets on the unclicked pixels, train.py's levers
 that use them, and how the results page chooses among them."""
 
 import json
@@ -8,15 +8,15 @@ import shutil
 import pytest
 import torch
 
-from pce import UNLABELED
-from reporting.unclicked_report import unclicked
-from teacher import (
+from lib.teacher import (
     MeanTeacher,
     confident_labels,
     grow_regions,
     ramp_up,
     strong_view,
 )
+from pce import UNLABELED
+from reporting.unclicked_report import unclicked
 from train import main, train
 from unet import UNet
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lib.config import check_config
-from recipe import DEFAULTS
+from lib.recipe import DEFAULTS
 from train import main
 
 

@@ -4,7 +4,7 @@
 label-free) and in which of the 8 orientations of the square (`dihedral`); `PointDataset` cuts
 them, image and clicks together, so every click stays on the pixel it labels; with a zoom, a crop
 K times as large shrunk K times, so the network also learns the view the test tiles are shrunk to
-(evaluation.py's zoom_out: a roof wider than a window seen with its edges). `paste_boxes` moves
+(lib/evaluation.py's zoom_out: a roof wider than a window seen with its edges). `paste_boxes` moves
 clicked patches into the other crops of a batch (train.py --paste).
 """
 

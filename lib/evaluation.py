@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crops import dihedral, shrink, undo_dihedral
 from lib import distributed
+from lib.crops import dihedral, shrink, undo_dihedral
 from lib.device import autocast, memory_format
 from unet import DIVISOR
 

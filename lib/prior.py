@@ -20,8 +20,8 @@ on some seeds); the mean at S = 1 is what validation chooses for --data (docs/un
 import torch
 
 from clicks import class_counts
-from evaluation import predict_tile
 from lib import distributed
+from lib.evaluation import predict_tile
 
 # --prior-estimate's choices, and how a run's log names them
 ESTIMATES = ("em", "mean", "geometric")

@@ -24,7 +24,7 @@ them are. This chapter turns that into training targets, three ways, each a trai
                  A grown label never crosses into pixels of another class, and a click always keeps
                  its own label.
 
-The unclicked pixels also tell the classes' shares, which the clicks do not: prior.py.
+The unclicked pixels also tell the classes' shares, which the clicks do not: lib/prior.py.
 
 Targets never overwrite a click: where a pixel is clicked, the click is its label (pCE on it
 already). The teacher's targets are point labels like any other (-1 where it says nothing), so
@@ -36,7 +36,7 @@ import math
 
 import torch
 
-from crops import dihedral, undo_dihedral
+from lib.crops import dihedral, undo_dihedral
 from lib.device import autocast, memory_format
 from pce import UNLABELED
 

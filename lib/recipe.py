@@ -28,10 +28,10 @@ DEFAULTS = dict(
     strategy="random",  # how per-class clicks are placed: random | stratified
     class_balanced=False,  # weight each class by the inverse of its share of the clicks
     image_skip=False,  # give the U-Net's full-resolution block the image itself (unet.py)
-    prior_shift=0.0,  # shift the logits this far towards the pixels' class shares (prior.py)
+    prior_shift=0.0,  # shift the logits this far towards the pixels' class shares (lib/prior.py)
     prior_estimate="em",  # ... the shares by EM, the mean posterior or their geometric mean
-    paste=0,  # boxes around other crops' clicks pasted into each training crop (crops.py)
-    ema=False,  # validate, test and save the mean teacher, an average of the weights (teacher.py)
+    paste=0,  # boxes around other crops' clicks pasted into each training crop (lib/crops.py)
+    ema=False,  # validate, test and save the mean teacher, an average of the weights (lib/teacher.py)
     ema_decay=0.99,  # its decay, warmed up: min(decay, (1 + step) / (10 + step))
     consistency=0.0,  # weight of pCE on the teacher's sure pixels (0: off)
     sure_per_class=0,  # ... at most this many of them per class and crop (0: all)
@@ -53,7 +53,7 @@ DEFAULTS = dict(
     augment="hflip",  # training crops: hflip (the report's) or dihedral (flips and quarter turns)
     tta=False,  # test-time augmentation: average the 8 dihedral views at test time
     train_zoom_out=1,  # when > 1, half the training crops cut this many times larger and shrunk
-    tta_zoom_out=1,  # ... and, when > 1, those of the tile shrunk this many times (evaluation.py)
+    tta_zoom_out=1,  # ... and, when > 1, those of the tile shrunk this many times (lib/evaluation.py)
     image_size=128,  # synthetic scenes are this size; folder tiles are cropped to it
     crops_per_epoch=None,  # default: cover the training area once (one crop per synthetic scene)
     seed=0,  # one seed picks the scenes, the clicks, the init and the batches
@@ -201,7 +201,7 @@ def train_step(
     """One step on a batch: the forward pass in the run's precision, pCE on the clicks in fp32
     (class-balanced with class_weights; plus crf[0] * R, the CRF energy of crf.py, when crf is
     given; plus weight * pCE on each (target_labels, weight) of `extras`: another model's labels,
-    or the teacher's of teacher.py), backward, optimizer step.
+    or the teacher's of lib/teacher.py), backward, optimizer step.
     Returns the loss. Under torchrun `model` is DistributedDataParallel and each pCE is scaled by
     distributed.label_share, so the averaged gradient is that of pCE over the global batch."""
     device = next(model.parameters()).device
