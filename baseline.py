@@ -38,10 +38,10 @@ from lib.cli import (
     need,
     run_command,
 )
-from lib.config import add_data_options, check_config
 from lib.device import cpu_name
 from lib.evaluation import confusion_matrix, print_table, scores
-from lib.recipe import DEFAULTS, label_mode, load_run_data
+from lib.recipe import load_run_data
+from lib.settings import DEFAULTS, add_options, check_config, label_mode
 
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 TREES = 200
@@ -222,7 +222,7 @@ def run(config):
 
 def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    add_data_options(parser)  # train.py's flags: the same clicks (--dense is refused)
+    add_options(parser, group="data")  # train.py's flags: the same clicks (--dense is refused)
     parser.add_argument("--out", help="output folder (default runs/forest-<labels>-seed<seed>)")
     parser.add_argument(
         "--predict-train",

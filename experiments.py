@@ -25,8 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from lib.cli import OneLineParser, add_device_options, check_output_folder, guard
+from lib.cli import OneLineParser, check_output_folder, guard
 from lib.device import pick_device, pick_precision
+from lib.settings import add_options, as_argv, run_name, settings
 from reporting.paper import DENSITY_POINTS, FINAL, REGULARISED, STRATEGY_POINTS
 from reporting.records import QUICK, append_record, key, load_records, same_as_done
 
@@ -78,7 +79,8 @@ def run_all(command, seeds, out, device, quick, precision="auto"):
             continue
         print(f"[{i}/{len(todo)}] {describe(config)} ...", flush=True)
         run_start = time.time()
-        metrics = train(dict(config, **extra, device=device, out=str(out / "runs" / name(config))))
+        folder = out / "runs" / run_name(settings({**config, **extra}))
+        metrics = train(dict(config, **extra, device=device, out=str(folder)))
         if metrics is None:
             sys.exit(
                 f"experiments.py: error: the run {describe(config)} failed (its error is above); "
@@ -102,12 +104,7 @@ def run_all(command, seeds, out, device, quick, precision="auto"):
 def train(config):
     """`python train.py` with these settings, in a process of its own; its metrics, or None if it
     failed."""
-    argv = [sys.executable, str(HERE / "train.py")]
-    for setting, value in config.items():
-        if value is True:
-            argv.append(f"--{setting.replace('_', '-')}")
-        elif value is not None and value is not False:
-            argv += [f"--{setting.replace('_', '-')}", str(value)]
+    argv = [sys.executable, str(HERE / "train.py"), *as_argv(config)]
     if subprocess.run(argv).returncode:
         return None
     return json.loads((Path(config["out"]) / "metrics.json").read_text())
@@ -115,10 +112,6 @@ def train(config):
 
 def describe(config):
     return " ".join(f"{k}={v}" for k, v in config.items())
-
-
-def name(config):
-    return "_".join(f"{k}-{v}" for k, v in config.items()).replace("points_per_class", "ppc")
 
 
 def clock(seconds):
@@ -139,7 +132,7 @@ def main(argv=None):
     parser.add_argument(
         "--out", help=f"results folder (default {OUT}, or {QUICK_OUT} with --quick)"
     )
-    add_device_options(parser)
+    add_options(parser, names=("device", "precision"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 epoch: a smoke test")
     args = parser.parse_args(argv)
     if args.seeds < 1:

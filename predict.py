@@ -25,11 +25,11 @@ import torch
 from lib import distributed
 from lib.annotations import colour_rgb, colourise
 from lib.checkpoint import load_checkpoint
-from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard, need
-from lib.config import check_tta_zoom_out
+from lib.cli import OneLineParser, atomic, check_output_folder, guard, need
 from lib.device import pick_device, pick_precision
 from lib.evaluation import predict_tile
 from lib.rasters import IMAGE_SUFFIXES, is_tiff, read_image
+from lib.settings import add_options, check_tta_zoom_out
 
 
 def expand(inputs):
@@ -86,7 +86,7 @@ def main(argv=None):
         "probability is below this, e.g. 0.9: confident pixels only, as targets for self-training "
         "(train.py --extra-targets)",
     )
-    add_device_options(parser)
+    add_options(parser, names=("device", "precision"))
     args = parser.parse_args(argv)
     try:
         if args.min_area < 0 or (args.min_area and not args.polygons):

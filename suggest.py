@@ -37,10 +37,11 @@ from clicks import NO_CLICKS
 from data import IGNORE
 from lib import annotations, rasters, tiles
 from lib.checkpoint import load_checkpoint
-from lib.cli import OneLineParser, add_device_options, atomic, check_output_folder, guard
+from lib.cli import OneLineParser, atomic, check_output_folder, guard
 from lib.device import pick_device, pick_precision
 from lib.evaluation import predict_tile
 from lib.proposals import preview, write_layer
+from lib.settings import add_options
 
 
 def margin_and_class(logits, rows=256):
@@ -229,7 +230,7 @@ def main(argv=None):
         "--spacing", type=int, default=6, help="minimum distance between clicks, px (default 6)"
     )
     parser.add_argument("--out", help="folder for the previews (default RUN/suggestions)")
-    add_device_options(parser)
+    add_options(parser, names=("device", "precision"))
     args = parser.parse_args(argv)
     try:
         if args.clicks < 1 or args.spacing < 1:

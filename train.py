@@ -7,19 +7,21 @@
     python train.py --data DIR --points-file clicks.gpkg  clicks from a GIS layer (docs/gis.md)
     torchrun --nproc_per_node 4 train.py ...              on 4 GPUs (docs/distributed.md)
 
-One run, top to bottom: config (lib/recipe.py's defaults, checked by lib/config.py) -> data (synthetic
-scenes, or a folder of tiles, tiles.load_data; clicks drawn once, before training, and kept) ->
-model (unet.py) -> the loop (the report's recipe: Adam, cosine annealing, 5 epochs, batch 8,
-horizontal flips; recipe.train_step; on real tiles, --data: 15 epochs, all 8 flips and quarter
-turns) -> evaluation (validation mIoU after each epoch; the best epoch's weights, on real tiles
-with the logits shifted towards the pixels' class shares (lib/prior.py), scored on the test split,
-lib/evaluation.py; on real tiles averaged over the 8 orientations and a view shrunk 3x) -> save
-(<out>/metrics.json, <out>/model.pt and, for a tile folder, the clicks it learned from in
-<out>/clicks/, each file written atomically, so an interrupted run never leaves half a file). A long
-run also saves its state after an epoch (<out>/resume.pt, at most once a minute): the same command
-with --resume goes on from there and ends as the uninterrupted run would have. `train(config)` does
-the work; the command line only fills in `config`. Under torchrun each process trains on its share
-of every batch and scores its share of the tiles (distributed.py); process 0 alone prints and saves.
+One run, top to bottom, in `train`: the config (lib/settings.py's table: defaults, --data defaults
+and checks) -> the data (the synthetic scenes of data.py, or a folder of tiles, lib/tiles.py; the
+clicks drawn once, before training, and kept) -> the model (unet.py) -> the loop (the report's
+recipe: Adam, cosine annealing, 5 epochs, batch 8, horizontal flips; on real tiles, --data: 15
+epochs, all 8 flips and quarter turns), an epoch of it in `train_one_epoch`, validation mIoU after
+each epoch -> the test: the best epoch's weights on the test split (lib/evaluation.py; on real
+tiles with the logits shifted towards the pixels' class shares, lib/prior.py, and averaged over the
+8 orientations and a view shrunk 3x) -> save (<out>/metrics.json, <out>/model.pt and, for a tile
+folder, the clicks it learned from in <out>/clicks/, each file written atomically).
+
+The optional levers each enter at one line that names them: torchrun (lib/distributed.py), --resume
+(lib/checkpoint.Progress: the state after an epoch, at most once a minute, in <out>/resume.pt; the
+same command with --resume goes on from there and ends as the uninterrupted run would have), the
+mean teacher (lib/teacher.py), pasted boxes and the zoom (lib/crops.py), extra targets
+(lib/tiles.read_targets) and the prior shift (lib/prior.py).
 """
 
 import argparse
@@ -31,185 +33,198 @@ import torch
 
 from clicks import class_weights, count_labels
 from lib import distributed, tiles
-from lib.checkpoint import read_progress, restore_progress, save_progress, save_run
+from lib.checkpoint import Progress, read_progress, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
-from lib.config import add_train_options, check_config
 from lib.crops import CropSampler, PointDataset, paste_boxes
 from lib.device import machine, pick_device, pick_precision
 from lib.evaluation import evaluate, final_scores, print_table
 from lib.prior import shift_to_pixel_prior
-from lib.recipe import (
-    crf_settings,
-    describe_loss,
-    label_mode,
-    load_run_data,
-    make_optimizer,
-    run_name,
-    settings,
-    train_step,
-)
-from lib.teacher import MeanTeacher, ramp_up, strong_view, unlabelled_targets
+from lib.recipe import crf_settings, describe_loss, load_run_data, make_optimizer, train_step
+from lib.settings import add_options, check_config, label_mode, run_name, settings
+from lib.teacher import learn_unclicked, mean_teacher
 from unet import UNet
 
-# <out>/resume.pt after an epoch, at most this often (a short run just reruns)
-SAVE_PROGRESS_EVERY_S = 60
+SAY_WHERE_EVERY_S = 60  # a long epoch (big tiles) prints a progress line this often
+
+
+def main(argv=None):
+    parser = OneLineParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_options(parser)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from <out>/resume.pt, the state an interrupted run with the same flags left "
+        "after its last saved epoch",
+    )
+    run_command(parser, train, argv)
 
 
 def train(config):
-    # config
+    """One run with these settings (the table's defaults for the rest); returns its metrics."""
+    # config: checked, and the output folder with it, before any work
     config = dict(config)
     resume = config.pop("resume", False)  # how to start, not what to train: not in the config
     config = check_config(settings(config))
     started = time.time()
     out = Path(config["out"] or Path("runs") / run_name(config))
-    check_output_folder(out)  # before the work, not after it
-    # checked before the data is read
-    state = read_progress(out / "resume.pt", config) if resume else None
+    check_output_folder(out)
+    state = read_progress(out / "resume.pt", config) if resume else None  # --resume
     torch.manual_seed(config["seed"])  # the same on every process under torchrun
-    device = distributed.setup(pick_device(config["device"]))  # joins torchrun's processes, if any
+    device = distributed.setup(pick_device(config["device"]))  # torchrun: joins its processes
     precision, why = pick_precision(config["precision"], device)
-    world = distributed.rank_and_world()[1]
-    crf = crf_settings(config)
 
-    # data: the training tiles with their clicks; val and test with their dense masks (or the
-    # reference points of a point layer)
+    # data: the synthetic scenes of data.py, or a folder of tiles (lib/tiles.py), with the clicks
+    # drawn from their masks once, here (clicks.py); val and test keep their dense masks
     data = load_run_data(config)
-    train_images, train_points = data["train"]
-    pixels = sum(image.shape[-2] * image.shape[-1] for image in train_images)
-    labeled_fraction = sum(map(count_labels, train_points)) / pixels
 
-    # model
+    # model, in the layout fast CPU and GPU convolutions want
     bands, mean, std = data["bands"], data["mean"], data["std"]
     model = UNet(len(data["classes"]), config["weights"], bands, mean, std, config["image_skip"])
-    # the layout fast CPU and GPU convolutions want
     model = model.to(device, memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, config)
-    # DistributedDataParallel under torchrun, else the model
-    trained = distributed.wrap(model, device)
-    # the mean teacher (lib/teacher.py): the targets on the unclicked pixels come from it and, with
-    # --ema, it is the model that is validated, tested and saved
-    learns_unclicked = config["consistency"] > 0 or config["grow"]
-    teacher = MeanTeacher(model, config["ema_decay"]) if config["ema"] or learns_unclicked else None
-    scored = teacher.model if config["ema"] else model
+    trained = distributed.wrap(model, device)  # torchrun: DistributedDataParallel
+    teacher = mean_teacher(model, config)  # --ema, --consistency, --grow; else None
+    scored = teacher.model if config["ema"] else model  # what is validated, tested and saved
 
-    # the loop. An epoch: one crop per synthetic scene, or enough crops around the labels to cover
-    # big tiles once, in an order drawn from the seed
-    generator = torch.Generator().manual_seed(config["seed"])
-    shapes, size = [image.shape[-2:] for image in train_images], config["image_size"]
-    sampling = config["crops_per_epoch"], generator, config["augment"], config["train_zoom_out"]
-    sampler = CropSampler(train_points, shapes, size, *sampling)
-    targets = config["extra_targets"] and tiles.read_targets(config["extra_targets"], data)
-    classes = len(data["classes"])
-    weights = class_weights(train_points, classes) if config["class_balanced"] else None
-    batch_size = distributed.per_process_batch(config["batch_size"])  # --batch-size is the total
-    loader = torch.utils.data.DataLoader(
-        PointDataset(train_images, train_points, config["image_size"], targets or None),
-        batch_size=batch_size,
-        sampler=distributed.shard(sampler, config["batch_size"]),
+    # the loop
+    generator = torch.Generator().manual_seed(config["seed"])  # the order of the crops
+    sampler = crop_sampler(data, config, generator)
+    loader = training_loader(data, config, sampler, generator)
+    facts = run_facts(config, data, sampler, loader, model, device, precision)
+    print(setup_line(facts, config, data, sampler, why), flush=True)
+    parts = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=generator)
+    progress = Progress(out / "resume.pt", config, dict(parts, teacher=teacher), scored, started)
+    progress.resume(state)  # --resume: the weights, optimizer and random streams as they were
+    del state  # three copies of the weights' size: not kept for the run
+    classes = len(data["classes"])  # --class-balanced: each class weighted by its clicks' share
+    weights = class_weights(data["train"][1], classes) if config["class_balanced"] else None
+    for epoch in range(len(progress.history) + 1, config["epochs"] + 1):
+        epoch_start = time.time()
+        loss = train_one_epoch(
+            trained, optimizer, loader, epoch, config, precision, teacher, weights
+        )
+        scheduler.step()
+        val = validate(scored, data, config, precision)
+        seconds = round(time.time() - epoch_start, 2)
+        print(epoch_line(epoch, config["epochs"], loss, val, seconds), flush=True)
+        progress.record(epoch, loss, val, seconds)  # keeps the best epoch's weights
+
+    # the test: the best epoch's weights
+    test, extra, prior = test_best(scored, progress.best_weights(), data, config, precision)
+
+    # save
+    metrics = run_metrics(facts, progress, test, extra, prior)
+    if distributed.is_main():  # one writer; metrics.json last: a run folder with it is whole
+        save_run(out, scored, data, config, metrics)
+    distributed.finish()
+    return metrics
+
+
+def train_one_epoch(trained, optimizer, loader, epoch, config, precision, teacher, weights):
+    """One pass over the epoch's crops: pCE on the clicks (lib/recipe.train_step), with each lever
+    the config asks for. Returns the mean training loss."""
+    model = getattr(trained, "module", trained)  # torchrun wraps it
+    model.train()
+    crf = crf_settings(config)  # --loss pce+crf, else None
+    losses, epoch_start, said = [], time.time(), time.time()
+    # clicks only: the dense masks are for scoring
+    for images, point_labels, *target_labels in loader:
+        if config["paste"]:  # --paste: clicked boxes of other crops moved into this one's context
+            images, point_labels, *target_labels = paste_boxes(
+                config["paste"], images, point_labels, *target_labels
+            )
+        # --extra-targets: another model's map of the tile, learnt beside the clicks
+        extras = [(target_labels[0], config["extra_weight"])] if target_labels else []
+        if config["consistency"] or config["grow"]:  # the mean teacher's say on unclicked pixels
+            step, steps = (epoch - 1) * len(loader) + len(losses), config["epochs"] * len(loader)
+            images, point_labels, extras = learn_unclicked(
+                teacher, images, point_labels, extras, step, steps, precision, config
+            )
+        loss = train_step(trained, optimizer, images, point_labels, precision, crf, extras, weights)
+        losses.append(loss)
+        if teacher:
+            teacher.update(model)
+        if time.time() - said > SAY_WHERE_EVERY_S:
+            print(
+                f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss "
+                f"{np.mean(losses):.4f}, {time.time() - epoch_start:.0f}s",
+                flush=True,
+            )
+            said = time.time()
+    return float(np.mean(losses))
+
+
+def crop_sampler(data, config, generator):
+    """The epoch's crops: one per synthetic scene, or enough around the clicks to cover big tiles
+    once, each turned as --augment says and, with --train-zoom-out, half of them cut larger and
+    shrunk (lib/crops.py), in an order drawn from `generator`."""
+    point_labels = data["train"][1]
+    shapes = [image.shape[-2:] for image in data["train"][0]]
+    return CropSampler(
+        point_labels,
+        shapes,
+        config["image_size"],
+        config["crops_per_epoch"],
+        generator,
+        config["augment"],
+        config["train_zoom_out"],
+    )
+
+
+def training_loader(data, config, sampler, generator):
+    """The epoch's batches: each crop with its clicks and, with --extra-targets, its part of the
+    tile's map."""
+    images, point_labels = data["train"]
+    targets = tiles.read_targets(config["extra_targets"], data) if config["extra_targets"] else None
+    return torch.utils.data.DataLoader(
+        PointDataset(images, point_labels, config["image_size"], targets or None),
+        batch_size=distributed.per_process_batch(config["batch_size"]),  # --batch-size: the total
+        sampler=distributed.shard(sampler, config["batch_size"]),  # torchrun: a share each
         generator=generator,
     )
-    splits = " / ".join(f"{len(data[split][0])} {split}" for split in ("train", "val", "test"))
-    setup = [
-        f"{splits} tiles",
-        f"{label_mode(config)[1]} ({labeled_fraction:.4%} of training pixels labeled)",
-        f"loss {describe_loss(config)}",
-        f"{sampler.crops} crops of {size}x{size} per epoch ({config['augment']}{sampler.zooms}"
-        + (f", {config['paste']} clicked boxes pasted in each" if config["paste"] else "")
-        + ")",
-        f"encoder init: {model.encoder_init}",
-        f"device: {device} ({machine(device)})",
-        f"precision {precision} ({why})",
-    ] + ([f"{world} processes, batch {batch_size} each"] if world > 1 else [])
-    print("; ".join(setup), flush=True)
 
-    history, best, resumed = [], None, []  # best = (val mIoU, epoch, weights)
-    # what resume.pt keeps beside those: weights, optimizer, schedule, random streams
-    parts = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=generator)
-    parts["teacher"] = teacher
-    if state:  # an interrupted run: all of them as they were
-        history, best, resumed, elapsed = restore_progress(state, parts, scored)
-        started -= elapsed
-        print(f"resumed from {out / 'resume.pt'} after epoch {state['epoch']}", flush=True)
-        del state  # three copies of the weights' size: not kept for the run
-    elif (out / "resume.pt").exists():
-        print(
-            f"{out / 'resume.pt'}: an interrupted run's state; this run starts over (--resume goes "
-            f"on from it)"
-        )
-    saved_at = time.time()
-    score = lambda split, *tta: evaluate(  # tta: (tta, zoom_out), final_scores's
-        scored, split, data["classes"], config["image_size"], config["batch_size"], precision, *tta
-    )
-    for epoch in range(len(history) + 1, config["epochs"] + 1):
-        epoch_start, losses, said = time.time(), [], time.time()
-        model.train()
-        # clicks only: the dense masks are for scoring
-        for image, point_labels, *target_labels in loader:
-            if config["paste"]:  # clicked patches moved into the other crops' context
-                image, point_labels, *target_labels = paste_boxes(
-                    config["paste"], image, point_labels, *target_labels
-                )
-            extras = [(target_labels[0], config["extra_weight"])] if targets else []
-            if learns_unclicked:  # the teacher's say on the pixels no one clicked
-                step = (epoch - 1) * len(loader) + len(losses)
-                ramp = ramp_up(step, config["epochs"] * len(loader))
-                extras += unlabelled_targets(teacher, image, point_labels, precision, config, ramp)
-                if config["consistency"]:  # the student learns them on a strong view
-                    image, point_labels, extras = strong_view(image, point_labels, extras)
-            batch = image, point_labels, precision, crf, extras, weights
-            losses.append(train_step(trained, optimizer, *batch))
-            if teacher:
-                teacher.update(model)
-            if time.time() - said > 60:  # long epochs (big tiles) say where they are
-                print(
-                    f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss "
-                    f"{np.mean(losses):.4f}, {time.time() - epoch_start:.0f}s",
-                    flush=True,
-                )
-                said = time.time()
-        scheduler.step()
-        val = score(data["val"]) if len(data["val"][0]) else dict(miou=None, miou_in_truth=None)
-        # the epoch is chosen by the mIoU of the classes val's masks hold (evaluation.scores)
-        val_miou, chosen_by = val["miou"], val["miou_in_truth"]
-        seconds = round(time.time() - epoch_start, 2)
-        loss = float(np.mean(losses))
-        measured = dict(train_loss=loss, val_miou=val_miou, val_miou_in_truth=chosen_by)
-        history.append(dict(epoch=epoch, **measured, seconds=seconds))
-        lacking = (
-            f" ({chosen_by:.4f} over the classes in its masks)" if chosen_by != val_miou else ""
-        )
-        print(
-            f"epoch {epoch}/{config['epochs']}  train loss {loss:.4f}  val mIoU "
-            f"{'-' if val_miou is None else f'{val_miou:.4f}'}{lacking}  {seconds:.1f}s",
-            flush=True,
-        )
-        # without a val split: the last epoch
-        if best is None or chosen_by is None or chosen_by > best[0]:
-            best = chosen_by, epoch, {k: v.detach().clone() for k, v in scored.state_dict().items()}
-        due = time.time() - saved_at > SAVE_PROGRESS_EVERY_S and epoch < config["epochs"]
-        if due and distributed.is_main():
-            out.mkdir(parents=True, exist_ok=True)
-            elapsed = time.time() - started
-            save_progress(out / "resume.pt", parts, epoch, history, best, config, elapsed, resumed)
-            saved_at = time.time()
 
-    # evaluation: the best epoch's weights on the test split (with --tta also without it, and on
-    # val with it: what the choice of recipe was made on, docs/recipe.md)
+def validate(scored, data, config, precision):
+    """The model's mIoU on the val split (without a val split: None, and the last epoch wins)."""
+    if not len(data["val"][0]):
+        return dict(miou=None, miou_in_truth=None)
+    window, batch_size = config["image_size"], config["batch_size"]
+    return evaluate(scored, data["val"], data["classes"], window, batch_size, precision)
+
+
+def test_best(scored, best_weights, data, config, precision):
+    """The best epoch's weights, their logits shifted with --prior-shift, scored on the test split
+    (with --tta also without it, and val with it: what the choice of recipe was made on,
+    docs/recipe.md) and printed as a table; returns (test, extra, the prior shift's record)."""
     if not len(data["val"][0]):
         print(
             "no val split: no best-epoch selection, the last epoch's weights are tested", flush=True
         )
-    scored.load_state_dict(best[2])
+    scored.load_state_dict(best_weights)
     prior = config["prior_shift"] and shift_to_pixel_prior(scored, data["train"], config, precision)
-    tta = config["tta"], config["tta_zoom_out"]  # the 8 orientations, and the tile shrunk K times
-    test, extra = final_scores(score, data["test"], data["val"], *tta)
-    print_table(test, data["classes"], data["scored_on"]["test"])
 
-    # save
-    metrics = dict(
+    def score(split, tta, zoom_out):
+        window, batch_size = config["image_size"], config["batch_size"]
+        return evaluate(
+            scored, split, data["classes"], window, batch_size, precision, tta, zoom_out
+        )
+
+    test, extra = final_scores(
+        score, data["test"], data["val"], config["tta"], config["tta_zoom_out"]
+    )
+    print_table(test, data["classes"], data["scored_on"]["test"])
+    return test, extra, prior
+
+
+def run_facts(config, data, sampler, loader, model, device, precision):
+    """What metrics.json records of how the run was made, beside its scores."""
+    pixels = sum(image.shape[-2] * image.shape[-1] for image in data["train"][0])
+    return dict(
         config=config,
         classes=list(data["classes"]),
-        labeled_fraction=labeled_fraction,
+        labeled_fraction=sum(map(count_labels, data["train"][1])) / pixels,
         scored_on=data["scored_on"],
         crops_per_epoch=sampler.crops,
         encoder_init=model.encoder_init,
@@ -217,27 +232,53 @@ def train(config):
         machine=machine(device),
         torch=torch.__version__,
         precision=precision,
-        world_size=world,
-        batch_per_process=batch_size,
-        best_epoch=best[1],
-        history=history,
-        test=test,
-        **extra,
-        **(dict(prior_shift=prior) if prior else {}),
-        **(dict(resumed_after_epochs=resumed) if resumed else {}),
-        wall_time_s=round(time.time() - started, 1),
+        world_size=distributed.rank_and_world()[1],
+        batch_per_process=loader.batch_size,
     )
-    if distributed.is_main():  # one writer; metrics.json last: a run folder with it is whole
-        save_run(out, scored, data, config, metrics)
-    distributed.finish()
+
+
+def run_metrics(facts, progress, test, extra, prior):
+    """metrics.json: how the run was made, its epochs, the chosen one, its scores, its wall time."""
+    metrics = dict(facts, best_epoch=progress.best[1], history=progress.history, test=test, **extra)
+    if prior:
+        metrics["prior_shift"] = prior
+    if progress.resumed:
+        metrics["resumed_after_epochs"] = progress.resumed
+    metrics["wall_time_s"] = round(time.time() - progress.started, 1)
     return metrics
 
 
-def main(argv=None):
-    parser = OneLineParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+def setup_line(facts, config, data, sampler, why):
+    """The run's first line: the splits, the labels, the loss, the crops, the init, the device."""
+    splits = " / ".join(f"{len(data[split][0])} {split}" for split in ("train", "val", "test"))
+    labels = f"{label_mode(config)[1]} ({facts['labeled_fraction']:.4%} of training pixels labeled)"
+    size = config["image_size"]
+    crops = f"{sampler.crops} crops of {size}x{size} per epoch ({config['augment']}{sampler.zooms}"
+    if config["paste"]:
+        crops += f", {config['paste']} clicked boxes pasted in each"
+    parts = [
+        f"{splits} tiles",
+        labels,
+        f"loss {describe_loss(config)}",
+        crops + ")",
+        f"encoder init: {facts['encoder_init']}",
+        f"device: {facts['device']} ({facts['machine']})",
+        f"precision {facts['precision']} ({why})",
+    ]
+    if facts["world_size"] > 1:
+        parts.append(f"{facts['world_size']} processes, batch {facts['batch_per_process']} each")
+    return "; ".join(parts)
+
+
+def epoch_line(epoch, epochs, loss, val, seconds):
+    """An epoch's line: its training loss and val mIoU (and, where val's masks lack a class, the
+    mIoU over the classes they hold, by which the best epoch is chosen: lib/evaluation.scores)."""
+    miou, in_truth = val["miou"], val["miou_in_truth"]
+    shown = "-" if miou is None else f"{miou:.4f}"
+    lacking = f" ({in_truth:.4f} over the classes in its masks)" if in_truth != miou else ""
+    return (
+        f"epoch {epoch}/{epochs}  train loss {loss:.4f}  val mIoU {shown}{lacking}  {seconds:.1f}s"
     )
-    run_command(add_train_options(parser), train, argv)
 
 
 if __name__ == "__main__":

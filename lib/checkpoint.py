@@ -13,15 +13,16 @@ prior_scan.py).
 """
 
 import json
+import time
 from pathlib import Path
 
 import torch
 
-from lib import annotations
+from lib import annotations, distributed
 from lib.cli import atomic, clear_old_run, one_line
-from lib.config import check_config
 from lib.device import pick_device, pick_precision
-from lib.recipe import DEFAULTS, load_run_data, without_idle_estimate
+from lib.recipe import load_run_data
+from lib.settings import DEFAULTS, check_config, without_idle_estimate
 from unet import DECODER_CHANNELS, UNet
 
 
@@ -75,7 +76,7 @@ def finished_run(folder):
 def open_run(folder, **given):
     """A finished train.py run, to be scored again: (metrics, config, precision, data, model).
     config is the run's with `given` on top (a key the run's lacks is a flag added since, which
-    the run had at its default; with no shift, no shares to pick: recipe.without_idle_estimate),
+    the run had at its default; with no shift, no shares to pick: settings.without_idle_estimate),
     checked; data its tiles and clicks, read again; the model on the run's device choice, and
     the precision it scored in."""
     folder = Path(folder)
@@ -170,6 +171,64 @@ def restore_progress(state, parts, scored=None):
     if best[2] is None and scored is not None:  # saved once, as the model's own weights
         best = (*best[:2], {k: v.detach().clone() for k, v in scored.state_dict().items()})
     return state["history"], best, state["resumed"] + [state["epoch"]], state["elapsed"]
+
+
+# <out>/resume.pt after an epoch, at most this often (a short run just reruns)
+SAVE_PROGRESS_EVERY_S = 60
+
+
+class Progress:
+    """A run's loop records — the epochs' history, the best epoch (by the val mIoU over the
+    classes val's masks hold, lib/evaluation.scores) and its weights, the epochs resumed after —
+    and --resume: after an epoch, at most once a minute, all of them and `parts` go to `path`."""
+
+    def __init__(self, path, config, parts, scored, started):
+        self.path, self.config, self.parts, self.scored = Path(path), config, parts, scored
+        self.history, self.best, self.resumed, self.started = [], None, [], started
+        self.saved_at = time.time()
+
+    def resume(self, state):
+        """Go on from an interrupted run's `state` (read_progress's), if given."""
+        if state:  # an interrupted run: all of it as it was
+            self.history, self.best, self.resumed, elapsed = restore_progress(
+                state, self.parts, self.scored
+            )
+            self.started -= elapsed
+            print(f"resumed from {self.path} after epoch {state['epoch']}", flush=True)
+        elif self.path.exists():
+            print(
+                f"{self.path}: an interrupted run's state; this run starts over (--resume goes on "
+                f"from it)"
+            )
+        self.saved_at = time.time()
+
+    def record(self, epoch, loss, val, seconds):
+        """An epoch's row of the history; its weights if it is the best so far (without a val
+        split: the last); the state to resume from, if due."""
+        chosen_by = val["miou_in_truth"]
+        measured = dict(train_loss=loss, val_miou=val["miou"], val_miou_in_truth=chosen_by)
+        self.history.append(dict(epoch=epoch, **measured, seconds=seconds))
+        if self.best is None or chosen_by is None or chosen_by > self.best[0]:
+            weights = {k: v.detach().clone() for k, v in self.scored.state_dict().items()}
+            self.best = chosen_by, epoch, weights
+        due = time.time() - self.saved_at > SAVE_PROGRESS_EVERY_S
+        if due and epoch < self.config["epochs"] and distributed.is_main():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            elapsed = time.time() - self.started
+            save_progress(
+                self.path,
+                self.parts,
+                epoch,
+                self.history,
+                self.best,
+                self.config,
+                elapsed,
+                self.resumed,
+            )
+            self.saved_at = time.time()
+
+    def best_weights(self):
+        return self.best[2]
 
 
 def save_metrics(out, metrics):

@@ -1,4 +1,4 @@
-"""What every command of the project shares: one-line errors, the device options, atomic writes.
+"""What every command of the project shares: one-line errors, output folders, atomic writes.
 
 A bad input costs the user one line naming the bad value and what is allowed, and exit code 2,
 from every command alike (train, predict, experiments, report, bench, export); Ctrl-C one line and
@@ -14,8 +14,6 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-
-from lib.device import PRECISIONS
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -49,17 +47,6 @@ def guard(main, argv=None, hint=""):
     except KeyboardInterrupt:
         sys.stderr.write(f"{Path(sys.argv[0]).name}: interrupted{f'; {hint}' if hint else ''}\n")
         raise SystemExit(130) from None
-
-
-def add_device_options(parser):
-    """--device and --precision, as every command that runs the network takes them (device.py)."""
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="auto: bf16 where the device computes it natively, else fp32",
-    )
 
 
 def check_output_folder(path, flag="--out"):

@@ -7,8 +7,8 @@ them are. This chapter turns that into training targets, three ways, each a trai
   --ema          the mean teacher (Tarvainen & Valpola 2017): an exponential moving average of the
                  student's weights, θ' ← d·θ' + (1 - d)·θ after every step. It does not swing
                  from step to step, so it is what is validated, tested and saved. Its decay warms
-                 up, d_t = min(d, (1 + t) / (10 + t)): early in a short run the average must not
-                 lag a student that is still improving fast.
+                 up (MeanTeacher.current_decay): early in a short run the average must not lag
+                 a student that is still improving fast.
   --consistency  FixMatch-style targets (Sohn et al. 2020): the teacher looks at the batch in
                  another orientation; where it is sure (max softmax ≥ --confidence) its class,
                  turned back, becomes a label for the student, weighted by --consistency and
@@ -45,8 +45,6 @@ class MeanTeacher:
     """An exponential moving average of a model's weights and buffers (batch-norm statistics)."""
 
     def __init__(self, model, decay=0.99):
-        if not 0 <= decay < 1:
-            raise ValueError(f"--ema-decay must be in [0, 1), got {decay}")
         self.model = copy.deepcopy(getattr(model, "module", model)).eval()
         self.model.requires_grad_(False)
         self.decay, self.steps = decay, 0
@@ -186,3 +184,22 @@ def unlabelled_targets(teacher, images, point_labels, precision, config, ramp):
     if config["grow"]:
         extras.append((grow_regions(probabilities, point_labels, config["confidence"]), ramp))
     return extras
+
+
+def mean_teacher(model, config):
+    """The mean teacher of `model` where the config asks for one (--ema, --consistency, --grow),
+    else None."""
+    if config["ema"] or config["consistency"] or config["grow"]:
+        return MeanTeacher(model, config["ema_decay"])
+    return None
+
+
+def learn_unclicked(teacher, images, point_labels, extras, step, steps, precision, config):
+    """The batch the student learns on with --consistency or --grow: `extras` and the teacher's
+    targets (unlabelled_targets), weighted by the ramp at `step` of the run's `steps`; with
+    --consistency all of it on the strong view. Returns (images, point labels, extras)."""
+    ramp = ramp_up(step, steps)
+    extras = extras + unlabelled_targets(teacher, images, point_labels, precision, config, ramp)
+    if config["consistency"]:  # the student learns them on a strong view
+        images, point_labels, extras = strong_view(images, point_labels, extras)
+    return images, point_labels, extras

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from lib.cli import MissingPackage, OneLineParser, atomic
-from lib.recipe import DEFAULTS, label_mode
+from lib.settings import DEFAULTS, label_mode
 from reporting.figures import figures, loop_curves
 from reporting.loop_report import labelling_loops
 from reporting.onnx_report import onnx_speed

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.config import add_train_options
-from lib.recipe import DATA_DEFAULTS, DEFAULTS, settings
+from lib.settings import DATA_DEFAULTS, DEFAULTS, add_options, as_flags, settings
 
 # --quick: a smoke run
 QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
@@ -210,18 +209,10 @@ def as_run_today(command, config):
     words = command.split()
     if "train.py" not in words or not config.get("data"):
         return command
-    parser = add_train_options(argparse.ArgumentParser(add_help=False))
+    parser = add_options(argparse.ArgumentParser(add_help=False))
     ran = {**DEFAULTS, **config}
     for key in DATA_DEFAULTS:
         given, _ = parser.parse_known_args(words[words.index("train.py") + 1 :])
         if settings(vars(given))[key] != ran[key]:
-            words += as_flag(key, ran[key]).split()
+            words += as_flags(key, ran[key])
     return " ".join(words)
-
-
-def as_flag(key, value):
-    """train.py's flag for one config value: --epochs 10, --prior-shift 0, --no-tta."""
-    flag = "--" + key.replace("_", "-")
-    if isinstance(value, bool):
-        return flag if value else flag.replace("--", "--no-", 1)
-    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from lib.recipe import DEFAULTS, label_mode
+from lib.settings import DEFAULTS, label_mode
 from reporting.records import (
     as_run_today,
     header,

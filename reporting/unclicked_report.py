@@ -1,6 +1,6 @@
-"""The results page's section on learning from the unclicked pixels (lib/teacher.py, lib/prior.py): each
-lever of scripts/unclicked_runs.sh alone and together, beside the tile recipe and the pixel random
-forest on the same clicks and seeds, and the issue's targets, met or not.
+"""The results page's section on learning from the unclicked pixels (lib/teacher.py,
+lib/prior.py): each lever of scripts/unclicked_runs.sh alone and together, beside the tile recipe
+and the pixel random forest on the same clicks and seeds, and the issue's targets, met or not.
 
 page.py renders it into <folder>/README.md from the runs' metrics.json files; which runs are
 rows comes from <folder>/plan.json ("unclicked": [label, folder] pairs, the tile recipe first),
@@ -29,8 +29,8 @@ def unclicked(folder):
             lines += [
                 "## Learning from the unclicked pixels",
                 "",
-                "The runs of `scripts/unclicked_runs.sh` (`lib/teacher.py`, `lib/prior.py`): the tile "
-                "recipe alone, each lever alone and all",
+                "The runs of `scripts/unclicked_runs.sh` (`lib/teacher.py`, `lib/prior.py`): the "
+                "tile recipe alone, each lever alone and all",
                 "together, on the same clicks (10 random per class) and seeds. Val mIoU (with TTA) "
                 "is what a lever is kept",
                 "on; − tile recipe and − forest are paired by seed; wall ×: against the tile "

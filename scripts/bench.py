@@ -10,7 +10,7 @@ batch 8, 128 x 128 crops, 3 bands):
          (forward, pCE in fp32, backward, Adam step), with the recipe's optimizer
   eval   megapixels per second of evaluation.predict_tile over a 1024 x 1024 tile (overlapping
          128-pixel windows, batches of 8), as validation, testing and predict.py use it
-and a last line: training in the last mode with the loss pCE + CRF (crf.py), and its step time
+and a last line: training in the last mode with the loss pCE + CRF (lib/crf.py), and its step time
 against pCE alone.
 The modes take turns, step by step (training: --steps timed rounds after --warmup untimed ones;
 evaluation: a quarter as many, after one), so a machine that drifts in speed during the run
@@ -27,14 +27,8 @@ import torch
 from lib.cli import OneLineParser, guard
 from lib.device import machine, pick_device
 from lib.evaluation import predict_tile
-from lib.recipe import (
-    CRF_SIGMA_BAND,
-    CRF_SIGMA_XY,
-    CRF_WEIGHT,
-    DEFAULTS,
-    make_optimizer,
-    train_step,
-)
+from lib.recipe import crf_settings, make_optimizer, train_step
+from lib.settings import DEFAULTS
 from pce import UNLABELED
 from unet import UNet
 
@@ -63,7 +57,7 @@ def training(device, precision, channels_last, crf=False):
         torch.rand(BATCH, SIZE, SIZE) < 0.01, torch.randint(0, 5, (BATCH, SIZE, SIZE)), UNLABELED
     )
     point_labels = point_labels.to(device)
-    settings = (CRF_WEIGHT, CRF_SIGMA_XY, CRF_SIGMA_BAND) if crf else None
+    settings = crf_settings({**DEFAULTS, "loss": "pce+crf"}) if crf else None
     return lambda: train_step(model, optimizer, images, point_labels, precision, settings)
 
 

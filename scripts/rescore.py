@@ -19,7 +19,8 @@ from lib.checkpoint import finished_run, open_run, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
 from lib.evaluation import evaluate, final_scores, print_table
-from lib.prior import ESTIMATES, shift_to_pixel_prior, take_out_shift
+from lib.prior import shift_to_pixel_prior, take_out_shift
+from lib.settings import add_options, as_argv
 
 AFTER_TRAINING = ("tta_zoom_out", "prior_shift", "prior_estimate")  # what rescoring can change
 
@@ -37,7 +38,7 @@ def rescore(args):
     check_output_folder(out)
     started = time.time()
     metrics, config, precision, data, model = open_run(run, **given, out=str(out))
-    flags = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in given.items())
+    flags = " ".join(as_argv(given))
     print(f"{run}, rescored with {flags} ({precision})", flush=True)
     shifting = "prior_shift" in given or "prior_estimate" in given
     if shifting:  # from the run as trained: its own shift, if any, taken out of its weights
@@ -79,9 +80,7 @@ def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a finished train.py run folder (metrics.json, model.pt)")
     parser.add_argument("--out", required=True, help="folder for the rescored run")
-    parser.add_argument("--tta-zoom-out", type=int, help="as train.py's")
-    parser.add_argument("--prior-shift", type=float, help="as train.py's (RUN's own taken out)")
-    parser.add_argument("--prior-estimate", choices=ESTIMATES, help="as train.py's")
+    add_options(parser, names=AFTER_TRAINING)  # train.py's flags (RUN's own shift taken out)
     run_command(parser, rescore, argv)
 
 

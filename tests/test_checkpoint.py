@@ -7,9 +7,8 @@ import shutil
 import pytest
 import torch
 
-import train as train_module
 from lib import checkpoint
-from lib.recipe import DEFAULTS
+from lib.settings import DEFAULTS
 from train import main, train
 
 TINY = dict(
@@ -44,8 +43,8 @@ def runs(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         # save after every epoch, however short
-        patch.setattr(train_module, "SAVE_PROGRESS_EVERY_S", -1)
-        patch.setattr(train_module, "save_progress", save_then_stop)
+        patch.setattr(checkpoint, "SAVE_PROGRESS_EVERY_S", -1)
+        patch.setattr(checkpoint, "save_progress", save_then_stop)
         with pytest.raises(KeyboardInterrupt):
             train(dict(TINY, out=str(root / "cut")))
     (root / "copy").mkdir()

@@ -20,7 +20,8 @@ import torch.multiprocessing as mp
 import export
 from lib import distributed
 from lib.evaluation import evaluate
-from lib.recipe import DEFAULTS, make_optimizer, train_step
+from lib.recipe import make_optimizer, train_step
+from lib.settings import DEFAULTS
 from unet import UNet
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]

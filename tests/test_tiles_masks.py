@@ -7,7 +7,7 @@ from PIL import Image
 from clicks import every_pixel
 from conftest import FAST, own_folder, train_and_predict
 from lib import annotations, rasters, tiles
-from lib.recipe import DEFAULTS, label_mode
+from lib.settings import DEFAULTS, label_mode
 from train import train
 
 LEGEND = "Building #3C1098\nLand  cover #8429f6\nignore #9B9B9B\nIGNORE #000000\n"

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from lib.recipe import DATA_DEFAULTS, settings
+from lib.settings import DATA_DEFAULTS, settings
 from train import train
 
 TINY = dict(

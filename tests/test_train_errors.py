@@ -6,8 +6,7 @@ import sys
 import pytest
 import torch
 
-from lib.config import check_config
-from lib.recipe import DEFAULTS
+from lib.settings import DEFAULTS, check_config
 from train import main
 
 

@@ -1,0 +1,376 @@
+"""A run's settings, each in one home: the table `SETTINGS`, one row a setting (its name, default,
+--data default, type or choices, check and help).
+
+Everything else is derived from it: the command line of train.py (`add_options`, baseline.py takes
+the data rows), the checks every run's config passes before any work (`check_config`), the full
+config of a run (`settings`), the argv that rebuilds a run (`as_argv`, for experiments.py and the
+run records) and the run's folder name (`run_name`). The report's recipe is the defaults: Adam
+(lr 1e-3, weight decay 1e-4), cosine annealing, 5 epochs, batch 8, horizontal flips, pCE on the
+clicks; it stays the recipe of the synthetic scenes, whose tables reproduce the report. A run on a
+folder of real tiles (--data) starts from the --data defaults instead: the tile recipe of
+docs/recipe.md with what docs/unclicked.md chose on the validation splits. A flag given always wins.
+"""
+
+import argparse
+from typing import NamedTuple
+
+from clicks import STRATEGIES
+from lib.crops import AUGMENTATIONS
+from lib.device import PRECISIONS
+from lib.prior import ESTIMATES
+from unet import DIVISOR, check_weights
+
+NO_DATA_DEFAULT = object()  # a setting whose --data default is its default
+
+
+def flag(name):
+    """A setting's flag: prior_shift -> --prior-shift."""
+    return "--" + name.replace("_", "-")
+
+
+# The checks a row names: each returns what is wrong with a value, or None.
+def positive_int(name, value):
+    if value is not None and (not isinstance(value, int) or value < 1):
+        return f"{flag(name)} must be a positive integer, got {value}"
+
+
+def non_negative_int(name, value):
+    if not isinstance(value, int) or value < 0:
+        return f"{flag(name)} must be a non-negative integer, got {value}"
+
+
+def boolean(name, value):
+    if not isinstance(value, bool):
+        return f"{name} must be True or False, got {value!r}"
+
+
+def positive(name, value):
+    if not value > 0:
+        return f"{flag(name)} must be > 0, got {value}"
+
+
+def non_negative(name, value):
+    if not value >= 0:
+        return f"{flag(name)} must be >= 0, got {value}"
+
+
+def fraction_open(name, value):  # (0, 1)
+    if not 0 < value < 1:
+        return f"{flag(name)} must be in (0, 1), got {value}"
+
+
+def fraction_from_0(name, value):  # [0, 1)
+    if not 0 <= value < 1:
+        return f"{flag(name)} must be in [0, 1), got {value}"
+
+
+def fraction(name, value):  # [0, 1]
+    if not 0 <= value <= 1:
+        return f"{flag(name)} must be in [0, 1], got {value}"
+
+
+class Setting(NamedTuple):
+    name: str
+    default: object
+    help: str = ""
+    type: type = None  # int, float or str; None: a switch (bool) or free text
+    choices: tuple = None
+    check: object = None  # one of the checks above
+    data_default: object = NO_DATA_DEFAULT
+    group: str = "training"  # "data": what a run learns from (baseline.py takes these too)
+    nargs: str = None
+
+
+# fmt: off
+SETTINGS = (
+    # what a run learns from: the labels, the seed and the data
+    Setting("points", None, "random clicks per training image", int, check=positive_int,
+            group="data"),
+    Setting("points_per_class", None, "clicks per class present in each image", int,
+            check=positive_int, group="data"),
+    Setting("strategy", "random", "how per-class clicks are placed", str, STRATEGIES, group="data"),
+    Setting("dense", False, "train on the full masks (upper bound)", check=boolean, group="data"),
+    Setting("seed", 0, "one seed picks the scenes, the clicks, the init and the batches", int,
+            check=non_negative_int, group="data"),
+    Setting("image_size", 128, "synthetic scenes are this size; folder tiles are cropped to it",
+            int, check=positive_int, group="data"),
+    Setting("train_size", 200, "synthetic training scenes", int, check=positive_int, group="data"),
+    Setting("val_size", 60, "synthetic validation scenes", int, check=non_negative_int,
+            group="data"),
+    Setting("test_size", 60, "synthetic test scenes", int, check=positive_int, group="data"),
+    Setting("data", None, "folder of your own tiles (docs/own-data.md)", group="data"),
+    Setting("points_file", None, "GIS point layers (GeoPackage, GeoJSON, shapefile): clicks on the "
+            "--data GeoTIFF tiles, reference points on val/test tiles without masks (docs/gis.md)",
+            group="data", nargs="+"),
+    Setting("class_field", "class", "the layer's class attribute", group="data"),
+    # the recipe
+    Setting("epochs", 5, "training epochs", int, check=positive_int, data_default=15),
+    Setting("batch_size", 8, "crops per batch (in all, under torchrun)", int, check=positive_int),
+    Setting("lr", 1e-3, "Adam's learning rate, annealed by a cosine", float, check=positive),
+    Setting("weight_decay", 1e-4, "Adam's weight decay", float, check=non_negative),
+    Setting("augment", "hflip", "training crops: hflip (the report's) or dihedral, all 8 flips and "
+            "quarter turns", str, AUGMENTATIONS, data_default="dihedral"),
+    Setting("crops_per_epoch", None, "training crops per epoch (default: cover the training area "
+            "once, ceil(total tile area / image-size^2))", int, check=positive_int),
+    Setting("train_zoom_out", 1, "cut half the training crops K times larger and shrink them K "
+            "times (lib/crops.py), the view of --tta-zoom-out K; 1: off", int, check=positive_int),
+    Setting("image_skip", False, "give the U-Net's full-resolution block the image itself, every "
+            "pixel's own values (unet.py)", check=boolean),
+    Setting("class_balanced", False, "weight each class by the inverse of its share of the "
+            "training clicks (weights averaging 1)", check=boolean),
+    Setting("loss", "pce", "pce+crf adds the local CRF energy of lib/crf.py, weighted by "
+            "--crf-weight", str, ("pce", "pce+crf")),
+    Setting("crf_weight", 2.0, "the CRF term's weight (chosen on validation, docs/crf.md)", float,
+            check=non_negative),
+    Setting("crf_sigma_xy", 6.0, "the CRF kernel's width, px", float, check=positive),
+    Setting("crf_sigma_band", 2.0, "the CRF kernel's width, in standard deviations of the bands",
+            float, check=positive),
+    Setting("paste", 0, "boxes, each around a click of another crop of the batch, pasted into each "
+            "training crop: context decoupling (lib/crops.py); 0: off", int,
+            check=non_negative_int),
+    Setting("extra_targets", None, "folder of <stem>_classes.png maps of the training tiles "
+            "(255: none), e.g. baseline.py --predict-train or predict.py --min-confidence: extra "
+            "targets"),
+    Setting("extra_weight", 0.5, "their pCE's weight beside the clicks'", float, check=positive),
+    # the mean teacher (lib/teacher.py)
+    Setting("ema", False, "validate, test and save the mean teacher: an average of the weights "
+            "that does not swing from step to step", check=boolean),
+    Setting("ema_decay", 0.99, "its decay, warmed up (lib/teacher.py)", float,
+            check=fraction_from_0),
+    Setting("consistency", 0.0, "weight of pCE on the pixels the mean teacher is sure of, learnt "
+            "on a strong view (CutMix, jitter); 0: off", float, check=non_negative),
+    Setting("sure_per_class", 0, "at most this many of the teacher's sure pixels per class and "
+            "crop, drawn at random; 0: all", int, check=non_negative_int),
+    Setting("grow", False, "grow each click's label over the connected pixels the mean teacher is "
+            "sure are its class", check=boolean),
+    Setting("confidence", 0.9, "how sure the teacher must be for a pixel to become a target",
+            float, check=fraction_open),
+    # scoring
+    Setting("tta", False, "average the 8 orientations at test time (--no-tta to turn off)",
+            check=boolean, data_default=True),
+    Setting("tta_zoom_out", 1, "with --tta, also see each test tile shrunk K times (K x K pixels "
+            "averaged) and average; 1: off", int, data_default=3),
+    Setting("prior_shift", 0.0, "after training, shift the logits by this x log(pixel share / "
+            "click share) of each class (lib/prior.py)", float, check=fraction, data_default=1.0),
+    Setting("prior_estimate", "em", "the pixels' shares it shifts to: EM's, the mean posterior or "
+            "their geometric mean", str, ESTIMATES, data_default="mean"),
+    # where it runs and what it starts from
+    Setting("device", "auto", "auto, cpu, cuda, cuda:N"),
+    Setting("precision", "auto", "auto: bf16 where the device computes it natively, else fp32",
+            str, PRECISIONS),
+    Setting("weights", "imagenet", "imagenet, none or a resnet34 weights file"),
+    Setting("out", None, "output folder (default runs/<name>)"),
+)
+# fmt: on
+
+DEFAULTS = {s.name: s.default for s in SETTINGS}
+DATA_DEFAULTS = {s.name: s.data_default for s in SETTINGS if s.data_default is not NO_DATA_DEFAULT}
+ROWS = {s.name: s for s in SETTINGS}
+
+
+def add_options(parser, group=None, names=None):
+    """The settings' flags, one a row (those of `group`, or those `names` names, or all), with the
+    defaults said in each help from the table."""
+    for s in SETTINGS:
+        if (group and s.group != group) or (names and s.name not in names):
+            continue
+        said = [] if s.default in (None, False) else [f"default {s.default}"]
+        if s.data_default is not NO_DATA_DEFAULT:
+            said = [f"default {s.default}, with --data {s.data_default}"]
+        text = f"{s.help} ({'; '.join(said)})" if said else s.help
+        # a --data default: no default here, so that settings() can tell what was given
+        default = None if s.data_default is not NO_DATA_DEFAULT else s.default
+        if isinstance(s.default, bool):
+            action = argparse.BooleanOptionalAction if s.data_default is True else "store_true"
+            parser.add_argument(flag(s.name), action=action, default=default, help=text)
+        else:
+            parser.add_argument(
+                flag(s.name),
+                type=s.type,
+                choices=s.choices,
+                default=default,
+                help=text,
+                nargs=s.nargs,
+            )
+    return parser
+
+
+def settings(given):
+    """A run's full config: what was given (a None in place of a --data default: not given), over
+    the --data defaults for a --data run, over the defaults. The zoom is test-time augmentation, so
+    a run without TTA is not zoomed; dense labels are the pixels, so their shares need no shift,
+    and a run not shifted has no shares to pick."""
+    given = {k: v for k, v in given.items() if not (k in DATA_DEFAULTS and v is None)}
+    if not given.get("data"):
+        return {**DEFAULTS, **given}
+    merged = {**DEFAULTS, **DATA_DEFAULTS, **given}
+    if "tta_zoom_out" not in given and not merged["tta"]:
+        merged["tta_zoom_out"] = 1
+    if "prior_shift" not in given and merged["dense"]:
+        merged["prior_shift"] = 0.0
+    return without_idle_estimate(merged, given)
+
+
+def without_idle_estimate(config, given):
+    """A run not shifted has no shares to pick: EM's, the default, stands in its config unless
+    --prior-estimate was given (which check_config then refuses). settings applies it, and so
+    does lib/checkpoint.open_run to a finished run scored again with other flags."""
+    if "prior_estimate" not in given and not config["prior_shift"]:
+        config = {**config, "prior_estimate": DEFAULTS["prior_estimate"]}
+    return config
+
+
+def check_config(config):
+    """The config with every value checked: a bad one raises ValueError naming it and what is
+    allowed. Each row's own check or choices first, then the rules between settings."""
+    unknown = set(config) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    label_mode(config)
+    for s in SETTINGS:
+        value = config[s.name]
+        if s.choices and value not in s.choices:
+            raise ValueError(f"unknown {s.name} {value!r}: use {' or '.join(s.choices)}")
+        wrong = s.check and s.check(s.name, value)
+        if wrong:
+            raise ValueError(wrong)
+    for rule in RULES:
+        rule(config)
+    return config
+
+
+def strategy_needs_per_class(config):
+    if config["strategy"] != "random" and config["points_per_class"] is None:
+        raise ValueError(f"--strategy {config['strategy']} applies to --points-per-class only")
+
+
+def estimate_needs_shift(config):
+    if config["prior_estimate"] != "em" and not config["prior_shift"]:
+        raise ValueError(
+            f"--prior-estimate {config['prior_estimate']} picks the shares --prior-shift S "
+            "shifts to: it needs --prior-shift"
+        )
+
+
+def sure_per_class_needs_consistency(config):
+    if config["sure_per_class"] and not config["consistency"]:
+        raise ValueError("--sure-per-class caps --consistency's targets: it needs --consistency W")
+
+
+def extra_targets_need_data(config):
+    if config["extra_targets"] and not config["data"]:
+        raise ValueError(
+            "--extra-targets needs a tile folder (--data DIR): its maps are found by tile name"
+        )
+
+
+def image_size_fits_the_network(config):
+    if config["image_size"] % DIVISOR:
+        raise ValueError(
+            f"--image-size must be a multiple of {DIVISOR}, got {config['image_size']}"
+        )
+
+
+def zoom_with_tta(config):
+    check_tta_zoom_out(config["tta_zoom_out"], config["tta"])
+
+
+def weights_exist(config):
+    check_weights(config["weights"])
+
+
+RULES = (
+    strategy_needs_per_class,
+    zoom_with_tta,
+    estimate_needs_shift,
+    sure_per_class_needs_consistency,
+    extra_targets_need_data,
+    image_size_fits_the_network,
+    weights_exist,
+)
+
+
+def check_tta_zoom_out(zoom_out, tta):
+    """--tta-zoom-out, as train.py and predict.py take it: a positive integer, above 1 only with
+    --tta (it is part of the test-time augmentation)."""
+    if not isinstance(zoom_out, int) or zoom_out < 1:
+        raise ValueError(f"--tta-zoom-out must be a positive integer, got {zoom_out}")
+    if zoom_out > 1 and not tta:
+        raise ValueError(f"--tta-zoom-out {zoom_out} is test-time augmentation: it needs --tta")
+
+
+def label_mode(config):
+    """How a run's training labels are made, decided here and nowhere else. Returns (how, what,
+    name): how is "dense", the keyword arguments of clicks.sample_points, or None (a tile folder
+    whose training tiles all bring their own clicks); `what` is said in the log, `name` begins the
+    run's name."""
+    given = [k for k in ("points", "points_per_class", "points_file") if config.get(k) is not None]
+    if config["dense"]:
+        given.append("dense")
+    if len(given) > 1 or not (given or config["data"]):
+        raise ValueError(
+            f"choose exactly one of --points N, --points-per-class K, --dense, --points-file (got "
+            f"{given or 'none'})"
+        )
+    if config.get("points_file"):
+        files = config["points_file"]
+        names = ", ".join([files] if isinstance(files, str) else files)
+        return None, f"clicks from {names}", "layer"
+    if config["dense"]:
+        return "dense", "dense masks", "dense"
+    if config["points"] is not None:
+        how = dict(points_per_image=config["points"])
+        return how, f"{config['points']} random points/image", f"points{config['points']}"
+    if config["points_per_class"] is not None:
+        k, strategy = config["points_per_class"], config["strategy"]
+        how = dict(points_per_class=k, strategy=strategy)
+        return how, f"{k} {strategy} points/class", f"{k}perclass-{strategy}"
+    return None, "clicks from points/*.csv", "clicks"
+
+
+def as_flags(name, value):
+    """train.py's flags for one setting's value: ['--epochs', '10'], ['--tta'], ['--no-tta'],
+    [] for a switch left off or a setting not set."""
+    if value is None or (value is False and ROWS[name].data_default is NO_DATA_DEFAULT):
+        return []
+    if isinstance(value, bool):
+        return [flag(name)] if value else [flag(name).replace("--", "--no-", 1)]
+    if isinstance(value, float):
+        return [flag(name), f"{value:g}"]
+    if isinstance(value, (list, tuple)):
+        return [flag(name), *map(str, value)]
+    return [flag(name), str(value)]
+
+
+def as_argv(config):
+    """The argv of train.py that runs this config (experiments.py, and the records that say how to
+    repeat a run)."""
+    return [word for name, value in config.items() for word in as_flags(name, value)]
+
+
+# what names a run's folder besides its labels and seed: not where its data are, where it writes or
+# on which device it runs
+NOT_IN_NAME = (
+    "points",
+    "points_per_class",
+    "strategy",
+    "dense",
+    "points_file",
+    "seed",
+    "data",
+    "class_field",
+    "device",
+    "out",
+)
+
+
+def run_name(config):
+    """runs/<name>: the labels, each setting that is neither its default nor, on a --data run, its
+    --data default, and the seed, e.g. points200-seed0, 10perclass-random-loss-pce+crf-seed1."""
+    usual = [DEFAULTS, {**DEFAULTS, **DATA_DEFAULTS}] if config["data"] else [DEFAULTS]
+    differs = [
+        " ".join(as_flags(name, value))[2:].replace(" ", "-")
+        for name, value in config.items()
+        if name not in NOT_IN_NAME and all(value != defaults[name] for defaults in usual)
+    ]
+    return "-".join([label_mode(config)[2], *differs, f"seed{config['seed']}"])
