@@ -48,7 +48,8 @@ def expand(inputs):
     return files
 
 
-def main(argv=None):
+def command_line():
+    """predict.py's flags."""
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="RUN/model.pt, or an .onnx file of export.py onnx")
     parser.add_argument("inputs", nargs="+", help="image files or folders of images")
@@ -87,51 +88,17 @@ def main(argv=None):
         "(train.py --extra-targets)",
     )
     add_options(parser, names=("device", "precision"))
+    return parser
+
+
+def main(argv=None):
+    parser = command_line()
     args = parser.parse_args(argv)
-    try:
-        if args.min_area < 0 or (args.min_area and not args.polygons):
-            raise ValueError(
-                f"--min-area must be >= 0 and goes with --polygons, got {args.min_area}"
-            )
-        if args.min_confidence is not None and not 0 < args.min_confidence < 1:
-            raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
-        check_tta_zoom_out(args.tta_zoom_out, args.tta)
-        check_output_folder(args.out)
-        if Path(args.checkpoint).suffix.lower() == ".onnx":  # export.py onnx's file
-            model = need("lib.onnx_model", "running an .onnx model").OnnxNet(
-                args.checkpoint, threads=torch.get_num_threads()
-            )
-            checkpoint = model.checkpoint()
-        else:
-            model, checkpoint = load_checkpoint(args.checkpoint)
-        files = expand(args.inputs)
-        Image = need("PIL.Image", "writing the predicted PNGs")
-        if any(is_tiff(path) for path in files):
-            geotiff = need("lib.geotiff", "segmenting GeoTIFF inputs")
-        if args.polygons:
-            vector_out = need("lib.vector_out", "writing polygons (--polygons)")
-        for path in files:  # check everything before writing anything
-            if args.polygons and not is_tiff(path):
-                raise ValueError(
-                    f"{path}: --polygons needs GeoTIFF inputs, whose pixels have map coordinates"
-                )
-            bands = geotiff.band_count(path) if is_tiff(path) else read_image(path).shape[0]
-            if bands != checkpoint["bands"]:
-                raise ValueError(
-                    f"{path}: has {bands} bands, the checkpoint was trained on "
-                    f"{checkpoint['bands']}"
-                )
-        # under torchrun: this process's GPU
-        device = distributed.local_device(pick_device(args.device))
-        precision, why = pick_precision(args.precision, device)
-        if hasattr(model, "session"):  # an .onnx model: onnxruntime on the CPU runs it as is
-            if args.precision == "bf16" or args.device not in ("auto", "cpu"):
-                raise ValueError(
-                    f"{args.checkpoint}: an .onnx model runs on the CPU (onnxruntime) in the "
-                    f"precision it was exported in, got --precision {args.precision} --device "
-                    f"{args.device}"
-                )
-            device, precision, why = torch.device("cpu"), "fp32", "onnxruntime: fp32 or int8 graph"
+    try:  # every input checked before the first file is written
+        check_flags(args)
+        model, checkpoint = open_model(args.checkpoint)
+        files = check_inputs(expand(args.inputs), checkpoint, args.polygons)
+        device, precision, why = where_to_run(model, args)
     except (ValueError, OSError) as error:
         parser.error(str(error))
     model.to(device, memory_format=torch.channels_last)
@@ -144,7 +111,70 @@ def main(argv=None):
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    window, colours = checkpoint["image_size"], checkpoint.get("colours")
+    predict = class_mapper(model, checkpoint["image_size"], precision, args)
+    try:  # a file that fails mid-way (a damaged block, a full disk): one line naming it
+        for i, path in enumerate(files, 1):
+            segment(path, predict, out, checkpoint, args, f"[{i}/{len(files)}]")
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
+
+
+def check_flags(args):
+    if args.min_area < 0 or (args.min_area and not args.polygons):
+        raise ValueError(f"--min-area must be >= 0 and goes with --polygons, got {args.min_area}")
+    if args.min_confidence is not None and not 0 < args.min_confidence < 1:
+        raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    check_tta_zoom_out(args.tta_zoom_out, args.tta)
+    check_output_folder(args.out)
+
+
+def open_model(path):
+    """(model, checkpoint dict) of a RUN/model.pt, or of an .onnx file of export.py onnx."""
+    if Path(path).suffix.lower() == ".onnx":
+        onnx_model = need("lib.onnx_model", "running an .onnx model")
+        model = onnx_model.OnnxNet(path, threads=torch.get_num_threads())
+        return model, model.checkpoint()
+    return load_checkpoint(path)
+
+
+def check_inputs(files, checkpoint, polygons):
+    """The input files, each with the checkpoint's band count (and a GeoTIFF with --polygons), and
+    the packages their outputs need, before anything is written."""
+    need("PIL.Image", "writing the predicted PNGs")
+    if any(is_tiff(path) for path in files):
+        geotiff = need("lib.geotiff", "segmenting GeoTIFF inputs")
+    if polygons:
+        need("lib.vector_out", "writing polygons (--polygons)")
+    for path in files:
+        if polygons and not is_tiff(path):
+            raise ValueError(
+                f"{path}: --polygons needs GeoTIFF inputs, whose pixels have map coordinates"
+            )
+        bands = geotiff.band_count(path) if is_tiff(path) else read_image(path).shape[0]
+        if bands != checkpoint["bands"]:
+            raise ValueError(
+                f"{path}: has {bands} bands, the checkpoint was trained on {checkpoint['bands']}"
+            )
+    return files
+
+
+def where_to_run(model, args):
+    """(device, precision, why): under torchrun this process's GPU; an .onnx model on the CPU."""
+    device = distributed.local_device(pick_device(args.device))
+    precision, why = pick_precision(args.precision, device)
+    if hasattr(model, "session"):  # an .onnx model: onnxruntime on the CPU runs it as is
+        if args.precision == "bf16" or args.device not in ("auto", "cpu"):
+            raise ValueError(
+                f"{args.checkpoint}: an .onnx model runs on the CPU (onnxruntime) in the "
+                f"precision it was exported in, got --precision {args.precision} --device "
+                f"{args.device}"
+            )
+        return torch.device("cpu"), "fp32", "onnxruntime: fp32 or int8 graph"
+    return device, precision, why
+
+
+def class_mapper(model, window, precision, args):
+    """pixels (bands, H, W) -> the class map (H, W) uint8, 255 where --min-confidence is not met."""
 
     def predict(pixels):
         logits = predict_tile(
@@ -157,40 +187,41 @@ def main(argv=None):
         classes[confidence < args.min_confidence] = 255
         return classes.numpy().astype("uint8")
 
-    try:  # a file that fails mid-way (a damaged block, a full disk): one line naming it
-        for i, path in enumerate(files, 1):
-            start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
-            # block by block, and a class raster that keeps its place on the map
-            if is_tiff(path):
-                written.append(f"{path.stem}_classes.tif")
-                blocks = announce(
-                    geotiff.predict_scene(path, predict, window), f"[{i}/{len(files)}] {path}"
-                )
-                with atomic(out / written[-1]) as tmp:
-                    class_map = geotiff.write_classes(
-                        tmp, path, blocks, colours and [colour_rgb(c) for c in colours]
-                    )
-                if args.polygons:  # polygons a GIS opens, read block by block from the class raster
-                    written.append(f"{path.stem}_polygons.gpkg")
-                    with atomic(out / written[-1]) as tmp:
-                        vector_out.write_polygons(
-                            tmp, out / written[-2], checkpoint["classes"], args.min_area
-                        )
-            else:
-                class_map = predict(read_image(path))
-            for picture, name in (
-                (class_map, written[0]),
-                (colourise(class_map, colours), written[1]),
-            ):
-                with atomic(out / name) as tmp:
-                    Image.fromarray(picture).save(tmp, format="PNG")
-            print(
-                f"[{i}/{len(files)}] {path} -> {', '.join(str(out / n) for n in written)} "
-                f"({class_map.shape[1]}x{class_map.shape[0]}, {time.time() - start:.1f}s)",
-                flush=True,
+    return predict
+
+
+def segment(path, predict, out, checkpoint, args, counter):
+    """One input's outputs: the class map and its preview (PNG); for a GeoTIFF, segmented block by
+    block, the class raster on the input's grid and, with --polygons, its polygons."""
+    start, written = time.time(), [f"{path.stem}_classes.png", f"{path.stem}_preview.png"]
+    colours = checkpoint.get("colours")
+    if is_tiff(path):
+        geotiff = need("lib.geotiff", "segmenting GeoTIFF inputs")
+        written.append(f"{path.stem}_classes.tif")
+        window = checkpoint["image_size"]
+        blocks = announce(geotiff.predict_scene(path, predict, window), f"{counter} {path}")
+        with atomic(out / written[-1]) as tmp:
+            class_map = geotiff.write_classes(
+                tmp, path, blocks, colours and [colour_rgb(c) for c in colours]
             )
-    except (ValueError, OSError) as error:
-        parser.error(str(error))
+        if args.polygons:  # polygons a GIS opens, read block by block from the class raster
+            vector_out = need("lib.vector_out", "writing polygons (--polygons)")
+            written.append(f"{path.stem}_polygons.gpkg")
+            with atomic(out / written[-1]) as tmp:
+                vector_out.write_polygons(
+                    tmp, out / written[-2], checkpoint["classes"], args.min_area
+                )
+    else:
+        class_map = predict(read_image(path))
+    Image = need("PIL.Image", "writing the predicted PNGs")
+    for picture, name in ((class_map, written[0]), (colourise(class_map, colours), written[1])):
+        with atomic(out / name) as tmp:
+            Image.fromarray(picture).save(tmp, format="PNG")
+    print(
+        f"{counter} {path} -> {', '.join(str(out / n) for n in written)} "
+        f"({class_map.shape[1]}x{class_map.shape[0]}, {time.time() - start:.1f}s)",
+        flush=True,
+    )
 
 
 def announce(blocks, name):

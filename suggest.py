@@ -122,6 +122,65 @@ def read_clicks(path, image, classes):
 
 def suggest(run, root, count, spacing, out, device, precision):
     run, root = Path(run), Path(root)
+    model, checkpoint, legend, sources = open_for_proposals(run, root)
+    device = pick_device(device)
+    precision, _ = pick_precision(precision, device)
+    # as predict.py: the layout fast convolutions want
+    model.to(device, memory_format=torch.channels_last)
+    out.mkdir(parents=True, exist_ok=True)
+    started, said = time.time(), time.time()
+    # proposals a tile may get at most
+    per_tile = max(1, math.ceil(2 * count / max(1, len(sources))))
+    # class maps wait here for the previews: one tile in memory
+    with tempfile.TemporaryDirectory(dir=out) as scratch:
+        scratch = Path(scratch)
+        pool, paths, clicks = [], [], []
+        for i, (path, image, mask, _) in enumerate(tiles.iter_split(root, "train", legend)):
+            tile_clicks = read_clicks(sources[path.stem], image, legend.names)
+            margin, class_map = margin_and_class(
+                predict_tile(model, image, checkpoint["image_size"], precision=precision)
+            )
+            pool += tile_candidates(
+                i, margin, class_map, mask, tile_clicks, spacing, count, per_tile
+            )
+            np.save(scratch / f"{i}.npy", class_map)
+            paths.append(path)
+            clicks.append(tile_clicks)
+            # else they live on while the next tile is read and predicted
+            del (image, mask, margin, class_map)
+            if time.time() - said > 30:
+                print(f"  {i + 1} training tiles, {time.time() - started:.0f}s", flush=True)
+                said = time.time()
+        chosen = choose(pool, count, per_tile)
+        proposals = [
+            [(y, x) for _, t, y, x, _ in sorted(chosen) if t == i]  # least sure first
+            for i in range(len(paths))
+        ]
+        write_proposals(root, out, scratch, paths, clicks, proposals, legend)
+    layer = write_layer(out, paths, chosen, legend.names)
+    per_class = ", ".join(
+        f"{legend.names[k]} {sum(e[4] == k for e in chosen)}"
+        for k in sorted({e[4] for e in chosen})
+    )
+    fewer = (
+        f" (fewer than the {count} asked: no more unlabelled pixels lie {spacing} px from every "
+        f"click and proposal, at most {per_tile} a tile)"
+        if len(chosen) < count
+        else ""
+    )
+    print(
+        f"{len(chosen)} proposals{fewer} on {sum(map(bool, proposals))} of {len(paths)} "
+        f"training tiles (by predicted class: {per_class}), at least {spacing} px apart; label "
+        f"them in {root / 'train' / 'points'}/{layer}, previews in {out}/; "
+        f"{time.time() - started:.1f}s",
+        flush=True,
+    )
+    return chosen
+
+
+def open_for_proposals(run, root):
+    """(model, checkpoint, legend, each training tile's click file) of a finished run trained on
+    clicks of the folder `root`, or ValueError in one line."""
     model, checkpoint = load_checkpoint(run / "model.pt")
     legend = annotations.read_legend(root)
     if list(legend.names) != list(checkpoint["classes"]):
@@ -144,81 +203,47 @@ def suggest(run, root, count, spacing, out, device, precision):
             f"{run}/clicks/ and {root}/train/points/ hold no clicks: suggest.py proposes more "
             f"clicks for a run trained on clicks (train.py --data {root} --points-per-class K)"
         )
-    device = pick_device(device)
-    precision, _ = pick_precision(precision, device)
-    # as predict.py: the layout fast convolutions want
-    model.to(device, memory_format=torch.channels_last)
-    out.mkdir(parents=True, exist_ok=True)
-    started, said, pool, paths, clicks = time.time(), time.time(), [], [], []
-    # proposals a tile may get at most
-    per_tile = max(1, math.ceil(2 * count / max(1, len(training_stems))))
-    # class maps wait here for the previews: one tile in memory
-    with tempfile.TemporaryDirectory(dir=out) as scratch:
-        for i, (path, image, mask, _) in enumerate(tiles.iter_split(root, "train", legend)):
-            tile_clicks = read_clicks(sources[path.stem], image, legend.names)
-            margin, class_map = margin_and_class(
-                predict_tile(model, image, checkpoint["image_size"], precision=precision)
+    return model, checkpoint, legend, sources
+
+
+def tile_candidates(index, margin, class_map, mask, tile_clicks, spacing, count, per_tile):
+    """A tile's candidates (margin, tile index, y, x, class): of each predicted class its least
+    sure `per_tile` pixels, away from the clicks and from pixels the mask ignores."""
+    blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
+    for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
+        blocked[around(y, x, spacing)] = True
+    # choose() takes at most per_tile from a tile: of each class, its least sure per_tile
+    kept, found = {}, []
+    for y, x in candidates(margin, blocked, spacing, count):
+        k = int(class_map[y, x])
+        if kept.setdefault(k, 0) < per_tile:
+            kept[k] += 1
+            found.append((float(margin[y, x]), index, y, x, k))
+    return found
+
+
+def write_proposals(root, out, scratch, paths, clicks, proposals, legend):
+    """Each tile's clicks and proposals into root/train/points/<stem>.csv (every click kept), and
+    a preview of each tile that has proposals into out/."""
+    (root / "train" / "points").mkdir(exist_ok=True)
+    for i, (path, tile_clicks, tile_proposals) in enumerate(zip(paths, clicks, proposals)):
+        if tile_clicks.rows.size or tile_proposals:  # every click kept, none lost
+            annotations.write_clicks(
+                root / "train" / "points" / f"{path.stem}.csv",
+                tile_clicks,
+                legend.names,
+                tile_proposals,
             )
-            blocked = np.zeros(margin.shape, bool) if mask is None else np.asarray(mask) == IGNORE
-            for y, x in zip(tile_clicks.rows.tolist(), tile_clicks.cols.tolist()):
-                blocked[around(y, x, spacing)] = True
-            # choose() takes at most per_tile from a tile: of each class, its least sure per_tile
-            kept = {}
-            for y, x in candidates(margin, blocked, spacing, count):
-                k = int(class_map[y, x])
-                if kept.setdefault(k, 0) < per_tile:
-                    kept[k] += 1
-                    pool.append((float(margin[y, x]), i, y, x, k))
-            np.save(Path(scratch) / f"{i}.npy", class_map)
-            paths.append(path), clicks.append(tile_clicks)
-            # else they live on while the next tile is read and predicted
-            del (image, mask, margin, class_map, blocked)
-            if time.time() - said > 30:
-                print(f"  {i + 1} training tiles, {time.time() - started:.0f}s", flush=True)
-                said = time.time()
-        chosen = choose(pool, count, per_tile)
-        proposals = [
-            [(y, x) for _, t, y, x, _ in sorted(chosen) if t == i]  # least sure first
-            for i in range(len(paths))
-        ]
-        (root / "train" / "points").mkdir(exist_ok=True)
-        for i, (path, tile_clicks, tile_proposals) in enumerate(zip(paths, clicks, proposals)):
-            if tile_clicks.rows.size or tile_proposals:  # every click kept, none lost
-                annotations.write_clicks(
-                    root / "train" / "points" / f"{path.stem}.csv",
-                    tile_clicks,
-                    legend.names,
-                    tile_proposals,
-                )
-            if tile_proposals:
-                picture = preview(
-                    rasters.read_image(path),
-                    np.load(Path(scratch) / f"{i}.npy"),
-                    legend.colours,
-                    tile_clicks,
-                    tile_proposals,
-                )
-                with atomic(out / f"{path.stem}.png") as tmp:
-                    picture.save(tmp, format="PNG")
-    layer = write_layer(out, paths, chosen, legend.names)
-    per_class = ", ".join(
-        f"{legend.names[k]} {sum(e[4] == k for e in chosen)}"
-        for k in sorted({e[4] for e in chosen})
-    )
-    fewer = (
-        f" (fewer than the {count} asked: no more unlabelled pixels lie {spacing} px from every "
-        f"click and proposal, at most {per_tile} a tile)"
-        if len(chosen) < count
-        else ""
-    )
-    print(
-        f"{len(chosen)} proposals{fewer} on {sum(map(bool, proposals))} of {len(paths)} "
-        f"training tiles (by predicted class: {per_class}), at least {spacing} px apart; label "
-        f"them in {root / 'train' / 'points'}/{layer}, previews in {out}/; "
-        f"{time.time() - started:.1f}s",
-        flush=True,
-    )
-    return chosen
+        if tile_proposals:
+            picture = preview(
+                rasters.read_image(path),
+                np.load(scratch / f"{i}.npy"),
+                legend.colours,
+                tile_clicks,
+                tile_proposals,
+            )
+            with atomic(out / f"{path.stem}.png") as tmp:
+                picture.save(tmp, format="PNG")
 
 
 def main(argv=None):
