@@ -104,12 +104,12 @@ SETTINGS = (
             group="data", nargs="+"),
     Setting("class_field", "class", "the layer's class attribute", group="data"),
     # the recipe
+    Setting("augment", "hflip", "training crops: hflip (the report's) or dihedral, all 8 flips and "
+            "quarter turns", str, AUGMENTATIONS, data_default="dihedral"),
     Setting("epochs", 5, "training epochs", int, check=positive_int, data_default=15),
     Setting("batch_size", 8, "crops per batch (in all, under torchrun)", int, check=positive_int),
     Setting("lr", 1e-3, "Adam's learning rate, annealed by a cosine", float, check=positive),
     Setting("weight_decay", 1e-4, "Adam's weight decay", float, check=non_negative),
-    Setting("augment", "hflip", "training crops: hflip (the report's) or dihedral, all 8 flips and "
-            "quarter turns", str, AUGMENTATIONS, data_default="dihedral"),
     Setting("crops_per_epoch", None, "training crops per epoch (default: cover the training area "
             "once, ceil(total tile area / image-size^2))", int, check=positive_int),
     Setting("train_zoom_out", 1, "cut half the training crops K times larger and shrink them K "
@@ -148,12 +148,12 @@ SETTINGS = (
     # scoring
     Setting("tta", False, "average the 8 orientations at test time (--no-tta to turn off)",
             check=boolean, data_default=True),
-    Setting("tta_zoom_out", 1, "with --tta, also see each test tile shrunk K times (K x K pixels "
-            "averaged) and average; 1: off", int, data_default=3),
     Setting("prior_shift", 0.0, "after training, shift the logits by this x log(pixel share / "
             "click share) of each class (lib/prior.py)", float, check=fraction, data_default=1.0),
     Setting("prior_estimate", "em", "the pixels' shares it shifts to: EM's, the mean posterior or "
             "their geometric mean", str, ESTIMATES, data_default="mean"),
+    Setting("tta_zoom_out", 1, "with --tta, also see each test tile shrunk K times (K x K pixels "
+            "averaged) and average; 1: off", int, data_default=3),
     # where it runs and what it starts from
     Setting("device", "auto", "auto, cpu, cuda, cuda:N"),
     Setting("precision", "auto", "auto: bf16 where the device computes it natively, else fp32",
