@@ -41,7 +41,7 @@ from lib.cli import (
 from lib.device import cpu_name
 from lib.evaluation import confusion_matrix, print_table, scores
 from lib.recipe import load_run_data
-from lib.settings import DEFAULTS, add_options, check_config, label_mode
+from lib.settings import DEFAULTS, add_options, check_config, label_mode, run_name
 
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 TREES = 200
@@ -127,25 +127,22 @@ def score(forest, split, classes, name, save=None):
     return scores(matrix, classes)
 
 
+# the settings that apply to the forest (train.py's others do not)
+FOREST_SETTINGS = (
+    "points points_per_class strategy seed data image_size train_size val_size test_size out "
+    "predict_train points_file class_field"
+).split()
+
+
 def run(config):
-    predict_train = config.pop("predict_train", False)
-    if predict_train and not config.get("data"):
-        raise ValueError(
-            "--predict-train needs a tile folder (--data DIR): the maps are named after its tiles"
-        )
-    config = {**check_config({**DEFAULTS, **config}), "predict_train": predict_train}
+    config = checked(config)
     # the forest's packages, asked for before any work: a missing one is one line, not a lost fit
     sklearn, ensemble = (
         need(m, "the pixel random forest") for m in ("sklearn", "sklearn.ensemble")
     )
-    Image = need("PIL.Image", "writing the forest's PNG maps")
-    how, what, name = label_mode(config)
-    if how == "dense":
-        raise ValueError(
-            "--dense: the pixel classifier is the clicks baseline; give --points N or "
-            "--points-per-class K"
-        )
-    out = Path(config["out"] or Path("runs") / f"forest-{name}-seed{config['seed']}")
+    need("PIL.Image", "writing the forest's PNG maps")
+    what = label_mode(config)[1]
+    out = Path(config["out"] or Path("runs") / f"forest-{run_name(config)}")
     check_output_folder(out)  # before the fit, not after it
     started = time.time()
     data = load_run_data(config)
@@ -174,37 +171,13 @@ def run(config):
     out.mkdir(parents=True, exist_ok=True)
     clear_old_run(out, "predictions", "train-predictions")
     (out / "predictions").mkdir()
-    colours, stems = data.get("colours"), data.get("stems", {}).get("test")
-
-    def save(index, class_map):
-        stem = stems[index] if stems else f"scene_{index:04d}"
-        for picture, suffix in (
-            (class_map, "classes"),
-            (annotations.colourise(class_map, colours), "preview"),
-        ):
-            with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
-                Image.fromarray(picture).save(tmp, format="PNG")
-
-    # the forest's map of each training tile: extra targets for train.py
-    if config.get("predict_train"):
-        (out / "train-predictions").mkdir(exist_ok=True)
-        for stem, image in zip(data["stems"]["train"], train_images):
-            with atomic(out / "train-predictions" / f"{stem}_classes.png") as tmp:
-                Image.fromarray(predict(forest, image)).save(tmp, format="PNG")
-        print(
-            f"class maps of the {len(train_images)} training tiles in {out / 'train-predictions'}",
-            flush=True,
-        )
+    if config["predict_train"]:  # the forest's map of each training tile: targets for train.py
+        write_training_maps(out / "train-predictions", forest, data)
     val = score(forest, data["val"], data["classes"], "val") if len(data["val"][0]) else None
-    test = score(forest, data["test"], data["classes"], "test", save)
+    test = score(forest, data["test"], data["classes"], "test", map_writer(out, data))
     print_table(test, data["classes"], data["scored_on"]["test"])
-    # the settings that apply to the forest (train.py's others do not)
-    kept = (
-        "points points_per_class strategy seed data image_size train_size val_size test_size out "
-        "predict_train points_file class_field"
-    ).split()
     metrics = dict(
-        config={**{k: config[k] for k in kept}, "trees": TREES, "sigmas": list(SIGMAS)},
+        config={**{k: config[k] for k in FOREST_SETTINGS}, "trees": TREES, "sigmas": list(SIGMAS)},
         method="pixel random forest",
         classes=list(data["classes"]),
         labeled_fraction=labeled_fraction,
@@ -218,6 +191,52 @@ def run(config):
     )
     save_metrics(out, metrics)
     return metrics
+
+
+def checked(config):
+    """baseline.py's config: train.py's data settings checked as train.py checks them, with
+    --predict-train; the forest learns from clicks, so --dense is refused."""
+    predict_train = config.pop("predict_train", False)
+    if predict_train and not config.get("data"):
+        raise ValueError(
+            "--predict-train needs a tile folder (--data DIR): the maps are named after its tiles"
+        )
+    config = {**check_config({**DEFAULTS, **config}), "predict_train": predict_train}
+    if config["dense"]:
+        raise ValueError(
+            "--dense: the pixel classifier is the clicks baseline; give --points N or "
+            "--points-per-class K"
+        )
+    return config
+
+
+def map_writer(out, data):
+    """save(index, class map): a test tile's class map and its preview, as predict.py writes them,
+    into out/predictions/."""
+    Image = need("PIL.Image", "writing the forest's PNG maps")
+    colours, stems = data.get("colours"), data.get("stems", {}).get("test")
+
+    def save(index, class_map):
+        stem = stems[index] if stems else f"scene_{index:04d}"
+        for picture, suffix in (
+            (class_map, "classes"),
+            (annotations.colourise(class_map, colours), "preview"),
+        ):
+            with atomic(out / "predictions" / f"{stem}_{suffix}.png") as tmp:
+                Image.fromarray(picture).save(tmp, format="PNG")
+
+    return save
+
+
+def write_training_maps(folder, forest, data):
+    """The forest's class map of each training tile, <stem>_classes.png in `folder`: extra
+    targets for train.py --extra-targets."""
+    Image = need("PIL.Image", "writing the forest's PNG maps")
+    folder.mkdir(exist_ok=True)
+    for stem, image in zip(data["stems"]["train"], data["train"][0]):
+        with atomic(folder / f"{stem}_classes.png") as tmp:
+            Image.fromarray(predict(forest, image)).save(tmp, format="PNG")
+    print(f"class maps of the {len(data['train'][0])} training tiles in {folder}", flush=True)
 
 
 def main(argv=None):

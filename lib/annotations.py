@@ -112,13 +112,18 @@ def read_text(path):
         ) from None
 
 
-def read_clicks(path, shape, classes):
-    """Clicks from a CSV with header x,y,class (class = name or index)."""
+def csv_rows(path):
+    """The rows of a clicks CSV, its header x,y,class checked and left out."""
     rows = list(csv.reader(read_text(path).splitlines()))
     if not rows or [c.strip().lower() for c in rows[0]] != ["x", "y", "class"]:
         raise ValueError(f"{path}: the first line must be the header x,y,class")
+    return rows[1:]
+
+
+def read_clicks(path, shape, classes):
+    """Clicks from a CSV with header x,y,class (class = name or index)."""
     ys, xs, labels = [], [], []
-    for number, row in enumerate(rows[1:], 2):
+    for number, row in enumerate(csv_rows(path), 2):
         if not row:
             continue
         try:

@@ -76,13 +76,12 @@ class Folder:
         file = self.points / f"{stem}.csv"
         if not file.exists():
             return []
-        rows = list(csv.reader(annotations.read_text(file).splitlines()))
-        if not rows or [c.strip().lower() for c in rows[0]] != ["x", "y", "class"]:
-            raise Refused(409, f"{file}: the first line must be the header x,y,class")
         try:
-            return [
-                [int(r[0]), int(r[1]), r[2].strip() if len(r) > 2 else ""] for r in rows[1:] if r
-            ]
+            rows = annotations.csv_rows(file)
+        except ValueError as error:
+            raise Refused(409, str(error)) from None
+        try:
+            return [[int(r[0]), int(r[1]), r[2].strip() if len(r) > 2 else ""] for r in rows if r]
         except ValueError:
             raise Refused(409, f"{file}: a row is not x,y,class with integer pixels") from None
 

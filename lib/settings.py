@@ -371,6 +371,8 @@ def run_name(config):
     differs = [
         " ".join(as_flags(name, value))[2:].replace(" ", "-")
         for name, value in config.items()
-        if name not in NOT_IN_NAME and all(value != defaults[name] for defaults in usual)
+        if name in DEFAULTS
+        and name not in NOT_IN_NAME
+        and all(value != defaults[name] for defaults in usual)
     ]
     return "-".join([label_mode(config)[2], *differs, f"seed{config['seed']}"])

@@ -41,10 +41,6 @@ def read_targets(folder, data):
     """Extra targets for the training tiles (train.py --extra-targets): <stem>_classes.png in
     `folder` for every training tile, as baseline.py --predict-train and predict.py write them:
     (H, W) uint8 class indices, 255 where there is no target."""
-    if not data.get("stems"):
-        raise ValueError(
-            "--extra-targets needs a tile folder (--data DIR): its maps are found by tile name"
-        )
     folder, legend = Path(folder), Legend(tuple(data["classes"]))
     if not folder.is_dir():
         raise ValueError(f"--extra-targets {folder}: not a folder")
