@@ -136,7 +136,8 @@ def export_layers(root, points_per_class, reference_points, seed=0):
         )
 
 
-def main(argv=None):
+def command_line():
+    """export.py's four commands and their flags."""
     parser = OneLineParser(prog="export.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["tiles", "scene", "layers", "onnx"])
     parser.add_argument(
@@ -190,6 +191,11 @@ def main(argv=None):
     parser.add_argument(
         "--size", type=int, default=10_000, help="scene: its width and height in pixels"
     )
+    return parser
+
+
+def main(argv=None):
+    parser = command_line()
     args = parser.parse_args(argv)
     if (args.command == "onnx") != (args.onnx_file is not None):
         parser.error("export.py onnx takes a checkpoint and the .onnx file to write; nothing else")

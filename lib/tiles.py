@@ -140,13 +140,8 @@ def load_folder(root, seed, how, layer=None):
     legend = read_legend(root)
     classes = legend.names
     data = dict(classes=classes, colours=legend.colours, stems={}, scored_on={})
-    if layer:  # (path or paths, class field) -> (their names, [(crs, points, path) per layer])
-        files = [layer[0]] if isinstance(layer[0], (str, Path)) else list(layer[0])
-        vector = need("lib.vector", "reading GIS point layers (--points-file)")
-        layer = (
-            ", ".join(map(str, files)),
-            [vector.read_layer(file, layer[1], classes, legend.codes) for file in files],
-        )
+    if layer:
+        layer = read_layers(layer, legend)
     placed = dict(train=0, val=0, test=0, left_out=0)
     rng = click_rng(seed)  # as clicks.sample_split_points
     for split in ("train", "val", "test"):
@@ -156,29 +151,14 @@ def load_folder(root, seed, how, layer=None):
         paths, images, masks, clicks = read_split(root, split, legend, layer)
         data["stems"][split] = [path.stem for path in paths]
         if layer:  # the layer's points on each tile: clicks, or reference points
-            located = [vector.layer_clicks(layer[1], *tile) for tile in zip(paths, images, masks)]
-            placed["left_out"] += sum(left_out for _, left_out in located)
+            placed_here, labels = place_points(layer, root / split, paths, images, masks)
+            placed["left_out"] += placed_here.pop("left_out")
+            placed[split] += placed_here[split]
             if split == "train":
-                placed["train"] += sum(c.rows.size for c, _ in located)
-                data[split] = (images, [c for c, _ in located])
+                data[split] = (images, labels)
                 continue
-            placed[split] += sum(c.rows.size for (c, _), m in zip(located, masks) if m is None)
-            if all(m is None for m in masks) and not placed[split]:
-                raise ValueError(
-                    f"{root / split}: its tiles have no masks and no point of {layer[0]} falls on "
-                    f"them: nothing to score them on"
-                )
-            data["scored_on"][split] = (
-                "masks"
-                if all(m is not None for m in masks)
-                else "reference points"
-                if all(m is None for m in masks)
-                else "masks and reference points"
-            )
-            masks = [
-                m if m is not None else vector.reference_mask(c, i.shape[-2:])
-                for (c, _), m, i in zip(located, masks, images)
-            ]
+            data["scored_on"][split] = placed_here["scored_on"]
+            masks = labels
         if split == "train":
             if paths and is_tiff(paths[0]):  # the pixel size a GIS export records (lib/onnx_model)
                 data["pixel_size_m"] = need("lib.geotiff", "GeoTIFF tiles").pixel_size_m(paths[0])
@@ -196,21 +176,7 @@ def load_folder(root, seed, how, layer=None):
             data[split] = (images, masks)
             data["scored_on"].setdefault(split, "masks")
     if layer:
-        if not placed["train"] + placed["val"] + placed["test"]:
-            raise ValueError(
-                f"{layer[0]}: no point falls inside any tile of {root} (the layers' CRS: "
-                f"{', '.join(str(crs) for crs, *_ in layer[1])})"
-            )
-        if not placed["train"]:
-            raise ValueError(
-                f"{layer[0]}: no point falls on a training tile of {root}: nothing to train on"
-            )
-        print(
-            f"point layer {layer[0]}: {placed['train']} clicks on the training tiles; "
-            f"{placed['val']} and {placed['test']} reference points on val and test tiles without "
-            f"masks; {placed['left_out']} points on nodata or unknown pixels left out",
-            flush=True,
-        )
+        check_placed(layer, placed, root)
     band_counts = {i.shape[0] for split in ("train", "val", "test") for i in data[split][0]}
     if len(band_counts) > 1:
         raise ValueError(
@@ -219,6 +185,64 @@ def load_folder(root, seed, how, layer=None):
     data["mean"], data["std"] = band_statistics(data["train"][0])
     data["bands"] = band_counts.pop()
     return data
+
+
+def read_layers(layer, legend):
+    """(path or paths, class field) -> (their names, [(crs, points, path) per layer])."""
+    files = [layer[0]] if isinstance(layer[0], (str, Path)) else list(layer[0])
+    vector = need("lib.vector", "reading GIS point layers (--points-file)")
+    layers = [vector.read_layer(file, layer[1], legend.names, legend.codes) for file in files]
+    return ", ".join(map(str, files)), layers
+
+
+def place_points(layer, folder, paths, images, masks):
+    """The layer's points on a split's tiles: ({split: how many placed, 'left_out': on nodata or
+    unknown pixels, and for val/test 'scored_on'}, the training tiles' clicks or the val/test
+    tiles' masks, a tile without one taking its reference points)."""
+    vector = need("lib.vector", "reading GIS point layers (--points-file)")
+    split = folder.name
+    located = [vector.layer_clicks(layer[1], *tile) for tile in zip(paths, images, masks)]
+    placed = dict(left_out=sum(left_out for _, left_out in located))
+    if split == "train":
+        placed[split] = sum(c.rows.size for c, _ in located)
+        return placed, [c for c, _ in located]
+    placed[split] = sum(c.rows.size for (c, _), m in zip(located, masks) if m is None)
+    if all(m is None for m in masks) and not placed[split]:
+        raise ValueError(
+            f"{folder}: its tiles have no masks and no point of {layer[0]} falls on them: nothing "
+            f"to score them on"
+        )
+    if all(m is not None for m in masks):
+        placed["scored_on"] = "masks"
+    elif all(m is None for m in masks):
+        placed["scored_on"] = "reference points"
+    else:
+        placed["scored_on"] = "masks and reference points"
+    masks = [
+        m if m is not None else vector.reference_mask(c, i.shape[-2:])
+        for (c, _), m, i in zip(located, masks, images)
+    ]
+    return placed, masks
+
+
+def check_placed(layer, placed, root):
+    """Refuse a layer none of whose points fall on a tile, or on a training tile; else say where
+    they fell."""
+    if not placed["train"] + placed["val"] + placed["test"]:
+        raise ValueError(
+            f"{layer[0]}: no point falls inside any tile of {root} (the layers' CRS: "
+            f"{', '.join(str(crs) for crs, *_ in layer[1])})"
+        )
+    if not placed["train"]:
+        raise ValueError(
+            f"{layer[0]}: no point falls on a training tile of {root}: nothing to train on"
+        )
+    print(
+        f"point layer {layer[0]}: {placed['train']} clicks on the training tiles; "
+        f"{placed['val']} and {placed['test']} reference points on val and test tiles without "
+        f"masks; {placed['left_out']} points on nodata or unknown pixels left out",
+        flush=True,
+    )
 
 
 def training_labels(path, image, mask, click_file, classes, how, rng):
