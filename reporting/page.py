@@ -16,10 +16,12 @@ figures.py the figures; the sections on real tiles (tile_report.py), on extra ta
 """
 
 import json
+import textwrap
 from pathlib import Path
 
+import numpy as np
+
 from lib.cli import MissingPackage, OneLineParser, atomic
-from lib.settings import DEFAULTS, label_mode
 from reporting.figures import figures, loop_curves
 from reporting.loop_report import labelling_loops
 from reporting.onnx_report import onnx_speed
@@ -32,7 +34,7 @@ from reporting.paper_tables import results, tables
 from reporting.records import (
     header,
     mean_std,
-    over_seeds,
+    plan,
     run_groups,
 )
 from reporting.runs_report import logged_commands, processes, single_runs
@@ -43,20 +45,89 @@ from reporting.unclicked_report import unclicked
 # The page: every result of the folder
 
 
+# The topics whose tables are long: on the page a paragraph each, the tables on runs.md under the
+# headings that begin with the second field
+TOPICS = (
+    (
+        "Real tiles: what each lever of the tile recipe adds",
+        "The tile recipe",
+        "The tile recipe (every crop in any of the 8 orientations, 10 epochs, the 8 averaged at "
+        "test time; [docs/recipe.md](../docs/recipe.md)) built up lever by lever from the "
+        "report's, on the same clicks (10 random per class) and seeds, with the pixel random "
+        "forest of `baseline.py` on those clicks last, and the targets it was held to.",
+    ),
+    (
+        "Extra targets: another model's maps beside the clicks",
+        "Extra targets",
+        "The tile recipe with a second pCE term on dense maps of the training tiles made from the "
+        "same clicks: the forest's, or the network's own confident pixels "
+        "([docs/recipe.md](../docs/recipe.md#extra-targets)).",
+    ),
+    (
+        "Learning from the unclicked pixels",
+        "Learning from the unclicked pixels",
+        "Each lever of `scripts/unclicked_runs.sh` alone and together ([docs/unclicked.md]"
+        "(../docs/unclicked.md)): the mean teacher, consistency, grown clicks, the prior shift, "
+        "test-time zoom, pasted boxes, the image at full resolution. Each set's table ends with "
+        "what its val chose; the `--data` defaults at a glance above are what the sets' val "
+        "chose together.",
+    ),
+    (
+        "The labelling loop",
+        "The labelling loop",
+        "Rounds of `scripts/active.py`: a model trained on a few clicks, `suggest.py`'s proposals "
+        "labelled from the masks, trained again, against the same number of clicks placed at "
+        "random ([docs/suggest.md](../docs/suggest.md)).",
+    ),
+)
+
+
+def anchor(heading):
+    """The anchor GitHub gives a Markdown heading."""
+    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -_")
+    return "#" + kept.replace(" ", "-")
+
+
+def topic_sections(folder):
+    """The long topics' sections, as runs.md holds them (each with its tables)."""
+    return ablation(folder) + teachers(folder) + unclicked(folder) + labelling_loops(folder)
+
+
+def topic_summaries(sections):
+    """The page's paragraph on each long topic found in `sections`, linking to its tables."""
+    found = [line[3:] for line in sections if line.startswith("## ")]
+    lines = []
+    for heading, begins, text in TOPICS:
+        places = [h for h in found if h.startswith(begins)]
+        if places:
+            links = ", ".join(f"[{h.split(': ', 1)[-1]}](runs.md{anchor(h)})" for h in places)
+            lines += [f"## {heading}", "", f"{text} Tables: {links}.", ""]
+    return lines
+
+
+def wrapped(lines, width=100):
+    """Prose lines folded at `width`; tables, headings, lists and images as they are."""
+    folded = []
+    for line in lines:
+        if len(line) <= width or line.startswith(("|", "#", "- ", "!")):
+            folded.append(line)
+        else:
+            folded += textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)
+    return folded
+
+
 def page(folder, tables_text, r=None):
-    """README.md of a results folder: the report's tables and figures, and per data set the
-    sections on real tiles and labelling loops; the per-run ledger is on runs.md (`ledger`)."""
+    """README.md of a results folder, read as a report: at a glance the defaults' numbers, then the
+    report's tables and figures, then a short section per topic; the long tables and the per-run
+    ledger are on runs.md (`ledger`)."""
     lines = [
         "# Results",
         "",
         f"Rendered by `python -m reporting {folder.name}` from the records in this folder: the run "
-        f"records",
-        "(`runs.jsonl`, `*/metrics.json`) and the commands' logs. Nothing here is copied by hand; "
-        "every",
-        "figure comes with its command, machine and date. All runs: encoder init as recorded "
-        "(`random` where",
-        "the ImageNet weights could not be downloaded). How to read the tables: "
-        "[docs/results.md](../docs/results.md).",
+        "records (`runs.jsonl`, `*/metrics.json`) and the commands' logs. Nothing here is copied "
+        "by hand; every figure comes with its command, machine and date. All runs: encoder init as "
+        "recorded (`random` where the ImageNet weights could not be downloaded). How to read the "
+        "tables: [docs/results.md](../docs/results.md).",
         "",
     ]
     if (folder / "plan.json").is_file():  # the project's results: the README's table first
@@ -71,17 +142,15 @@ def page(folder, tables_text, r=None):
         ]
         lines += ["", body.replace("\n## ", "\n### ").strip(), ""]
         lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
-    lines += ablation(folder)
-    lines += teachers(folder)
-    lines += unclicked(folder)
+    lines += topic_summaries(topic_sections(folder))
     lines += gis_example(folder)
     lines += onnx_speed(folder)
-    lines += labelling_loops(folder)
     lines += [
-        "Every single run with its per-class IoU, the torchrun check, the benchmark, and the wall "
-        "time and peak memory of every logged command: [runs.md](runs.md).",
+        "Every single run with its per-class IoU, the long tables of the topics above, the "
+        "torchrun check, the benchmark, and the wall time and peak memory of every logged command: "
+        "[runs.md](runs.md).",
     ]
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(wrapped(lines)).rstrip() + "\n"
 
 
 def ledger(folder):
@@ -90,70 +159,83 @@ def ledger(folder):
         "# Runs and costs",
         "",
         f"Rendered by `python -m reporting {folder.name}` with [README.md](README.md), from the "
-        "same records: every run outside the report's experiments, one row per setting over seeds, "
-        "and the wall time and peak memory of every logged command, each with its command, "
-        "machine and date.",
+        "same records: the long tables of the page's topics, every run outside the report's "
+        "experiments, one row per setting over seeds, and the wall time and peak memory of every "
+        "logged command, each with its command, machine and date.",
         "",
     ]
+    lines += topic_sections(folder)
     lines += processes(folder) + single_runs(folder) + logged_commands(folder)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def headline(folder, r=None):
-    """The short table README.md shows: the report's main settings on the synthetic scenes, and
-    clicks against full masks on the real sets, each linking to its place on the results page."""
-    r, groups = r or results(folder), run_groups(folder)
+    """The table at the top of the results page and of README.md: the report's recipe on the
+    synthetic scenes beside the report's numbers, and on every set the defaults a user gets
+    (results/plan.json's "defaults") against the pixel random forest on the same clicks, each seed's
+    margin, and the margin aimed at."""
+    r, groups, p = r or results(folder), run_groups(folder), plan(folder)
     lines = [
-        "| data | labels, method | seeds | test mIoU | pixel accuracy | the report (ImageNet init, "
-        "1 run) |",
-        "|---|---|---|---|---|---|",
+        "| data | run | seeds | test mIoU | the forest, same clicks | − forest: mean (each seed) | "
+        "target | the report (ImageNet init, 1 run) |",
+        "|---" * 8 + "|",
     ]
-    for config, theirs in (
-        (dict(points=200), f"{REPORT_DENSITY_MIOU[200]:.4f}"),
-        (FINAL, f"{REPORT_FINAL['miou']:.4f} / {REPORT_FINAL['pixel_accuracy']:.4f}"),
-        (dict(dense=True), "—"),
-    ):
+    forest_of = lambda data: by_seed(groups.get(f"{data}/{p.get('forest')}", []))
+    report = f"{REPORT_FINAL['miou']:.4f} / {REPORT_FINAL['pixel_accuracy']:.4f}"
+    rows = [
+        (
+            "synthetic",
+            "200 random points/image, the report's recipe",
+            dict(points=200),
+            f"{REPORT_DENSITY_MIOU[200]:.4f}",
+        ),
+        ("synthetic", "10 random points/class, the report's recipe", FINAL, report),
+    ]
+    shown = []
+    for data, what, config, theirs in rows:
         miou = r.values(config, "test", "miou")
-        lines.append(
-            f"| synthetic ([tables](results/README.md#the-reports-experiments)) | "
-            f"{label_mode({**DEFAULTS, **config})[1]}, U-Net | {len(miou)} | {mean_std(miou)} | "
-            f"{mean_std(r.values(config, 'test', 'pixel_accuracy'))} | {theirs} |"
-        )
-    shown = {}
-    for name, runs in groups.items():
-        c = {**DEFAULTS, **runs[0]["config"]}
-        if (
-            (c["data"] or name.startswith("synthetic/"))
-            and c["loss"] == "pce"
-            and name.count("/") == 1
-            and "recipe-" not in name
-        ):  # not the ablations' runs (recipe-*, teachers/)
-            shown[name] = runs
-            lines.append(
-                f"| {c['data'] or 'synthetic'} ([runs](results/runs.md#single-runs)) | "
-                f"{label_mode(c)[1]}, {runs[0].get('method', 'U-Net')} | {len(runs)} | "
-                f"{mean_std(over_seeds(runs, 'test', 'miou'))} | "
-                f"{mean_std(over_seeds(runs, 'test', 'pixel_accuracy'))} | — |"
-            )
-    networks = [rec["metrics"] for rec in r.records.values()] + [
-        run for runs in shown.values() for run in runs if "encoder_init" in run
-    ]
-    machines = sorted(
-        {run["machine"] + ", " + run["precision"] for run in networks}
-        | {
-            run["machine"] + ", " + run["method"]
-            for runs in shown.values()
-            for run in runs
-            if "method" in run
-        }
-    )
+        forest = forest_of(data) if "points_per_class" in config else {}
+        lines.append(glance_row(data, what, miou, forest, None, theirs))
+    for data, name, what in p.get("defaults", []):
+        runs = groups.get(f"{data}/{name}", [])
+        if runs:
+            shown += runs
+            margin = p.get("unclicked_margin_over_forest", {}).get(data)
+            lines.append(glance_row(data, what, by_seed(runs), forest_of(data), margin, "—"))
+    networks = [rec["metrics"] for rec in r.records.values()] + shown
+    machines = sorted({run["machine"] + ", " + run["precision"] for run in networks})
     inits = sorted({run["encoder_init"] for run in networks})
     return "\n".join(
         lines
         + [
             "",
-            f"Computed on: {'; '.join(machines)}. The network's encoder init: {', '.join(inits)}.",
+            f"Mean ± std over seeds; − forest paired by seed. Computed on: {'; '.join(machines)}. "
+            f"The network's encoder init: {', '.join(inits)}.",
         ]
+    )
+
+
+def by_seed(runs):
+    """{seed: test mIoU} of a run's seeds."""
+    return {run["config"]["seed"]: run["test"]["miou"] for run in runs}
+
+
+def glance_row(data, what, miou, forest, margin, theirs):
+    """One row of the headline table; forest {} for a row without one, margin None for none."""
+    gap = {s: miou[s] - forest[s] for s in miou if s in forest}
+    each = ", ".join(f"{gap[s]:+.4f}" for s in sorted(gap))
+    target = "—"
+    if margin is not None and gap:
+        mean = float(np.mean(list(gap.values())))
+        short = f"not met, short by {margin - mean:.4f}"
+        target = f"+{margin:.2f}: " + ("met" if mean >= margin else short)
+        lowest = min(gap.values())
+        target += "" if lowest >= 0 else f"; below the forest on a seed ({lowest:+.4f})"
+    return (
+        f"| {data} | {what} | {len(miou)} | {mean_std(miou)} | "
+        f"{mean_std(forest) if forest else '—'} | "
+        f"{f'{np.mean(list(gap.values())):+.4f} ({each})' if gap else '—'} | {target} | "
+        f"{theirs or '—'} |"
     )
 
 

@@ -182,9 +182,21 @@ def method(run):
     )
 
 
+# scripts that moved into scripts/ since their logs were written: their commands as typed today
+MOVED = {
+    "python active.py ": "python scripts/active.py ",
+    "python bench.py": "python scripts/bench.py",
+}
+
+
 def logged_command(line):
-    """The command of a log's '$ ' line, without the timing wrapper and a trailing comment."""
-    return line[2:].replace("/usr/bin/time -v ", "").split("   #")[0]
+    """The command of a log's '$ ' line, without the timing wrapper and a trailing comment, with
+    a script's path as it is today."""
+    command = line[2:].replace("/usr/bin/time -v ", "").split("   #")[0]
+    for old, new in MOVED.items():
+        if command.startswith(old):
+            command = new + command[len(old) :]
+    return command
 
 
 def header(log):
