@@ -33,6 +33,7 @@ class Results:
 
 
 def tables(r):
+    """tables.md: the report's five tables (and the baselines it did not run) from the records."""
     lines = [
         "# Results",
         "",
@@ -40,7 +41,20 @@ def tables(r):
         "from runs.jsonl.",
         "",
     ]
+    lines += density_table(r) + strategy_table(r) + final_table(r) + baselines_table(r)
+    lines += regularised_table(r)
+    lines += precision_table(r)
+    seconds = [rec["metrics"]["wall_time_s"] for rec in r.records.values()]
     lines += [
+        "",
+        f"{len(seconds)} runs recorded, {sum(seconds) / 60:.1f} min of training in total.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def density_table(r):
+    lines = [
         "## Table 1 — point density (random points per image)",
         "",
         "| points/image | labeled fraction | test mIoU | pixel accuracy | mIoU gain over previous "
@@ -58,7 +72,11 @@ def tables(r):
             f"{REPORT_DENSITY_MIOU[p]:.4f} |"
         )
         previous = miou
-    lines += [
+    return lines
+
+
+def strategy_table(r):
+    lines = [
         "",
         "## Table 2 — sampling strategy (points per class)",
         "",
@@ -78,7 +96,11 @@ def tables(r):
             f"{mean_std(r.values(strat, 'test', 'pixel_accuracy'))} | "
             f"{paired(r.values(strat, 'test', 'miou'), r.values(rnd, 'test', 'miou'))} |"
         )
-    lines += [
+    return lines
+
+
+def final_table(r):
+    lines = [
         "",
         "## Table 3 — final model (10 random points per class)",
         "",
@@ -94,13 +116,16 @@ def tables(r):
             )
             + " |"
         )
-    lines += [
+    return lines + [
         "",
         f"mIoU {mean_std(r.values(FINAL, 'test', 'miou'))}, pixel accuracy "
         f"{mean_std(r.values(FINAL, 'test', 'pixel_accuracy'))} (report, 1 run: mIoU "
         f"{REPORT_FINAL['miou']:.4f}, pixel accuracy {REPORT_FINAL['pixel_accuracy']:.4f}).",
     ]
-    lines += [
+
+
+def baselines_table(r):
+    lines = [
         "",
         "## Baselines (not in the report)",
         "",
@@ -127,8 +152,11 @@ def tables(r):
             f"| {label} | {', '.join(inits) or '—'} | {mean_std(miou)} | "
             f"{mean_std(r.values(c, 'test', 'pixel_accuracy'))} | {mean_std(share)} |"
         )
-    lines += regularised_table(r)
-    lines += [
+    return lines
+
+
+def precision_table(r):
+    lines = [
         "",
         "## Table 5 — arithmetic precision (final model, 10 random points per class)",
         "",
@@ -151,13 +179,7 @@ def tables(r):
         + paired(*(r.values(runs[p], "test", "pixel_accuracy") for p in ("bf16", "fp32")))
         + ".",
     ]
-    seconds = [rec["metrics"]["wall_time_s"] for rec in r.records.values()]
-    lines += [
-        "",
-        f"{len(seconds)} runs recorded, {sum(seconds) / 60:.1f} min of training in total.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def regularised_table(r):
