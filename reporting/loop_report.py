@@ -24,10 +24,9 @@ from reporting.records import (
 
 
 def labelling_loops(folder):
-    """active.py's loops: test mIoU per round and strategy, over seeds, and the figure beside it."""
+    """scripts/active.py's loops: test mIoU per round and strategy, over seeds, and the figure
+    beside it."""
     lines, p = [], plan(folder)
-    # targets: proposed clicks' test mIoU minus random clicks' at the last round, at least this;
-    LOOP_TARGETS = p.get("loop_margin_over_random", {})
     for path in sorted(folder.glob("active/*/curves.json")):
         record = json.loads(path.read_text())
         config, curves = record.pop("config"), record
@@ -42,78 +41,89 @@ def labelling_loops(folder):
             ),
             key=int,
         )
-        if not seeds:
-            continue
-        at = lambda strategy, r, key: {int(seed): curves[strategy][seed][r][key] for seed in seeds}
-        # its results/<set>/
-        data = {"scenes": "synthetic"}.get(Path(config["data"]).name, Path(config["data"]).name)
-        log = path.parent / "active.log"
-        _, when, command = header(log) if log.exists() else (None, "", "")
-        flags = loop_train_flags(path.parent, config)
-        if flags != config["train_flags"]:  # the command as it repeats the loop today
-            command = re.sub(r'--train-flags[= ]("[^"]*"|\S+)', f'--train-flags "{flags}"', command)
-        lines += [
-            f"## The labelling loop: {path.parent.name}",
-            "",
-            f"`{command}` — {when} ([log]({log.relative_to(folder)})). Round 0: "
-            f"{config['start_per_class']} random clicks per class per tile; each round adds "
-            f"{config['clicks']} clicks, labelled from the masks, and trains again from scratch "
-            f"(`{flags or 'the --data defaults'}`). Test mIoU over {len(seeds)} "
-            f"seed{'s' * (len(seeds) > 1)}, paired by seed.",
-            "",
-            "| round | clicks | proposed mIoU | random mIoU | proposed − random |",
-            "|---|---|---|---|---|",
-        ]
-        for r in range(rounds):
-            lines.append(
-                f"| {r} | {np.mean(list(at('proposed', r, 'clicks').values())):.0f} | "
-                f"{mean_std(at('proposed', r, 'miou'))} | {mean_std(at('random', r, 'miou'))} | "
-                f"{paired(at('proposed', r, 'miou'), at('random', r, 'miou'))} |"
-            )
-        last = np.mean(list(at("random", rounds - 1, "miou").values()))
-        reach = next(
-            (r for r in range(rounds) if np.mean(list(at("proposed", r, "miou").values())) >= last),
-            None,
-        )
-        clicks = lambda strategy, r: np.mean(list(at(strategy, r, "clicks").values()))
-        lines += [
-            "",
-            f"Random clicks reach {last:.4f} with {clicks('random', rounds - 1):.0f} clicks; "
-            f"proposed clicks "
-            + (
-                f"reach it at round {reach}, with {clicks('proposed', reach):.0f} "
-                f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them; of the "
-                f"clicks added after round 0, {reach * config['clicks']} against "
-                f"{(rounds - 1) * config['clicks']}, {reach / (rounds - 1):.0%})."
-                if reach
-                else "do not reach it."
-                if reach is None
-                else "are there at round 0: random clicks' last round scored below their round 0, "
-                "so this says nothing about clicks saved."
-            ),
-            "",
-        ]
-        if data in LOOP_TARGETS:
-            goal = LOOP_TARGETS[data]
-            gain = np.mean(
-                differences(at("proposed", rounds - 1, "miou"), at("random", rounds - 1, "miou"))
-            )
-            lines += [
-                f"Target: proposed − random ≥ +{goal:.2f} mIoU at the last round, {len(seeds)} "
-                f"seed{'s' * (len(seeds) > 1)}: {gain:+.4f}, "
-                + ("met" if gain >= goal else f"missed by {goal - gain:.4f}")
-                + (
-                    " (one seed: noise unknown; the target is asked of 3 seeds)."
-                    if len(seeds) == 1
-                    else "."
-                ),
-                "",
-            ]
-        without_tta = "--no-tta" in config["train_flags"]
-        dense_targets = p.get("loop_share_of_dense", {})
-        lines += last_round(folder, data, curves, seeds, rounds - 1, without_tta, dense_targets)
-        lines += ["", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
+        if seeds:
+            lines += loop_section(folder, path, config, curves, seeds, p)
     return lines
+
+
+def loop_section(folder, path, config, curves, seeds, p):
+    """One loop's section: its command, the rounds' table, the clicks proposals save, its target,
+    the last round class by class, the figure."""
+    rounds = config["rounds"] + 1
+    at = lambda strategy, r, key: {int(seed): curves[strategy][seed][r][key] for seed in seeds}
+    # its results/<set>/
+    data = {"scenes": "synthetic"}.get(Path(config["data"]).name, Path(config["data"]).name)
+    log = path.parent / "active.log"
+    _, when, command = header(log) if log.exists() else (None, "", "")
+    flags = loop_train_flags(path.parent, config)
+    if flags != config["train_flags"]:  # the command as it repeats the loop today
+        command = re.sub(r'--train-flags[= ]("[^"]*"|\S+)', f'--train-flags "{flags}"', command)
+    lines = [
+        f"## The labelling loop: {path.parent.name}",
+        "",
+        f"`{command}` — {when} ([log]({log.relative_to(folder)})). Round 0: "
+        f"{config['start_per_class']} random clicks per class per tile; each round adds "
+        f"{config['clicks']} clicks, labelled from the masks, and trains again from scratch "
+        f"(`{flags or 'the --data defaults'}`). Test mIoU over {len(seeds)} "
+        f"seed{'s' * (len(seeds) > 1)}, paired by seed.",
+        "",
+        "| round | clicks | proposed mIoU | random mIoU | proposed − random |",
+        "|---|---|---|---|---|",
+    ]
+    for r in range(rounds):
+        lines.append(
+            f"| {r} | {np.mean(list(at('proposed', r, 'clicks').values())):.0f} | "
+            f"{mean_std(at('proposed', r, 'miou'))} | {mean_std(at('random', r, 'miou'))} | "
+            f"{paired(at('proposed', r, 'miou'), at('random', r, 'miou'))} |"
+        )
+    lines += ["", clicks_saved(at, rounds, config["clicks"]), ""]
+    # target: proposed clicks' test mIoU minus random clicks' at the last round, at least this
+    goal = p.get("loop_margin_over_random", {}).get(data)
+    if goal is not None:
+        lines += [loop_target(at, rounds, goal, len(seeds)), ""]
+    without_tta = "--no-tta" in config["train_flags"]
+    dense_targets = p.get("loop_share_of_dense", {})
+    lines += last_round(folder, data, curves, seeds, rounds - 1, without_tta, dense_targets)
+    lines += ["", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
+    return lines
+
+
+def clicks_saved(at, rounds, added):
+    """Whether, and at which round, proposed clicks reach random clicks' last-round mIoU."""
+    last = np.mean(list(at("random", rounds - 1, "miou").values()))
+    reach = next(
+        (r for r in range(rounds) if np.mean(list(at("proposed", r, "miou").values())) >= last),
+        None,
+    )
+    clicks = lambda strategy, r: np.mean(list(at(strategy, r, "clicks").values()))
+    return (
+        f"Random clicks reach {last:.4f} with {clicks('random', rounds - 1):.0f} clicks; "
+        f"proposed clicks "
+        + (
+            f"reach it at round {reach}, with {clicks('proposed', reach):.0f} "
+            f"({clicks('proposed', reach) / clicks('random', rounds - 1):.0%} of them; of the "
+            f"clicks added after round 0, {reach * added} against "
+            f"{(rounds - 1) * added}, {reach / (rounds - 1):.0%})."
+            if reach
+            else "do not reach it."
+            if reach is None
+            else "are there at round 0: random clicks' last round scored below their round 0, "
+            "so this says nothing about clicks saved."
+        )
+    )
+
+
+def loop_target(at, rounds, goal, seeds):
+    """The loop's target: proposed − random at the last round, met or missed."""
+    gain = np.mean(
+        differences(at("proposed", rounds - 1, "miou"), at("random", rounds - 1, "miou"))
+    )
+    return (
+        f"Target: proposed − random ≥ +{goal:.2f} mIoU at the last round, {seeds} "
+        f"seed{'s' * (seeds > 1)}: {gain:+.4f}, "
+        + ("met" if gain >= goal else f"missed by {goal - gain:.4f}")
+        + (" (one seed: noise unknown; the target is asked of 3 seeds)." if seeds == 1 else ".")
+    )
 
 
 def last_round(folder, name, curves, seeds, r, without_tta, dense_targets):
