@@ -29,7 +29,23 @@ def pyplot():
 def figures(r, out):
     """Figures 1-5 into `out`, from the records in `r` (reporting.paper_tables.Results)."""
     plt = pyplot()
+    density_figure(r, plt, out / "fig1_density.png")
+    strategy_figure(r, plt, out / "fig2_strategy.png")
+    per_class_figure(r, plt, out / "fig3_per_class.png")
+    prediction_panel(r, out, plt, [("prediction", FINAL)], out / "fig4_predictions.png")
+    prediction_panel(
+        r,
+        out,
+        plt,
+        [("pCE", FINAL), ("pCE + CRF", dict(FINAL, loss="pce+crf"))],
+        out / "fig5_regularised.png",
+        clicks=False,
+    )
 
+
+def density_figure(r, plt, path):
+    """Figure 1: test mIoU and pixel accuracy against random points per image, beside the
+    report's."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, label in zip(axes, ("miou", "pixel_accuracy"), ("test mIoU", "pixel accuracy")):
         points = [p for p in DENSITY_POINTS if r.values(dict(points=p), "test", metric)]
@@ -50,8 +66,11 @@ def figures(r, out):
             title=f"Figure 1: {label} vs point density",
         )
         ax.legend()
-    save(fig, out / "fig1_density.png")
+    save(fig, path)
 
+
+def strategy_figure(r, plt, path):
+    """Figure 2: random against stratified clicks per class, and their paired difference."""
     fig, (bars, diff) = plt.subplots(1, 2, figsize=(10, 4))
     x = np.arange(len(STRATEGY_POINTS))
     for offset, strategy in ((-0.2, "random"), (0.2, "stratified")):
@@ -90,8 +109,11 @@ def figures(r, out):
         ax.set(xticks=x, xticklabels=STRATEGY_POINTS, xlabel="points per class", ylabel=ylabel)
         ax.set_title(title)
     bars.legend()
-    save(fig, out / "fig2_strategy.png")
+    save(fig, path)
 
+
+def per_class_figure(r, plt, path):
+    """Figure 3: the final model's IoU per class."""
     fig, ax = plt.subplots(figsize=(7, 4))
     iou = [list(r.values(FINAL, "test", "per_class", c, "iou").values()) for c in CLASSES]
     ax.bar(
@@ -108,16 +130,7 @@ def figures(r, out):
     ax.set(
         ylabel="test IoU", ylim=(0, 1), title="Figure 3: per-class IoU, 10 random points per class"
     )
-    save(fig, out / "fig3_per_class.png")
-    prediction_panel(r, out, plt, [("prediction", FINAL)], out / "fig4_predictions.png")
-    prediction_panel(
-        r,
-        out,
-        plt,
-        [("pCE", FINAL), ("pCE + CRF", dict(FINAL, loss="pce+crf"))],
-        out / "fig5_regularised.png",
-        clicks=False,
-    )
+    save(fig, path)
 
 
 def prediction_panel(r, out, plt, runs, path, clicks=True):

@@ -37,41 +37,45 @@ def teachers(folder):
                 "recipe is paired by seed.",
                 "",
             ]
-        classes = rows[0][1][0]["classes"]
-        base = {run["config"]["seed"]: scored(run, True)[0] for run in rows[0][1]}
-        forest = {
-            run["config"]["seed"]: run["test"]["miou"]
-            for run in groups.get(f"{data}/teachers/forest", [])
-        }
-        lines += [
-            f"**{data}**"
-            + (
-                " (the scenes as a folder, `python export.py tiles scenes`)"
-                if data == "synthetic"
-                else ""
-            ),
-            "",
-            "| run | seeds | val mIoU | val − tile recipe | test mIoU | test − forest | pixel "
-            "accuracy | " + " | ".join(classes) + " | wall |",
-            "|---" * (len(classes) + 8) + "|",
+        forest = groups.get(f"{data}/teachers/forest", [])
+        lines += set_table(data, rows, forest)
+    return lines
+
+
+def set_table(data, rows, forest_runs):
+    """One set's table of the extra-target levers, and the machine it ran on."""
+    classes = rows[0][1][0]["classes"]
+    base = {run["config"]["seed"]: scored(run, True)[0] for run in rows[0][1]}
+    forest = {run["config"]["seed"]: run["test"]["miou"] for run in forest_runs}
+    lines = [
+        f"**{data}**"
+        + (
+            " (the scenes as a folder, `python export.py tiles scenes`)"
+            if data == "synthetic"
+            else ""
+        ),
+        "",
+        "| run | seeds | val mIoU | val − tile recipe | test mIoU | test − forest | pixel "
+        "accuracy | " + " | ".join(classes) + " | wall |",
+        "|---" * (len(classes) + 8) + "|",
+    ]
+    for label, runs in rows:
+        views = {run["config"]["seed"]: scored(run, "method" not in run) for run in runs}
+        test = {seed: v[1] for seed, v in views.items()}
+        val = {s: v[0] for s, v in views.items()}
+        miou = {s: t["miou"] for s, t in test.items()}
+        cells = [
+            mean_std(val),
+            "—" if label == "tile recipe" else paired(val, base),
+            mean_std(miou),
+            "—" if "method" in runs[0] else paired(miou, forest),
+            mean_std({s: t["pixel_accuracy"] for s, t in test.items()}),
         ]
-        for label, runs in rows:
-            views = {run["config"]["seed"]: scored(run, "method" not in run) for run in runs}
-            test = {seed: v[1] for seed, v in views.items()}
-            val = {s: v[0] for s, v in views.items()}
-            miou = {s: t["miou"] for s, t in test.items()}
-            cells = [
-                mean_std(val),
-                "—" if label == "tile recipe" else paired(val, base),
-                mean_std(miou),
-                "—" if "method" in runs[0] else paired(miou, forest),
-                mean_std({s: t["pixel_accuracy"] for s, t in test.items()}),
-            ]
-            lines.append(table_row(label, views, cells, classes))
-        run = rows[0][1][0]
-        lines += [
-            "",
-            machine_line(run, run["machine"].split(",")[0]),
-            "",
-        ]
+        lines.append(table_row(label, views, cells, classes))
+    run = rows[0][1][0]
+    lines += [
+        "",
+        machine_line(run, run["machine"].split(",")[0]),
+        "",
+    ]
     return lines
