@@ -215,7 +215,7 @@ def run_config(log):
 
 def as_run_today(command, config):
     """A logged train.py command as it must read today to repeat its run (whose config is
-    `config`): a --data default that has changed since it ran (recipe.DATA_DEFAULTS) added as the
+    `config`): a --data default that has changed since it ran (settings.DATA_DEFAULTS) added as the
     flag the run had, in turn, so that a flag that settles the next (--prior-shift 0: no shares to
     pick) leaves it out. Other commands, and those that need nothing, come back as they are."""
     words = command.split()

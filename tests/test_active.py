@@ -10,6 +10,8 @@ import pytest
 from data import IGNORE
 from scripts import active
 
+pytestmark = pytest.mark.slow  # the whole file: see pyproject.toml's markers
+
 
 @pytest.fixture
 def work(exported, tmp_path):

@@ -60,6 +60,7 @@ def run(exported, tmp_path_factory):
 # 1. an output that cannot be written is found before the work, not after it
 
 
+@pytest.mark.slow
 def test_every_command_checks_its_output_before_any_work(run, tmp_path, capsys):
     root, done = run
     (tmp_path / "file").write_text("a file")
@@ -195,6 +196,7 @@ def test_suggest_says_when_it_proposes_fewer_clicks_than_asked(run, tmp_path, ca
     assert "(fewer than the 1000000 asked" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_failed_training_in_the_loop_names_its_error(tmp_path):
     log = tmp_path / "train.log"
     with pytest.raises(RuntimeError) as error:

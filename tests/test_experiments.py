@@ -9,6 +9,8 @@ import experiments as ex
 import reporting.page as report
 from reporting import paper, paper_tables, records, tile_report
 
+pytestmark = pytest.mark.slow  # the whole file: see pyproject.toml's markers
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):

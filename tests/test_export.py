@@ -36,6 +36,7 @@ def test_export_refuses_a_non_empty_folder(exported):
         export.export_tiles(exported)
 
 
+@pytest.mark.slow
 def test_export_py_tiles_command(tmp_path):
     result = subprocess.run(
         [
@@ -59,6 +60,7 @@ def test_export_py_tiles_command(tmp_path):
     assert len(list((tmp_path / "x" / "train" / "images").glob("*.png"))) == 2
 
 
+@pytest.mark.slow
 def test_exported_folder_trains_to_the_built_in_numbers(exported, tmp_path):
     from_folder = train(dict(FAST, data=str(exported), points=100, out=str(tmp_path / "folder")))
     built_in = train(

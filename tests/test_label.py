@@ -167,6 +167,7 @@ def test_a_run_s_prediction_is_served_as_a_view(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_retrain_runs_train_then_suggest_one_run_at_a_time(tmp_path):
     from lib.label_server import Training
     from lib.labelling import Folder, Refused

@@ -23,6 +23,8 @@ if not os.environ.get("CI"):
 
 from scripts.label_page import drive  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the whole file: see pyproject.toml's markers
+
 
 def test_the_page_labels_a_pixel_and_answers_a_proposal(tmp_path):
     root = tmp_path / "scenes"

@@ -12,6 +12,8 @@ import pytest
 from scripts.rescore import main
 from train import train
 
+pytestmark = pytest.mark.slow  # the whole file: see pyproject.toml's markers
+
 # a small synthetic run, as test_train.py's
 TINY = dict(
     train_size=16, val_size=4, test_size=4, image_size=64, epochs=2, batch_size=4, weights="none"

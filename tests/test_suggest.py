@@ -89,6 +89,7 @@ def test_each_predicted_class_is_asked_in_turn_and_tiles_are_capped():
     assert max(sum(e[1] == t for e in chosen) for t in range(7)) <= 2
 
 
+@pytest.mark.slow
 def test_proposals_land_where_the_model_is_unsure_away_from_clicks_and_unknown_pixels(
     trained, monkeypatch, tmp_path
 ):

@@ -45,6 +45,7 @@ def test_a_tiny_run_records_the_floor_and_its_loss_falls(tiny_run):
     assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics(tiny_run, tmp_path):
     metrics, _ = tiny_run
     again = train(dict(TINY, points=100, out=str(tmp_path)))
@@ -54,6 +55,7 @@ def test_same_seed_gives_identical_metrics(tiny_run, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_the_best_epochs_weights_are_tested_when_it_is_not_the_last(monkeypatch, tmp_path):
     import train as train_module
 
@@ -90,6 +92,7 @@ def test_dense_training_uses_every_pixel(tmp_path):
     assert metrics["labeled_fraction"] == 1.0
 
 
+@pytest.mark.slow
 def test_bf16_runs_are_recorded_as_such_and_just_as_deterministic(tmp_path):
     runs = [
         train(dict(TINY, points=100, epochs=1, precision="bf16", out=str(tmp_path / str(i))))
@@ -135,6 +138,7 @@ def test_tile_folders_get_the_data_defaults_unless_a_flag_says_otherwise():
     assert settings(dict(data="tiles", points=10, **geometric))["prior_estimate"] == "geometric"
 
 
+@pytest.mark.slow
 def test_a_tta_run_records_its_scores_with_and_without(tmp_path):
     metrics = train(
         dict(TINY, points=100, epochs=1, augment="dihedral", tta=True, out=str(tmp_path))

@@ -73,6 +73,7 @@ def test_bf16_evaluation_agrees_with_fp32():
     assert bf16.dtype == torch.float32 and (fp32.argmax(0) == bf16.argmax(0)).float().mean() > 0.9
 
 
+@pytest.mark.slow
 def test_test_time_augmentation_answers_the_same_whichever_way_the_tile_faces():
     torch.manual_seed(0)
     model, tile = UNet(weights=None).eval(), torch.rand(3, 64, 64).numpy()
@@ -96,6 +97,7 @@ def test_shrink_averages_each_block_and_the_cut_short_ones_over_their_own_pixels
     assert small[0, 1, 2] == 14 and small[1, 1, 0] == np.mean([25, 26])  # the corner: one pixel
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("h, w", [(64, 64), (97, 45)])
 def test_zoom_out_averages_the_logits_of_the_tile_and_of_the_tile_shrunk(h, w):
     torch.manual_seed(0)

@@ -24,6 +24,8 @@ from lib.recipe import make_optimizer, train_step
 from lib.settings import DEFAULTS
 from unet import UNet
 
+pytestmark = pytest.mark.slow  # the whole file: see pyproject.toml's markers
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 TINY = (
     "--train-size 16 --val-size 4 --test-size 4 --image-size "

@@ -121,6 +121,7 @@ def unknown_pixel_folder(root):
     return root, mask
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "how",
     [

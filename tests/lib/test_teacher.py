@@ -136,6 +136,7 @@ def test_the_strong_view_moves_every_label_with_its_pixel():
     assert mixed  # some image got a box of another's pixels, and its clicks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sure_per_class", [0, 16])
 def test_the_levers_train_and_give_the_same_numbers_for_the_same_seed(tmp_path, sure_per_class):
     config = dict(TINY, ema=True, consistency=1.0, grow=True, prior_shift=0.5)

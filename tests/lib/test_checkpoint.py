@@ -52,6 +52,7 @@ def runs(tmp_path_factory):
     return root, whole
 
 
+@pytest.mark.slow
 def test_a_resumed_run_ends_with_the_uninterrupted_runs_numbers(runs):
     root, whole = runs
     assert (

@@ -57,6 +57,7 @@ def test_the_step_adds_the_weighted_pce_of_the_extra_targets():
     assert loss == pytest.approx(expected.item(), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_targets_that_say_nothing_change_nothing(tmp_path):
     root = own_folder(tmp_path / "own")
     empty = write_maps(tmp_path / "empty", {f"t{i}": np.full((50, 90), 255) for i in range(2)})
@@ -69,6 +70,7 @@ def test_targets_that_say_nothing_change_nothing(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_runs_maps_reach_its_loss(tmp_path):
     # clicks on "dark" only; the maps say the right half is "bright". What the network then learns
     # varies with the CPU's arithmetic; that the maps' pCE is in every step does not: the run's
@@ -215,6 +217,7 @@ def test_a_class_balanced_step_weights_the_clicks_by_class():
     assert loss != pytest.approx(partial_cross_entropy(model(images), clicks).item(), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_a_data_run_by_default_shifts_the_prior_and_zooms_at_test_time(exported, tmp_path):
     metrics = train(
         dict(data=str(exported), points=50, epochs=1, batch_size=2, image_size=64, weights="none")

@@ -92,6 +92,7 @@ def test_a_value_coded_legend_takes_the_codes_as_classes():
     )
 
 
+@pytest.mark.slow
 def test_polygons_rasterised_back_equal_the_class_map(tmp_path):
     root = tmp_path / "geo"  # GeoTIFF tiles in UTM with their clicks as a GeoPackage
     export.export_tiles(root, seed=0, sizes=(4, 2, 2), image_size=64, format="tif")

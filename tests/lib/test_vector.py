@@ -30,6 +30,7 @@ def test_points_in_another_crs_land_on_their_pixels_exactly(georeferenced):
             assert np.array_equal(clicks.classes, want.classes)
 
 
+@pytest.mark.slow
 def test_a_layer_and_the_same_clicks_as_csvs_give_identical_metrics(georeferenced, tmp_path):
     g = georeferenced
     from_layer = train(
@@ -83,6 +84,7 @@ def test_points_on_nodata_are_counted_and_left_out(georeferenced, tmp_path, caps
     )
 
 
+@pytest.mark.slow
 def test_proposals_as_a_point_layer_land_on_their_pixels_and_train_once_filled_in(
     georeferenced, tmp_path, capsys
 ):

@@ -14,6 +14,8 @@ from lib.checkpoint import save_checkpoint
 from lib.tiles import load_data
 from unet import UNet
 
+pytestmark = pytest.mark.slow  # the whole file: see pyproject.toml's markers
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 

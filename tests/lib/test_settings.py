@@ -1,0 +1,79 @@
+"""lib/settings.py: one table of a run's settings, and what is derived from it — the command line,
+the checks, a run's full config, the argv that repeats it and its folder's name."""
+
+import argparse
+
+import pytest
+
+from lib.settings import (
+    DATA_DEFAULTS,
+    DEFAULTS,
+    SETTINGS,
+    add_options,
+    as_argv,
+    check_config,
+    run_name,
+    settings,
+)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (dict(points=10, learning_rate=0.1), "unknown config keys ['learning_rate']"),
+        (dict(points=10, lr=0.0), "--lr must be > 0, got 0.0"),
+        (dict(points=10, weight_decay=-1.0), "--weight-decay must be >= 0, got -1.0"),
+        (dict(points=10, loss="crf"), "unknown loss 'crf': use pce or pce+crf"),
+        (dict(points=10, loss="pce+crf", crf_weight=-1.0), "--crf-weight must be >= 0, got -1.0"),
+        (dict(points=10, loss="pce+crf", crf_sigma_xy=0.0), "--crf-sigma-xy must be > 0, got 0.0"),
+        (dict(points=10, crf_sigma_band=-2.0), "--crf-sigma-band must be > 0, got -2.0"),
+        (dict(points=10, strategy="grid"), "unknown strategy 'grid': use random or stratified"),
+        (dict(points=10, tta="yes"), "tta must be True or False, got 'yes'"),
+    ],
+)
+def test_config_checks_name_the_bad_value(config, message):
+    with pytest.raises(ValueError) as error:
+        check_config({**DEFAULTS, **config})
+    assert message in str(error.value)
+
+
+def test_the_parser_is_the_table():
+    parser = add_options(argparse.ArgumentParser())
+    given = vars(parser.parse_args([]))
+    assert set(given) == set(DEFAULTS)
+    # a --data default is left unset, so that settings() can tell it was not given
+    assert {k: v for k, v in given.items() if k not in DATA_DEFAULTS} == {
+        k: v for k, v in DEFAULTS.items() if k not in DATA_DEFAULTS
+    }
+    assert all(given[k] is None for k in DATA_DEFAULTS)
+    assert settings(given) == DEFAULTS
+    assert {k: settings({**given, "data": "d"})[k] for k in DATA_DEFAULTS} == DATA_DEFAULTS
+    assert all(s.help for s in SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(points=200),
+        dict(points_per_class=10, strategy="stratified", loss="pce+crf", lr=5e-4, seed=2),
+        dict(data="tiles", points_per_class=10, tta=False, prior_shift=0.0, epochs=10),
+        dict(data="tiles", points_file=["a.gpkg", "b.gpkg"], ema=True, paste=4),
+    ],
+)
+def test_the_argv_repeats_the_config(config):
+    parser = add_options(argparse.ArgumentParser())
+    full = settings(config)
+    assert settings(vars(parser.parse_args(as_argv(full)))) == full
+
+
+def test_a_run_is_named_by_its_labels_what_differs_from_its_defaults_and_its_seed():
+    assert run_name(settings(dict(points=200))) == "points200-seed0"
+    crf = settings(dict(points_per_class=10, loss="pce+crf", seed=1))
+    assert run_name(crf) == "10perclass-random-loss-pce+crf-seed1"
+    # a --data run against the --data defaults; its folder is not in the name
+    assert run_name(settings(dict(data="tiles", points_per_class=10))) == "10perclass-random-seed0"
+    tile_recipe = settings(dict(data="tiles", points_per_class=10, epochs=10))
+    assert run_name(tile_recipe) == "10perclass-random-epochs-10-seed0"
+    # every setting that is not the default names the run: two such runs never share a folder
+    fp32 = settings(dict(points_per_class=10, precision="fp32", weights="none"))
+    assert run_name(fp32) == "10perclass-random-precision-fp32-weights-none-seed0"
