@@ -79,10 +79,8 @@ def train(config):
     # drawn from their masks once, here (clicks.py); val and test keep their dense masks
     data = load_run_data(config)
 
-    # model, in the layout fast CPU and GPU convolutions want
-    bands, mean, std = data["bands"], data["mean"], data["std"]
-    model = UNet(len(data["classes"]), config["weights"], bands, mean, std, config["image_skip"])
-    model = model.to(device, memory_format=torch.channels_last)
+    # model
+    model = build_model(data, config, device)
     optimizer, scheduler = make_optimizer(model, config)
     trained = distributed.wrap(model, device)  # torchrun: DistributedDataParallel
     teacher = mean_teacher(model, config)  # --ema, --consistency, --grow; else None
@@ -122,13 +120,28 @@ def train(config):
     return metrics
 
 
+def build_model(data, config, device):
+    """The U-Net (unet.py) for the data's classes and bands, normalised by the training tiles'
+    band statistics, in the layout fast CPU and GPU convolutions want."""
+    model = UNet(
+        len(data["classes"]),
+        config["weights"],
+        data["bands"],
+        data["mean"],
+        data["std"],
+        config["image_skip"],
+    )
+    return model.to(device, memory_format=torch.channels_last)
+
+
 def train_one_epoch(trained, optimizer, loader, epoch, config, precision, teacher, weights):
     """One pass over the epoch's crops: pCE on the clicks (lib/recipe.train_step), with each lever
     the config asks for. Returns the mean training loss."""
     model = getattr(trained, "module", trained)  # torchrun wraps it
     model.train()
     crf = crf_settings(config)  # --loss pce+crf, else None
-    losses, epoch_start, said = [], time.time(), time.time()
+    losses = []
+    epoch_start = said = time.time()
     # clicks only: the dense masks are for scoring
     for images, point_labels, *target_labels in loader:
         if config["paste"]:  # --paste: clicked boxes of other crops moved into this one's context
@@ -138,7 +151,8 @@ def train_one_epoch(trained, optimizer, loader, epoch, config, precision, teache
         # --extra-targets: another model's map of the tile, learnt beside the clicks
         extras = [(target_labels[0], config["extra_weight"])] if target_labels else []
         if config["consistency"] or config["grow"]:  # the mean teacher's say on unclicked pixels
-            step, steps = (epoch - 1) * len(loader) + len(losses), config["epochs"] * len(loader)
+            step = (epoch - 1) * len(loader) + len(losses)
+            steps = config["epochs"] * len(loader)
             images, point_labels, extras = learn_unclicked(
                 teacher, images, point_labels, extras, step, steps, precision, config
             )
