@@ -1,4 +1,5 @@
-"""Write the synthetic scenes as files: a tile folder, or one big GeoTIFF scene.
+"""Write files for other tools: the synthetic scenes (a tile folder, a big GeoTIFF scene, GIS point
+layers), or a trained model as ONNX for QGIS's Deepness plugin and predict.py.
 
     python export.py tiles DIR                         200/60/60 PNG tiles + masks, seed 0
     python export.py tiles DIR --format tif --bands 4  GeoTIFFs, RGB + near infrared, on a map
@@ -196,7 +197,8 @@ def command_line():
 
 def main(argv=None):
     parser = command_line()
-    args = parser.parse_args(argv)
+    # options may stand between the positionals: export.py onnx RUN/model.pt --resolution 50 OUT
+    args = parser.parse_intermixed_args(argv)
     if (args.command == "onnx") != (args.onnx_file is not None):
         parser.error("export.py onnx takes a checkpoint and the .onnx file to write; nothing else")
     try:

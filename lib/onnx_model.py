@@ -27,6 +27,9 @@ from lib.rasters import IMAGE_SUFFIXES, read_image
 from unet import DIVISOR
 
 OPSET = 17  # run by every onnxruntime since 1.11 and by the one Deepness ships
+# the newest ONNX IR that Deepness's onnxruntime (1.12.1 to 1.17, its requirements) reads: a file of
+# IR 10 is refused there (Deepness issue #223)
+DEEPNESS_IR = 9
 OVERLAP = 50  # percent: the half-window stride of predict.py (evaluation.predict_tile)
 
 
@@ -47,7 +50,7 @@ def export(checkpoint_path, out, tile_size=None, overlap=OVERLAP, resolution_cm=
     images (bands, H, W) to calibrate an int8 quantisation of the graph on (quantise)."""
     onnx = need("onnx", "exporting to ONNX")
     model, checkpoint = load_checkpoint(checkpoint_path)
-    tile_size = tile_size or checkpoint["image_size"]
+    tile_size = checkpoint["image_size"] if tile_size is None else tile_size
     if tile_size < DIVISOR or tile_size % DIVISOR:
         raise ValueError(f"--tile-size must be a multiple of {DIVISOR}, got {tile_size}")
     if not 0 <= overlap < 100:
@@ -74,6 +77,7 @@ def export(checkpoint_path, out, tile_size=None, overlap=OVERLAP, resolution_cm=
     if checkpoint.get("colours"):  # the legend's colours, for predict.py's previews
         metadata["class_colours"] = checkpoint["colours"]
     window = torch.zeros(1, checkpoint["bands"], tile_size, tile_size)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # checked by export.py: it can be made
     with atomic(out) as tmp, warnings.catch_warnings():
         # the TorchScript exporter: deprecated in favour of torch.export's, which needs a further
         # package (onnxscript) and gives the same graph for this network
@@ -89,6 +93,9 @@ def export(checkpoint_path, out, tile_size=None, overlap=OVERLAP, resolution_cm=
             dynamo=False,
         )
         graph = onnx.load(str(tmp))
+        # a newer exporter may stamp a newer IR than Deepness's onnxruntime reads; opset 17 needs
+        # none of what IR 10 added
+        graph.ir_version = min(graph.ir_version, DEEPNESS_IR)
         for key, value in metadata.items():
             entry = graph.metadata_props.add()
             entry.key, entry.value = key, json.dumps(value)
@@ -141,6 +148,7 @@ def quantise(path, images, window):
     finally:
         fp32.unlink(missing_ok=True)
     graph = onnx.load(str(path))
+    graph.ir_version = min(graph.ir_version, DEEPNESS_IR)
     del graph.metadata_props[:]
     graph.metadata_props.extend(metadata)
     onnx.save(graph, str(path))

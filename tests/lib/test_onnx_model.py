@@ -167,3 +167,64 @@ def test_a_folder_run_exports_int8_calibrated_on_its_training_tiles(tmp_path, ca
     assert json.loads(meta["model_type"]) == "Segmentor" and json.loads(meta["tiles_size"]) == 64
     code, err = run(export.main, ["onnx", str(model_pt), "x.onnx", "--fp32", "--int8", "d"], capsys)
     assert code == 2 and "not both" in err
+
+
+def deepness_reads(path):
+    """The metadata as Deepness 0.6.5 reads it (processing/models/model_base.py): each value
+    json.loads'ed; class names sorted by their integer keys, which must run 0, 1, 2, ...; the
+    resolution a float in cm per pixel."""
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
+    names = sorted(meta["class_names"].items(), key=lambda kv: int(kv[0]))
+    assert [int(k) for k, _ in names] == list(range(len(names)))  # else Deepness refuses it
+    return meta, [name for _, name in names], float(meta["resolution"])
+
+
+@pytest.mark.parametrize("fp32", [True, False])
+def test_the_file_is_one_deepness_loads(tmp_path, fp32):
+    """IR <= 9 and opset <= 20: what the onnxruntime Deepness ships reads (a newer torch exporter
+    must not silently write a file it refuses); the class names match the output channels."""
+    export.export_tiles(tmp_path / "tiles", sizes=(2, 1, 1), image_size=64)
+    model_pt = checkpoint(tmp_path / "model.pt")
+    flags = ["--fp32"] if fp32 else ["--int8", str(tmp_path / "tiles" / "train" / "images")]
+    export.main(["onnx", str(model_pt), str(tmp_path / "model.onnx"), *flags])
+    graph = onnx.load(str(tmp_path / "model.onnx"))
+    assert graph.ir_version <= 9
+    assert all(o.version <= 20 for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+    meta, names, resolution = deepness_reads(tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert names == ["a", "b", "c", "d"] and session.get_outputs()[0].shape[1] == len(names)
+    assert resolution == 50.0  # cm: the checkpoint's 0.5 m pixels
+    assert meta["model_type"] == "Segmentor" and int(meta["tile_size"]) == 64
+
+
+def test_deepness_preprocessing_gives_predict_pys_classes(tmp_path):
+    """A window as Deepness feeds it — an NHWC uint8 tile, scaled to [0, 1] float32, turned to
+    NCHW — through the file, then the argmax over channels (threshold 0, as the metadata asks),
+    against predict.py's class map of the same tile from model.pt. One window: no seams."""
+    model_pt = checkpoint(tmp_path / "model.pt")
+    export.main(["onnx", str(model_pt), str(tmp_path / "model.onnx"), "--fp32"])
+    rng = np.random.default_rng(2)
+    tile = (rng.integers(0, 256, (1, 1, 3)) + rng.integers(-40, 40, (64, 64, 3))).clip(0, 255)
+    tile = tile.astype(np.uint8)
+    Image.fromarray(tile).save(tmp_path / "tile.png")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    window = np.transpose(np.float32(tile[None] * (1.0 / 255.0)), (0, 3, 1, 2))
+    (probabilities,) = session.run(None, {session.get_inputs()[0].name: window})
+    deepness = probabilities.argmax(1)[0]
+    tile_png, out = str(tmp_path / "tile.png"), str(tmp_path / "p")
+    predict.main([str(model_pt), tile_png, "--out", out, "--precision", "fp32"])
+    torch_classes = np.array(Image.open(tmp_path / "p" / "tile_classes.png"))
+    assert len(np.unique(torch_classes)) >= 2  # a test that can fail
+    assert (deepness != torch_classes).mean() < 0.002
+
+
+def test_export_takes_options_anywhere_and_refuses_a_zero_tile(tmp_path, capsys):
+    model_pt = checkpoint(tmp_path / "model.pt")
+    out = tmp_path / "new" / "folder" / "model.onnx"  # folders that do not exist yet are made
+    export.main(["onnx", str(model_pt), "--resolution", "100", str(out), "--fp32"])
+    assert deepness_reads(out)[2] == 100.0
+    code, err = run(
+        export.main, ["onnx", str(model_pt), str(tmp_path / "z.onnx"), "--tile-size", "0"], capsys
+    )
+    assert code == 2 and "--tile-size must be a multiple of 32, got 0" in err
+    assert not (tmp_path / "z.onnx").exists()
