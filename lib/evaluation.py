@@ -133,11 +133,12 @@ def scores(matrix, classes):
     )
 
 
-def final_scores(score, test, val, tta, zoom_out=1):
+def final_scores(score, test, val, tta, zoom_out=1, show_test=True):
     """The best epoch's weights scored by `score(split, tta, zoom_out)`: the test split, and with
     tta also without it and val with it (what the choice of recipe was made on, docs/recipe.md).
     zoom_out is part of the test-time augmentation: only with tta. Returns (test metrics,
-    extra): extra holds those other scores and what each scoring cost."""
+    extra): extra holds those other scores and what each scoring cost. show_test=False keeps
+    test's mIoU off the screen (a scan that chooses on val)."""
 
     augmented = "8 orientations" + (f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else "")
 
@@ -158,11 +159,12 @@ def final_scores(score, test, val, tta, zoom_out=1):
         if len(val[0]):
             val_scores, extra["scoring_seconds"]["val_tta"] = timed("val", val, True)
             extra["val_miou_tta"] = val_scores["miou"]
-        print(
-            f"test-time augmentation ({augmented}): test mIoU "
-            f"{extra['test_without_tta']['miou']:.4f} -> {scored['miou']:.4f}",
-            flush=True,
-        )
+        if show_test:
+            print(
+                f"test-time augmentation ({augmented}): test mIoU "
+                f"{extra['test_without_tta']['miou']:.4f} -> {scored['miou']:.4f}",
+                flush=True,
+            )
     return scored, extra
 
 

@@ -1,8 +1,9 @@
 """How far to shift, and to which shares (train.py --prior-shift, --prior-estimate): a finished
-train.py run's val and test mIoU with its logits shifted by S x log(pixel share / click share), S
-from 0 (as trained) to 1 (all the way), for each estimate of the pixel shares (lib/prior.py: EM, the
-mean posterior, their geometric mean), as --prior-shift does. Both are chosen on val.
-    python -m scripts.prior_scan RUN_FOLDER [--splits val] [--estimates em geometric]
+train.py run's val mIoU with its logits shifted by S x log(pixel share / click share), S from 0
+(as trained) to 1 (all the way), for each estimate of the pixel shares (lib/prior.py: EM, the mean
+posterior, their geometric mean), as --prior-shift does. Both are chosen on val; test is scanned
+only with --show-test, once the setting is chosen.
+    python -m scripts.prior_scan RUN_FOLDER [--estimates em geometric] [--show-test]
 The tiles and clicks are read from RUN's config (as scripts/rescore.py reads them); a run trained
 with --prior-shift has its shift taken out of its weights first (its metrics.json records it), so
 "none" is the run unshifted. The tiles are seen as the run's scoring sees them (8 orientations,
@@ -22,7 +23,12 @@ STRENGTHS = (0.25, 0.5, 0.75, 1.0)
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
-parser.add_argument("--splits", nargs="+", choices=("val", "test"), default=["val", "test"])
+parser.add_argument(
+    "--show-test",
+    action="store_true",
+    help="scan the test split too (a setting is chosen on val; test is looked at once, for the "
+    "setting chosen)",
+)
 parser.add_argument("--estimates", nargs="+", choices=ESTIMATES, default=list(ESTIMATES))
 args = parser.parse_args()
 try:
@@ -41,7 +47,7 @@ for estimate in args.estimates:
     shares = pixel_shares(posteriors, click_shares, estimate)
     ratios[estimate] = log_ratios(clicked, click_shares, shares)
     print(f"pixel shares ({estimate}) " + " ".join(f"{s:.4f}" for s in shares))
-for split in args.splits:
+for split in ["val"] + ["test"] * args.show_test:
     images, masks = data[split]
     logits = [
         predict_tile(model, image, window, 8, precision, True, config["tta_zoom_out"])

@@ -52,14 +52,20 @@ def rescore(args):
     score = lambda split, *tta: evaluate(
         model, split, data["classes"], config["image_size"], config["batch_size"], precision, *tta
     )
-    test, extra = final_scores(score, data["test"], data["val"], True, config["tta_zoom_out"])
-    print_table(test, data["classes"], data["scored_on"]["test"])
+    show_test = args["show_test"]
+    zoom = config["tta_zoom_out"]
+    test, extra = final_scores(score, data["test"], data["val"], True, zoom, show_test)
+    if show_test:
+        print_table(test, data["classes"], data["scored_on"]["test"])
     if "val_miou_tta" in extra:
         print(
             f"val mIoU (TTA) {metrics.get('val_miou_tta', float('nan')):.4f} -> "
             f"{extra['val_miou_tta']:.4f}"
         )
-    print(f"test mIoU {metrics['test']['miou']:.4f} -> {test['miou']:.4f}", flush=True)
+    if show_test:
+        print(f"test mIoU {metrics['test']['miou']:.4f} -> {test['miou']:.4f}", flush=True)
+    else:
+        print(f"test scored into {out}/metrics.json, not shown (--show-test shows it)", flush=True)
     old_scoring = sum(metrics.get("scoring_seconds", {}).values())
     training = metrics["wall_time_s"] - old_scoring
     metrics.update(
@@ -81,6 +87,12 @@ def main(argv=None):
     parser.add_argument("run", help="a finished train.py run folder (metrics.json, model.pt)")
     parser.add_argument("--out", required=True, help="folder for the rescored run")
     add_options(parser, names=AFTER_TRAINING)  # train.py's flags (RUN's own shift taken out)
+    parser.add_argument(
+        "--show-test",
+        action="store_true",
+        help="print the test split's scores too (a setting is chosen on val; test is looked at "
+        "once, for the setting chosen)",
+    )
     run_command(parser, rescore, argv)
 
 

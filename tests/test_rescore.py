@@ -39,18 +39,21 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
     assert rescored["config"] == dict(zoomed["config"], out=str(tmp_path / "rescored"))
     assert rescored["rescored_from"] == str(tmp_path / "plain")
     assert (tmp_path / "rescored" / "model.pt").is_file()
-    assert "--tta-zoom-out 2" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "--tta-zoom-out 2" in said and "not shown (--show-test shows it)" in said
+    assert "test mIoU" not in said  # a rescoring shows val unless asked
     monkeypatch.setattr(sys, "argv", ["zoom_scan", str(tmp_path / "plain"), "--zoom", "1", "2"])
     runpy.run_module("scripts.zoom_scan", run_name="__main__")
     scanned = [line.split()[4] for line in capsys.readouterr().out.splitlines() if " zoom " in line]
     assert scanned == [f"{plain['val_miou_tta']:.4f}", f"{zoomed['val_miou_tta']:.4f}"]
-    monkeypatch.setattr(sys, "argv", ["prior_scan", str(tmp_path / "plain"), "--splits", "val"])
+    monkeypatch.setattr(sys, "argv", ["prior_scan", str(tmp_path / "plain")])
     runpy.run_module("scripts.prior_scan", run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[5] for line in lines if line.startswith("val none strength 0.00")] == [
         f"{plain['val_miou_tta']:.4f}"
     ]
     assert sum(line.startswith("val ") for line in lines) == 1 + 3 * 4  # none; 3 estimates x 4 S
+    assert not any(line.startswith("test ") for line in lines)  # test only with --show-test
 
 
 def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gives(
@@ -88,7 +91,7 @@ def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gi
     assert none["test"]["miou"] == pytest.approx(plain["test"]["miou"], abs=2e-3)
     # and a shifted run is scanned from its unshifted weights: EM's shares are the run's
     capsys.readouterr()
-    scan = ["prior_scan", str(tmp_path / "shifted"), "--splits", "val", "--estimates", "em"]
+    scan = ["prior_scan", str(tmp_path / "shifted"), "--estimates", "em"]
     monkeypatch.setattr(sys, "argv", scan)
     runpy.run_module("scripts.prior_scan", run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
