@@ -30,6 +30,7 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
     old = json.loads(record.read_text())
     del old["config"]["train_zoom_out"]
     record.write_text(json.dumps(old))
+    capsys.readouterr()  # the trainings' own lines
     main([str(tmp_path / "plain"), "--out", str(tmp_path / "rescored"), "--tta-zoom-out", "2"])
     rescored = json.loads((tmp_path / "rescored" / "metrics.json").read_text())
     assert rescored["test"] == zoomed["test"] != plain["test"]
