@@ -231,12 +231,15 @@ class Progress:
         return self.best[2]
 
 
-def save_metrics(out, metrics):
+def save_metrics(out, metrics, show_test=True):
     """<out>/metrics.json, written atomically, and the run's last line: the test split's mIoU and
-    pixel accuracy beside always answering the commonest class."""
+    pixel accuracy beside always answering the commonest class (without show_test: where it is)."""
     with atomic(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     test = metrics["test"]
+    if not show_test:
+        print(f"wall {metrics['wall_time_s']:.0f}s  -> {out}/metrics.json", flush=True)
+        return
     print(
         f"test mIoU {test['miou']:.4f}  pixel accuracy {test['pixel_accuracy']:.4f} (always the "
         f"commonest class: {test['commonest_class_accuracy']:.4f})  wall "
@@ -245,7 +248,7 @@ def save_metrics(out, metrics):
     )
 
 
-def save_run(out, model, data, config, metrics):
+def save_run(out, model, data, config, metrics, show_test=True):
     """A finished run's folder: model.pt, the clicks it learned from (a tile folder's, for
     suggest.py), metrics.json last, so that a folder with it is whole; then resume.pt goes."""
     out.mkdir(parents=True, exist_ok=True)
@@ -261,5 +264,5 @@ def save_run(out, model, data, config, metrics):
     )
     if config["data"]:
         annotations.keep_clicks(out / "clicks", data)
-    save_metrics(out, metrics)
+    save_metrics(out, metrics, show_test)
     (out / "resume.pt").unlink(missing_ok=True)  # the run is whole: nothing to go on from

@@ -78,7 +78,7 @@ def rescore(args):
         wall_time_s=round(training + sum(extra["scoring_seconds"].values()), 1),
     )
     metrics["rescoring_wall_time_s"] = round(time.time() - started, 1)
-    save_run(out, model, data, config, metrics)  # as train.py saves: metrics.json last
+    save_run(out, model, data, config, metrics, show_test)  # as train.py: metrics.json last
     return metrics
 
 
