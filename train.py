@@ -33,7 +33,7 @@ import torch
 
 from clicks import class_weights, count_labels
 from lib import distributed, tiles
-from lib.checkpoint import Progress, read_progress, save_run
+from lib.checkpoint import Progress, read_progress, save_run, warm_start
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.crops import CropSampler, PointDataset, paste_boxes
 from lib.device import machine, pick_device, pick_precision
@@ -81,6 +81,8 @@ def train(config):
 
     # model
     model = build_model(data, config, device)
+    if config["init"]:  # --init: a finished run's weights, a warm round of the labelling loop
+        warm_start(model, config["init"], data["classes"], data["bands"])
     optimizer, scheduler = make_optimizer(model, config)
     trained = distributed.wrap(model, device)  # torchrun: DistributedDataParallel
     teacher = mean_teacher(model, config)  # --ema, --consistency, --grow; else None
@@ -275,7 +277,8 @@ def setup_line(facts, config, data, sampler, why):
         labels,
         f"loss {describe_loss(config)}",
         crops + ")",
-        f"encoder init: {facts['encoder_init']}",
+        f"encoder init: {facts['encoder_init']}"
+        + (f", then the weights of {config['init']} (--init)" if config["init"] else ""),
         f"device: {facts['device']} ({facts['machine']})",
         f"precision {facts['precision']} ({why})",
     ]

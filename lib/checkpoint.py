@@ -22,7 +22,7 @@ from lib import annotations, distributed
 from lib.cli import atomic, clear_old_run, one_line
 from lib.device import pick_device, pick_precision
 from lib.recipe import load_run_data
-from lib.settings import DEFAULTS, check_config, without_idle_estimate
+from lib.settings import DEFAULTS, check_config, init_checkpoint, without_idle_estimate
 from unet import DECODER_CHANNELS, UNet
 
 
@@ -63,6 +63,30 @@ def load_checkpoint(path):
     model = UNet(len(classes), None, bands, [0.0] * bands, [1.0] * bands, image_skip)
     model.load_state_dict(state)  # brings the training data's mean/std with it
     return model.eval(), checkpoint
+
+
+def warm_start(model, init, classes, bands):
+    """--init: `model` takes the weights of a finished run's model.pt (settings.init_checkpoint
+    finds it), which must have the same classes, bands and --image-skip; the band statistics stay
+    this run's, those of its training tiles. Returns the checkpoint's path, for the record."""
+    path = init_checkpoint(init)
+    start, checkpoint = load_checkpoint(path)
+    if list(checkpoint["classes"]) != list(classes):
+        raise ValueError(
+            f"--init {init}: its classes are {list(checkpoint['classes'])}, this run's "
+            f"{list(classes)}"
+        )
+    if checkpoint["bands"] != bands:
+        raise ValueError(
+            f"--init {init}: trained on {checkpoint['bands']} bands, this run's tiles have {bands}"
+        )
+    if start.image_skip != model.image_skip:
+        raise ValueError(
+            f"--init {init}: its --image-skip is {start.image_skip}, this run's {model.image_skip}"
+        )
+    weights = {k: v for k, v in start.state_dict().items() if k not in ("mean", "std")}
+    model.load_state_dict(weights, strict=False)
+    return str(path)
 
 
 def finished_run(folder):

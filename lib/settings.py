@@ -12,6 +12,7 @@ docs/recipe.md with what docs/unclicked.md chose on the validation splits. A fla
 """
 
 import argparse
+from pathlib import Path
 from typing import NamedTuple
 
 from clicks import STRATEGIES
@@ -159,6 +160,8 @@ SETTINGS = (
     Setting("precision", "auto", "auto: bf16 where the device computes it natively, else fp32",
             str, PRECISIONS),
     Setting("weights", "imagenet", "imagenet, none or a resnet34 weights file"),
+    Setting("init", None, "start from the weights of a finished run (its folder or model.pt) of "
+            "the same classes and bands: a warm round of the labelling loop"),
     Setting("out", None, "output folder (default runs/<name>)"),
 )
 # fmt: on
@@ -279,6 +282,11 @@ def weights_exist(config):
     check_weights(config["weights"])
 
 
+def init_is_a_finished_run(config):
+    if config["init"] is not None:
+        init_checkpoint(config["init"])
+
+
 RULES = (
     strategy_needs_per_class,
     zoom_with_tta,
@@ -287,7 +295,25 @@ RULES = (
     extra_targets_need_data,
     image_size_fits_the_network,
     weights_exist,
+    init_is_a_finished_run,
 )
+
+
+def init_checkpoint(init):
+    """--init's model.pt: RUN/model.pt of a finished run (its metrics.json written last), or a
+    model.pt given itself; one line for a missing path, or a run still training."""
+    path = Path(init)
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise ValueError(f"--init {init}: no model.pt there; give a finished train.py run")
+    if (folder / "resume.pt").is_file() and not (folder / "metrics.json").is_file():
+        raise ValueError(
+            f"--init {init}: that run is still training, or was interrupted ({folder}/resume.pt, "
+            f"no metrics.json): let it finish (--resume), or give a finished run"
+        )
+    return path
 
 
 def check_tta_zoom_out(zoom_out, tta):
@@ -361,6 +387,7 @@ NOT_IN_NAME = (
     "class_field",
     "device",
     "out",
+    "init",
 )
 
 
@@ -375,4 +402,5 @@ def run_name(config):
         and name not in NOT_IN_NAME
         and all(value != defaults[name] for defaults in usual)
     ]
-    return "-".join([label_mode(config)[2], *differs, f"seed{config['seed']}"])
+    warm = ["warm"] if config.get("init") else []  # --init's run is a path: named by its use
+    return "-".join([label_mode(config)[2], *differs, *warm, f"seed{config['seed']}"])

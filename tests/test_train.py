@@ -149,3 +149,18 @@ def test_a_tta_run_records_its_scores_with_and_without(tmp_path):
         and 0 <= metrics["val_miou_tta"] <= 1
     )
     assert set(metrics["scoring_seconds"]) == {"test", "test_without_tta", "val_tta"}
+
+
+@pytest.mark.slow
+def test_a_warm_run_starts_from_the_finished_runs_weights(tiny_run, tmp_path):
+    """--init: the weights of a finished run, the band statistics this run's; at a learning rate
+    too small to move them, the warm run ends where the finished run ended, a cold one does not."""
+    _, finished = tiny_run
+    still = dict(TINY, points=100, epochs=1, lr=1e-12)
+    warm = train(dict(still, init=str(finished), out=str(tmp_path / "warm")))
+    cold = train(dict(still, out=str(tmp_path / "cold")))
+    weights = lambda run: torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    start, ended, fresh = weights(finished), weights(tmp_path / "warm"), weights(tmp_path / "cold")
+    assert torch.allclose(ended["head.weight"], start["head.weight"], atol=1e-6)
+    assert not torch.allclose(fresh["head.weight"], start["head.weight"], atol=1e-3)
+    assert warm["config"]["init"] == str(finished) and cold["config"]["init"] is None

@@ -87,3 +87,43 @@ def test_command_line_error_has_no_traceback():
     assert (
         result.stderr.strip() == "train.py: error: --image-size must be a multiple of 32, got 100"
     )
+
+
+def finished_checkpoint(folder, classes=5, bands=3):
+    """A folder as a finished run leaves it: model.pt (a random network), then metrics.json."""
+    from lib.checkpoint import save_checkpoint
+    from unet import UNet
+
+    folder.mkdir()
+    model = UNet(classes, weights=None, in_channels=bands, mean=[0.0] * bands, std=[1.0] * bands)
+    names = ["Urban", "Vegetation", "Water", "Bare Soil", "Road", "Cloud"][:classes]
+    save_checkpoint(folder / "model.pt", model, names, None, bands, 64)
+    (folder / "metrics.json").write_text("{}")
+    return folder
+
+
+def test_a_bad_init_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """--init: a missing run, a corrupt model.pt, a run still training, other classes or bands."""
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "model.pt").write_bytes(b"not a checkpoint")
+    training = finished_checkpoint(tmp_path / "training")
+    (training / "metrics.json").unlink()  # as a run still training leaves its folder
+    (training / "resume.pt").write_bytes(b"state")
+    finished_checkpoint(tmp_path / "six", classes=6)
+    finished_checkpoint(tmp_path / "four", bands=4)
+    cases = [
+        ("nowhere", "nowhere: no model.pt there; give a finished train.py run"),
+        ("corrupt", "corrupt/model.pt: not a train.py checkpoint"),
+        ("training", "that run is still training, or was interrupted"),
+        ("six", "its classes are ['Urban', 'Vegetation', 'Water', 'Bare Soil', 'Road', 'Cloud']"),
+        ("four", "trained on 4 bands, this run's tiles have 3"),
+    ]
+    tiny = "--points 10 --train-size 2 --val-size 1 --test-size 1 --image-size 64 --epochs 1"
+    for folder, message in cases:
+        out = tmp_path / f"out-{folder}"
+        argv = [*tiny.split(), "--weights", "none", "--init", str(tmp_path / folder)]
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err, err
+        assert len(err.strip().splitlines()) == 1 and not out.exists()
