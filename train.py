@@ -21,7 +21,9 @@ The optional levers each enter at one line that names them: torchrun (lib/distri
 (lib/checkpoint.Progress: the state after an epoch, at most once a minute, in <out>/resume.pt; the
 same command with --resume goes on from there and ends as the uninterrupted run would have), the
 mean teacher (lib/teacher.py), pasted boxes and the zoom (lib/crops.py), extra targets
-(lib/tiles.read_targets) and the prior shift (lib/prior.py).
+(lib/tiles.read_targets), the prior shift (lib/prior.py), a warm start from a finished run
+(--init, lib/checkpoint.warm_start) and the weight average of the last epochs (--average-last,
+lib/averaging.py).
 """
 
 import argparse
@@ -33,6 +35,7 @@ import torch
 
 from clicks import class_weights, count_labels
 from lib import distributed, tiles
+from lib.averaging import weight_average
 from lib.checkpoint import Progress, read_progress, save_run, warm_start
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.crops import CropSampler, PointDataset, paste_boxes
@@ -75,14 +78,11 @@ def train(config):
     device = distributed.setup(pick_device(config["device"]))  # torchrun: joins its processes
     precision, why = pick_precision(config["precision"], device)
 
-    # data: the synthetic scenes of data.py, or a folder of tiles (lib/tiles.py), with the clicks
-    # drawn from their masks once, here (clicks.py); val and test keep their dense masks
+    # data: the synthetic scenes (data.py) or a tile folder (lib/tiles.py); clicks drawn once, here
     data = load_run_data(config)
 
     # model
-    model = build_model(data, config, device)
-    if config["init"]:  # --init: a finished run's weights, a warm round of the labelling loop
-        warm_start(model, config["init"], data["classes"], data["bands"])
+    model = build_model(data, config, device)  # with --init, a finished run's weights
     optimizer, scheduler = make_optimizer(model, config)
     trained = distributed.wrap(model, device)  # torchrun: DistributedDataParallel
     teacher = mean_teacher(model, config)  # --ema, --consistency, --grow; else None
@@ -94,8 +94,10 @@ def train(config):
     loader = training_loader(data, config, sampler, generator)
     facts = run_facts(config, data, sampler, loader, model, device, precision)
     print(setup_line(facts, config, data, sampler, why), flush=True)
+    average = weight_average(model, config, fixed_crops(data, config))  # --average-last K
     parts = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=generator)
-    progress = Progress(out / "resume.pt", config, dict(parts, teacher=teacher), scored, started)
+    parts.update(teacher=teacher, average=average)
+    progress = Progress(out / "resume.pt", config, parts, scored, started)
     progress.resume(state)  # --resume: the weights, optimizer and random streams as they were
     del state  # three copies of the weights' size: not kept for the run
     classes = len(data["classes"])  # --class-balanced: each class weighted by its clicks' share
@@ -107,12 +109,13 @@ def train(config):
         )
         scheduler.step()
         val = validate(scored, data, config, precision)
+        averaged = validate_average(average, model, epoch, data, config, precision)
         seconds = round(time.time() - epoch_start, 2)
-        print(epoch_line(epoch, config["epochs"], loss, val, seconds), flush=True)
-        progress.record(epoch, loss, val, seconds)  # keeps the best epoch's weights
+        print(epoch_line(epoch, config["epochs"], loss, val, seconds, averaged), flush=True)
+        progress.record(epoch, loss, val, seconds, averaged)  # keeps the best epoch's weights
 
-    # the test: the best epoch's weights
-    test, extra, prior = test_best(scored, progress.best_weights(), data, config, precision)
+    # the test: the best epoch's weights, or with --average-last the average of the last epochs'
+    test, extra, prior = test_best(scored, progress.tested_weights(), data, config, precision)
 
     # save
     metrics = run_metrics(facts, progress, test, extra, prior)
@@ -124,7 +127,8 @@ def train(config):
 
 def build_model(data, config, device):
     """The U-Net (unet.py) for the data's classes and bands, normalised by the training tiles'
-    band statistics, in the layout fast CPU and GPU convolutions want."""
+    band statistics, in the layout fast CPU and GPU convolutions want; with --init, starting from
+    a finished run's weights (lib/checkpoint.warm_start)."""
     model = UNet(
         len(data["classes"]),
         config["weights"],
@@ -133,7 +137,10 @@ def build_model(data, config, device):
         data["std"],
         config["image_skip"],
     )
-    return model.to(device, memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
+    if config["init"]:  # --init: a finished run's weights, a warm round of the labelling loop
+        warm_start(model, config["init"], data["classes"], data["bands"])
+    return model
 
 
 def train_one_epoch(trained, optimizer, loader, epoch, config, precision, teacher, weights):
@@ -202,6 +209,25 @@ def training_loader(data, config, sampler, generator):
     )
 
 
+def validate_average(average, model, epoch, data, config, precision):
+    """--average-last: after an epoch taken into the weight average, the average's val scores
+    (its batch-norm statistics recomputed first); else None."""
+    if average is None or not average.update(model, epoch):
+        return None
+    return validate(average.model, data, config, precision)
+
+
+def fixed_crops(data, config):
+    """crops(): a DataLoader of training crops, the same each time (their own generator, seeded
+    anew): the batch-norm pass of the weight average (lib/averaging.py)."""
+
+    def crops():
+        generator = torch.Generator().manual_seed(config["seed"])
+        return training_loader(data, config, crop_sampler(data, config, generator), generator)
+
+    return crops
+
+
 def validate(scored, data, config, precision):
     """The model's mIoU on the val split (without a val split: None, and the last epoch wins)."""
     if not len(data["val"][0]):
@@ -210,15 +236,16 @@ def validate(scored, data, config, precision):
     return evaluate(scored, data["val"], data["classes"], window, batch_size, precision)
 
 
-def test_best(scored, best_weights, data, config, precision):
-    """The best epoch's weights, their logits shifted with --prior-shift, scored on the test split
-    (with --tta also without it, and val with it: what the choice of recipe was made on,
-    docs/recipe.md) and printed as a table; returns (test, extra, the prior shift's record)."""
+def test_best(scored, weights, data, config, precision):
+    """The weights to test (the best epoch's, or the weight average's), their logits shifted with
+    --prior-shift, scored on the test split (with --tta also without it, and val with it: what the
+    choice of recipe was made on, docs/recipe.md) and printed as a table; returns (test, extra,
+    the prior shift's record)."""
     if not len(data["val"][0]):
         print(
             "no val split: no best-epoch selection, the last epoch's weights are tested", flush=True
         )
-    scored.load_state_dict(best_weights)
+    scored.load_state_dict(weights)
     prior = config["prior_shift"] and shift_to_pixel_prior(scored, data["train"], config, precision)
 
     def score(split, tta, zoom_out):
@@ -287,12 +314,15 @@ def setup_line(facts, config, data, sampler, why):
     return "; ".join(parts)
 
 
-def epoch_line(epoch, epochs, loss, val, seconds):
+def epoch_line(epoch, epochs, loss, val, seconds, averaged=None):
     """An epoch's line: its training loss and val mIoU (and, where val's masks lack a class, the
-    mIoU over the classes they hold, by which the best epoch is chosen: lib/evaluation.scores)."""
+    mIoU over the classes they hold, by which the best epoch is chosen: lib/evaluation.scores;
+    with --average-last, the weight average's val mIoU)."""
     miou, in_truth = val["miou"], val["miou_in_truth"]
     shown = "-" if miou is None else f"{miou:.4f}"
     lacking = f" ({in_truth:.4f} over the classes in its masks)" if in_truth != miou else ""
+    if averaged and averaged["miou"] is not None:
+        lacking += f", the average of the last epochs {averaged['miou']:.4f}"
     return (
         f"epoch {epoch}/{epochs}  train loss {loss:.4f}  val mIoU {shown}{lacking}  {seconds:.1f}s"
     )

@@ -113,8 +113,8 @@ def open_run(folder, **given):
 
 
 def save_progress(path, parts, epoch, history, best, config, elapsed, resumed):
-    """`parts` (train.py's model, optimizer, scheduler, generator and teacher, by those names) and
-    the loop's records after `epoch`, into `path`."""
+    """`parts` (train.py's model, optimizer, scheduler, generator, teacher and weight average, by
+    those names) and the loop's records after `epoch`, into `path`."""
     teacher = parts["teacher"]
     with atomic(path) as tmp:
         torch.save(
@@ -132,6 +132,7 @@ def save_progress(path, parts, epoch, history, best, config, elapsed, resumed):
                 elapsed=elapsed,
                 resumed=resumed,
                 teacher=teacher and teacher.state_dict(),
+                average=parts["average"] and parts["average"].state_dict(),
             ),
             tmp,
         )
@@ -185,8 +186,9 @@ def restore_progress(state, parts, scored=None):
     with: (history, best, the epochs resumed after, the seconds run so far); best = (val mIoU,
     epoch, the weights of `scored`, the model that is validated, where the best epoch was the last
     saved one)."""
-    if parts["teacher"] is not None:
-        parts["teacher"].load_state_dict(state["teacher"])
+    for name in ("teacher", "average"):  # the levers that keep weights of their own
+        if parts[name] is not None:
+            parts[name].load_state_dict(state[name])
     for name in ("model", "optimizer", "scheduler"):
         parts[name].load_state_dict(state[name])
     torch.set_rng_state(state["rng"])
@@ -226,11 +228,14 @@ class Progress:
             )
         self.saved_at = time.time()
 
-    def record(self, epoch, loss, val, seconds):
-        """An epoch's row of the history; its weights if it is the best so far (without a val
-        split: the last); the state to resume from, if due."""
+    def record(self, epoch, loss, val, seconds, averaged=None):
+        """An epoch's row of the history (with `averaged`, the val scores of the weight average
+        so far); its weights if it is the best so far (without a val split: the last); the state
+        to resume from, if due."""
         chosen_by = val["miou_in_truth"]
         measured = dict(train_loss=loss, val_miou=val["miou"], val_miou_in_truth=chosen_by)
+        if averaged:
+            measured["val_miou_average"] = averaged["miou"]
         self.history.append(dict(epoch=epoch, **measured, seconds=seconds))
         if self.best is None or chosen_by is None or chosen_by > self.best[0]:
             weights = {k: v.detach().clone() for k, v in self.scored.state_dict().items()}
@@ -251,7 +256,10 @@ class Progress:
             )
             self.saved_at = time.time()
 
-    def best_weights(self):
+    def tested_weights(self):
+        """The weights to test: the weight average's (--average-last), else the best epoch's."""
+        if self.parts["average"] is not None:
+            return self.parts["average"].model.state_dict()
         return self.best[2]
 
 

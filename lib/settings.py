@@ -111,6 +111,9 @@ SETTINGS = (
     Setting("batch_size", 8, "crops per batch (in all, under torchrun)", int, check=positive_int),
     Setting("lr", 1e-3, "Adam's learning rate, annealed by a cosine", float, check=positive),
     Setting("weight_decay", 1e-4, "Adam's weight decay", float, check=non_negative),
+    Setting("average_last", 0, "test the mean of the weights after each of the last K epochs "
+            "(stochastic weight averaging, lib/averaging.py) instead of the best epoch; 0: off",
+            int, check=non_negative_int),
     Setting("crops_per_epoch", None, "training crops per epoch (default: cover the training area "
             "once, ceil(total tile area / image-size^2))", int, check=positive_int),
     Setting("train_zoom_out", 1, "cut half the training crops K times larger and shrink them K "
@@ -282,6 +285,16 @@ def weights_exist(config):
     check_weights(config["weights"])
 
 
+def average_within_the_run(config):
+    if config["average_last"] > config["epochs"]:
+        raise ValueError(
+            f"--average-last {config['average_last']} averages more epochs than the run's "
+            f"{config['epochs']}"
+        )
+    if config["average_last"] and config["ema"]:
+        raise ValueError("--average-last and --ema both average the weights: choose one")
+
+
 def init_is_a_finished_run(config):
     if config["init"] is not None:
         init_checkpoint(config["init"])
@@ -296,6 +309,7 @@ RULES = (
     image_size_fits_the_network,
     weights_exist,
     init_is_a_finished_run,
+    average_within_the_run,
 )
 
 
