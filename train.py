@@ -322,7 +322,13 @@ def epoch_line(epoch, epochs, loss, val, seconds, averaged=None):
     shown = "-" if miou is None else f"{miou:.4f}"
     lacking = f" ({in_truth:.4f} over the classes in its masks)" if in_truth != miou else ""
     if averaged and averaged["miou"] is not None:
+        in_truth = averaged["miou_in_truth"]
         lacking += f", the average of the last epochs {averaged['miou']:.4f}"
+        lacking += (
+            f" ({in_truth:.4f} over the classes in its masks)"
+            if in_truth != averaged["miou"]
+            else ""
+        )
     return (
         f"epoch {epoch}/{epochs}  train loss {loss:.4f}  val mIoU {shown}{lacking}  {seconds:.1f}s"
     )

@@ -48,8 +48,11 @@ class WeightAverage:
         was_training = model.training
         model.train()
         device = next(model.parameters()).device
-        for images, *_ in self.crops():
-            model(images.to(device, memory_format=memory_format(model)))
+        # the crops' positions and turns come from torch's global generator (lib/crops.py): the
+        # pass draws its own and leaves the run's random stream as it found it
+        with torch.random.fork_rng(devices=[]):
+            for images, *_ in self.crops():
+                model(images.to(device, memory_format=memory_format(model)))
         for norm in norms:
             norm.momentum = momenta[norm]
         model.train(was_training)

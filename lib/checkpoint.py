@@ -236,6 +236,7 @@ class Progress:
         measured = dict(train_loss=loss, val_miou=val["miou"], val_miou_in_truth=chosen_by)
         if averaged:
             measured["val_miou_average"] = averaged["miou"]
+            measured["val_miou_average_in_truth"] = averaged["miou_in_truth"]
         self.history.append(dict(epoch=epoch, **measured, seconds=seconds))
         if self.best is None or chosen_by is None or chosen_by > self.best[0]:
             weights = {k: v.detach().clone() for k, v in self.scored.state_dict().items()}

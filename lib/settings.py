@@ -180,10 +180,12 @@ def add_options(parser, group=None, names=None):
     for s in SETTINGS:
         if (group and s.group != group) or (names and s.name not in names):
             continue
-        said = [] if s.default in (None, False) else [f"default {s.default}"]
         if s.data_default is not NO_DATA_DEFAULT:
-            said = [f"default {s.default}, with --data {s.data_default}"]
-        text = f"{s.help} ({'; '.join(said)})" if said else s.help
+            text = f"{s.help} (default {s.default}, with --data {s.data_default})"
+        elif s.default is None or s.default is False:  # unset, or a switch left off
+            text = s.help
+        else:
+            text = f"{s.help} (default {s.default})"
         # a --data default: no default here, so that settings() can tell what was given
         default = None if s.data_default is not NO_DATA_DEFAULT else s.default
         if isinstance(s.default, bool):

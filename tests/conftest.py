@@ -107,3 +107,23 @@ def train_and_predict(root, out):
     train.train(dict(FAST, data=str(root), dense=True, out=str(out / "run")))
     images, model = str(root / "test" / "images"), str(out / "run" / "model.pt")
     predict.main([model, images, "--out", str(out / "p")])
+
+
+def train_killed_after(config, epoch):
+    """train(config) killed as a run is killed during epoch + 1: its state saved after every epoch,
+    however short, and the run stopped right after the save of `epoch`."""
+    from lib import checkpoint
+    from train import train
+
+    save = checkpoint.save_progress
+
+    def save_then_stop(path, parts, saved_epoch, *rest):
+        save(path, parts, saved_epoch, *rest)
+        if saved_epoch == epoch:
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "SAVE_PROGRESS_EVERY_S", -1)
+        patch.setattr(checkpoint, "save_progress", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            train(config)

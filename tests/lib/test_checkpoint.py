@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 
+from conftest import train_killed_after
 from lib import checkpoint
 from lib.settings import DEFAULTS
 from train import main, train
@@ -35,18 +36,7 @@ def runs(tmp_path_factory):
     state in copy/)."""
     root = tmp_path_factory.mktemp("resume")
     whole = train(dict(TINY, out=str(root / "whole")))
-    save = checkpoint.save_progress
-
-    def save_then_stop(*args):  # as a run killed during epoch 2 would leave it
-        save(*args)
-        raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as patch:
-        # save after every epoch, however short
-        patch.setattr(checkpoint, "SAVE_PROGRESS_EVERY_S", -1)
-        patch.setattr(checkpoint, "save_progress", save_then_stop)
-        with pytest.raises(KeyboardInterrupt):
-            train(dict(TINY, out=str(root / "cut")))
+    train_killed_after(dict(TINY, out=str(root / "cut")), epoch=1)
     (root / "copy").mkdir()
     shutil.copy(root / "cut" / "resume.pt", root / "copy" / "resume.pt")
     return root, whole
