@@ -127,18 +127,9 @@ def handler(folder, training):
                     "application/json",
                 )
             if len(parts) == 4 and parts[:2] == ["api", "tiles"]:
-                stem, what = parts[2], parts[3]
-                folder.path(stem)
-                if (method, what) == ("GET", "points"):
-                    return 200, folder.state(stem), "application/json"
-                if (method, what) == ("POST", "points"):
-                    return 200, folder.click(stem, self.body()), "application/json"
-                if (method, what) == ("POST", "undo"):
-                    return 200, folder.take_back(stem), "application/json"
-                if (method, what) == ("GET", "image"):
-                    return 200, folder.image_png(stem, query), "image/png"
-                if (method, what) == ("GET", "prediction"):
-                    return 200, folder.prediction_png(stem, query), "image/png"
+                answer = tile_route(folder, method, parts[2], parts[3], query, self.body)
+                if answer:
+                    return answer
             raise Refused(404, f"no {method} {url.path}")
 
         def body(self):
@@ -165,6 +156,23 @@ def handler(folder, training):
             self.answer("POST")
 
     return Handler
+
+
+def tile_route(folder, method, stem, what, query, read_body):
+    """/api/tiles/<stem>/<what>: a tile's clicks and proposals, a click, an undo, its image and the
+    last run's map of it, as (status, body, content type); None for no such route."""
+    folder.path(stem)  # an unknown tile: Refused 404
+    if (method, what) == ("GET", "points"):
+        return 200, folder.state(stem), "application/json"
+    if (method, what) == ("POST", "points"):
+        return 200, folder.click(stem, read_body()), "application/json"
+    if (method, what) == ("POST", "undo"):
+        return 200, folder.take_back(stem), "application/json"
+    if (method, what) == ("GET", "image"):
+        return 200, folder.image_png(stem, query), "image/png"
+    if (method, what) == ("GET", "prediction"):
+        return 200, folder.prediction_png(stem, query), "image/png"
+    return None
 
 
 class Server(ThreadingHTTPServer):

@@ -73,33 +73,8 @@ def read_layer(path, class_field, classes, codes=None):
                 raise ValueError(
                     f"{path}: the layer has no CRS; set its CRS in your GIS and save it again"
                 )
-            crs, points = layer.crs, []
-            for feature in layer:
-                kind = feature.geometry.type if feature.geometry else "feature without a geometry"
-                if kind != "Point":
-                    raise ValueError(
-                        f"{path}: feature {feature.id} is a {kind}; a layer of clicks holds points"
-                    )
-                value = feature.properties[class_field]
-                if value is None or (isinstance(value, str) and not value.strip()):
-                    raise ValueError(
-                        f"{path}: feature {feature.id} has no class yet (a proposal of "
-                        f"suggest.py?): fill in its {class_field!r} with one of "
-                        f"{', '.join(classes)}, or delete it"
-                    )
-                index = class_index(value, classes, codes)
-                if index is None:
-                    numbers = (
-                        f"a code {', '.join(map(str, codes))}"
-                        if codes and not isinstance(codes[0], str)
-                        else f"an index 0..{len(classes) - 1}"
-                    )
-                    raise ValueError(
-                        f"{path}: feature {feature.id} has class {value!r}, which classes.txt "
-                        f"lacks ({', '.join(classes)}, or {numbers})"
-                    )
-                x, y = feature.geometry.coordinates[:2]
-                points.append((feature.id, float(x), float(y), index))
+            crs = layer.crs
+            points = [layer_point(path, feature, class_field, classes, codes) for feature in layer]
     except fiona.errors.FionaError as error:
         raise ValueError(
             f"{path}: cannot read the point layer ({type(error).__name__}: {error})"
@@ -107,6 +82,35 @@ def read_layer(path, class_field, classes, codes=None):
     if not points:
         raise ValueError(f"{path}: the layer holds no points; add the clicks in your GIS and save")
     return crs, points, path
+
+
+def layer_point(path, feature, class_field, classes, codes):
+    """(feature id, x, y, class index) of one feature of a point layer; one ValueError line for a
+    feature that is not a point, has no class yet, or a class classes.txt lacks."""
+    kind = feature.geometry.type if feature.geometry else "feature without a geometry"
+    if kind != "Point":
+        raise ValueError(
+            f"{path}: feature {feature.id} is a {kind}; a layer of clicks holds points"
+        )
+    value = feature.properties[class_field]
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(
+            f"{path}: feature {feature.id} has no class yet (a proposal of suggest.py?): fill in "
+            f"its {class_field!r} with one of {', '.join(classes)}, or delete it"
+        )
+    index = class_index(value, classes, codes)
+    if index is None:
+        numbers = (
+            f"a code {', '.join(map(str, codes))}"
+            if codes and not isinstance(codes[0], str)
+            else f"an index 0..{len(classes) - 1}"
+        )
+        raise ValueError(
+            f"{path}: feature {feature.id} has class {value!r}, which classes.txt lacks "
+            f"({', '.join(classes)}, or {numbers})"
+        )
+    x, y = feature.geometry.coordinates[:2]
+    return feature.id, float(x), float(y), index
 
 
 def crs_name(crs):

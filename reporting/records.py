@@ -170,6 +170,8 @@ def method(run):
     recipe += [f"consistency ×{c['consistency']:g}"] * bool(c["consistency"])
     recipe += [f"≤ {c['sure_per_class']} sure a class"] * bool(c["sure_per_class"])
     recipe += ["region growing"] * bool(c["grow"])
+    recipe += [f"the last {c['average_last']} epochs' weights averaged"] * bool(c["average_last"])
+    recipe += ["started from another run's weights"] * bool(c["init"])
     return (
         "U-Net, "
         + c["loss"]

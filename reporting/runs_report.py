@@ -101,7 +101,12 @@ def single_runs(folder):
             f"{mean_std(over_seeds(runs, 'test', 'commonest_class_accuracy'))} | {wall:.0f} s | "
             f"{runs[0]['machine']}, {how} |"
         )
-    lines += ["", "Per-class test IoU of the same runs, by data set:", ""]
+    return lines + per_class_tables(groups)
+
+
+def per_class_tables(groups):
+    """The single runs' per-class test IoU, a table per data set."""
+    lines = ["", "Per-class test IoU of the same runs, by data set:", ""]
     for data in sorted({runs[0]["config"]["data"] or "" for runs in groups.values()}):
         named = {n: runs for n, runs in groups.items() if (runs[0]["config"]["data"] or "") == data}
         classes = next(iter(named.values()))[0]["classes"]
