@@ -5,18 +5,17 @@
 
 What a remote-sensing analyst runs today with a few clicks per class (ilastik's recipe; QGIS's
 Semi-Automatic Classification plugin and Earth Engine do the same): a random forest on each
-pixel's features. For every band, its raw value and, at σ = 0.7, 1.6, 3.5, 5 and 10 px, Gaussian
-smoothing, gradient magnitude and the Laplacian of Gaussian: 16 features a band, 48 for RGB
-(scipy.ndimage). A forest of 200 class-balanced trees (scikit-learn) is fitted on the clicked
-pixels and labels every pixel of the val and test tiles. It needs no GPU and no epochs.
+pixel's features (lib/forest.py: per band its value, Gaussian smoothing, gradient magnitude and
+Laplacian of Gaussian at five scales, 48 features for RGB). A forest of 200 class-balanced trees
+(scikit-learn) is fitted on the clicked pixels and labels every pixel of the val and test tiles.
+It needs no GPU and no epochs.
 
-The clicks come from recipe.load_run_data, the code train.py draws them with, so the same flags and
-seed give both the same clicks. Tiles are featurised block by block, each block read with a
-margin as wide as the widest filter, so memory stays bounded on big tiles and the features equal
-those of the whole tile. Scores come from lib/evaluation.py, the network's own. <out>/metrics.json
-holds the fields of train.py's that apply, and <out>/predictions/ a class map and a preview per
-test tile, as predict.py writes them; with --predict-train, <out>/train-predictions/ the class
-map of each training tile, which train.py --extra-targets can learn from (docs/recipe.md).
+The clicks come from recipe.load_run_data, the code train.py draws them with, so the same flags
+and seed give both the same clicks. Scores come from lib/evaluation.py, the network's own.
+<out>/metrics.json holds the fields of train.py's that apply, and <out>/predictions/ a class map
+and a preview per test tile, as predict.py writes them; with --predict-train,
+<out>/train-predictions/ the class map of each training tile, which train.py --extra-targets can
+learn from (docs/recipe.md).
 """
 
 import os
@@ -40,71 +39,11 @@ from lib.cli import (
 )
 from lib.device import cpu_name
 from lib.evaluation import confusion_matrix, print_table, scores
+from lib.forest import SIGMAS, predict, training_pixels
 from lib.recipe import load_run_data
 from lib.settings import DEFAULTS, add_options, check_config, label_mode, run_name
 
-SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 TREES = 200
-BLOCK = 512  # tiles are featurised in BLOCK x BLOCK pieces ...
-# ... plus the reach of the widest filter (scipy truncates at 4 sigma)
-MARGIN = int(4 * max(SIGMAS) + 0.5)
-
-
-def features(image):
-    """(16 x bands, h, w) float32: each band raw, then smoothed, gradient magnitude and LoG per
-    sigma."""
-    ndimage = need("scipy.ndimage", "the pixel random forest's filters")
-    planes = []
-    for band in np.asarray(image, dtype=np.float32):
-        planes.append(band)
-        for sigma in SIGMAS:
-            planes += [
-                ndimage.gaussian_filter(band, sigma),
-                ndimage.gaussian_gradient_magnitude(band, sigma),
-                ndimage.gaussian_laplace(band, sigma),
-            ]
-    return np.stack(planes)
-
-
-def blocks(image, block=BLOCK):
-    """Yield (top, left, features of the block) over a (bands, H, W) tile, block by block: each
-    block featurised with a margin of real context where the tile has it, then cut to the block."""
-    h, w = image.shape[-2:]
-    for top in range(0, h, block):
-        for left in range(0, w, block):
-            y0, x0 = max(top - MARGIN, 0), max(left - MARGIN, 0)
-            y1, x1 = min(top + block + MARGIN, h), min(left + block + MARGIN, w)
-            f = features(image[:, y0:y1, x0:x1])
-            yield (
-                top,
-                left,
-                f[:, top - y0 : min(top + block, h) - y0, left - x0 : min(left + block, w) - x0],
-            )
-
-
-def training_pixels(images, point_labels):
-    """(features (n, F), classes (n,)) at every click of the training tiles."""
-    xs, ys = [], []
-    for image, clicks in zip(images, point_labels):
-        for top, left, f in blocks(image):
-            inside = (
-                (clicks.rows >= top)
-                & (clicks.rows < top + f.shape[1])
-                & (clicks.cols >= left)
-                & (clicks.cols < left + f.shape[2])
-            )
-            xs.append(f[:, clicks.rows[inside] - top, clicks.cols[inside] - left].T)
-            ys.append(clicks.classes[inside])
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def predict(forest, image):
-    """(H, W) uint8 class map of a whole tile, block by block."""
-    class_map = np.zeros(image.shape[-2:], np.uint8)
-    for top, left, f in blocks(image):
-        classes = forest.predict(f.reshape(len(f), -1).T)
-        class_map[top : top + f.shape[1], left : left + f.shape[2]] = classes.reshape(f.shape[1:])
-    return class_map
 
 
 def score(forest, split, classes, name, save=None):

@@ -11,10 +11,18 @@ least sure first. Keys 1-9 pick the class; a click labels a pixel, or answers th
 ringed there; U (or the button) undoes the page's last change; drag to pan, the wheel to zoom.
 The server sends the part of the tile on screen at screen size, so a 10,000² GeoTIFF opens as
 fast as a small PNG. Each change rewrites DIR/train/points/<stem>.csv (train.py's format) at
-once, atomically; nothing else is written. The Retrain button runs train.py --data DIR into
-RUNS/roundN (then suggest.py, --suggest clicks) in the background and shows its progress lines.
-Python's standard library serves the page (lib/label_server.py), on this machine only unless
---host names another address.
+once, atomically; nothing else is written.
+
+Over the tile, a map: the live preview (P), a small pixel forest fitted on the clicks so far and
+refitted a moment after each click (lib/preview.py; it writes nothing), or the network's map of
+the last round (N), or none (O). Retrain runs a round in the background: train.py --data DIR into
+RUNS/roundN, then suggest.py (--suggest clicks). Round 1 trains from scratch; each later round
+starts warm from the last finished one (train.py --init, a short schedule: docs/labelling.md),
+unless "from scratch" is ticked; proposals left unanswered are taken out of the CSVs when a
+round starts (suggest.py proposes anew after it). The page shows the round's epoch, the time
+left and its lines, then the new map; Cancel stops a round and removes its unfinished folder,
+the clicks and the earlier rounds untouched. Python's standard library serves the page
+(lib/label_server.py), on this machine only unless --host names another address.
 """
 
 from lib.cli import OneLineParser, check_output_folder, guard

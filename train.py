@@ -171,8 +171,8 @@ def train_one_epoch(trained, optimizer, loader, epoch, config, precision, teache
             teacher.update(model)
         if time.time() - said > SAY_WHERE_EVERY_S:
             print(
-                f"  epoch {epoch}: {len(losses)}/{len(loader)} steps, train loss "
-                f"{np.mean(losses):.4f}, {time.time() - epoch_start:.0f}s",
+                f"  epoch {epoch}/{config['epochs']}: {len(losses)}/{len(loader)} steps, train "
+                f"loss {np.mean(losses):.4f}, {time.time() - epoch_start:.0f}s",
                 flush=True,
             )
             said = time.time()

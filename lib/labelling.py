@@ -147,6 +147,19 @@ class Folder:
                 self.write(stem, rows)
         return self.state(stem)
 
+    def withdraw_proposals(self):
+        """Remove the open proposals (rows x,y, with no class) from every tile's CSV: train.py
+        stops at one, and the next round's suggest.py proposes anew. How many there were."""
+        withdrawn = 0
+        for stem in self.paths:
+            with self.locks[stem]:
+                rows = self.rows(stem)
+                answered = [r for r in rows if r[2]]
+                if len(answered) < len(rows):
+                    withdrawn += len(rows) - len(answered)
+                    self.write(stem, answered)
+        return withdrawn
+
     def write(self, stem, rows):
         self.points.mkdir(parents=True, exist_ok=True)
         with atomic(self.points / f"{stem}.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -165,7 +178,10 @@ class Folder:
     def window(self, stem, x, y, w, h, width):
         """(bands, h', w') pixels of the region, read at about `width` columns (every n-th pixel of
         a big region: a GeoTIFF gives it from its overviews or by decimated reads)."""
-        step = stride(w, width)
+        return self.read(stem, x, y, w, h, stride(w, width))
+
+    def read(self, stem, x, y, w, h, step=1):
+        """(bands, h', w') pixels of the region, every `step`-th pixel (1: all of them)."""
         path = self.path(stem)
         if rasters.is_tiff(path):
             geotiff = need("lib.geotiff", "GeoTIFF tiles")

@@ -8,7 +8,10 @@ run records) and the run's folder name (`run_name`). The report's recipe is the 
 (lr 1e-3, weight decay 1e-4), cosine annealing, 5 epochs, batch 8, horizontal flips, pCE on the
 clicks; it stays the recipe of the synthetic scenes, whose tables reproduce the report. A run on a
 folder of real tiles (--data) starts from the --data defaults instead: the tile recipe of
-docs/recipe.md with what docs/unclicked.md chose on the validation splits. A flag given always wins.
+docs/recipe.md with what docs/unclicked.md chose on the validation splits. A run that starts from
+another run's weights (--init: a warm round of the labelling loop) takes the warm defaults over
+those, a short schedule of its own (docs/labelling.md chose it on validation). A flag given always
+wins.
 """
 
 import argparse
@@ -21,7 +24,10 @@ from lib.device import PRECISIONS
 from lib.prior import ESTIMATES
 from unet import DIVISOR, check_weights
 
-NO_DATA_DEFAULT = object()  # a setting whose --data default is its default
+NO_DATA_DEFAULT = object()  # a setting whose --data (or --init) default is its default
+# a warm round's schedule (--init): chosen on validation, docs/labelling.md
+WARM_EPOCHS = 2
+WARM_LR = 3e-4
 
 
 def flag(name):
@@ -78,6 +84,7 @@ class Setting(NamedTuple):
     choices: tuple = None
     check: object = None  # one of the checks above
     data_default: object = NO_DATA_DEFAULT
+    warm_default: object = NO_DATA_DEFAULT  # its default with --init, over the others
     group: str = "training"  # "data": what a run learns from (baseline.py takes these too)
     nargs: str = None
 
@@ -107,9 +114,11 @@ SETTINGS = (
     # the recipe
     Setting("augment", "hflip", "training crops: hflip (the report's) or dihedral, all 8 flips and "
             "quarter turns", str, AUGMENTATIONS, data_default="dihedral"),
-    Setting("epochs", 5, "training epochs", int, check=positive_int, data_default=15),
+    Setting("epochs", 5, "training epochs", int, check=positive_int, data_default=15,
+            warm_default=WARM_EPOCHS),
     Setting("batch_size", 8, "crops per batch (in all, under torchrun)", int, check=positive_int),
-    Setting("lr", 1e-3, "Adam's learning rate, annealed by a cosine", float, check=positive),
+    Setting("lr", 1e-3, "Adam's learning rate, annealed by a cosine", float, check=positive,
+            warm_default=WARM_LR),
     Setting("weight_decay", 1e-4, "Adam's weight decay", float, check=non_negative),
     Setting("average_last", 0, "test the mean of the weights after each of the last K epochs "
             "(stochastic weight averaging, lib/averaging.py) instead of the best epoch; 0: off",
@@ -171,6 +180,10 @@ SETTINGS = (
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}
 DATA_DEFAULTS = {s.name: s.data_default for s in SETTINGS if s.data_default is not NO_DATA_DEFAULT}
+WARM_DEFAULTS = {s.name: s.warm_default for s in SETTINGS if s.warm_default is not NO_DATA_DEFAULT}
+# the flags whose default depends on --data or --init: None in the parser, so that settings() can
+# tell they were not given
+FLEXIBLE = DATA_DEFAULTS.keys() | WARM_DEFAULTS.keys()
 ROWS = {s.name: s for s in SETTINGS}
 
 
@@ -180,14 +193,16 @@ def add_options(parser, group=None, names=None):
     for s in SETTINGS:
         if (group and s.group != group) or (names and s.name not in names):
             continue
-        if s.data_default is not NO_DATA_DEFAULT:
-            text = f"{s.help} (default {s.default}, with --data {s.data_default})"
+        others = [(f"--{w}", d) for w, d in (("data", s.data_default), ("init", s.warm_default))]
+        others = [f", with {w} {d}" for w, d in others if d is not NO_DATA_DEFAULT]
+        if others:
+            text = f"{s.help} (default {s.default}{''.join(others)})"
         elif s.default is None or s.default is False:  # unset, or a switch left off
             text = s.help
         else:
             text = f"{s.help} (default {s.default})"
-        # a --data default: no default here, so that settings() can tell what was given
-        default = None if s.data_default is not NO_DATA_DEFAULT else s.default
+        # a --data or --init default: no default here, so that settings() can tell what was given
+        default = None if s.name in FLEXIBLE else s.default
         if isinstance(s.default, bool):
             action = argparse.BooleanOptionalAction if s.data_default is True else "store_true"
             parser.add_argument(flag(s.name), action=action, default=default, help=text)
@@ -204,14 +219,16 @@ def add_options(parser, group=None, names=None):
 
 
 def settings(given):
-    """A run's full config: what was given (a None in place of a --data default: not given), over
-    the --data defaults for a --data run, over the defaults. The zoom is test-time augmentation, so
-    a run without TTA is not zoomed; dense labels are the pixels, so their shares need no shift,
-    and a run not shifted has no shares to pick."""
-    given = {k: v for k, v in given.items() if not (k in DATA_DEFAULTS and v is None)}
+    """A run's full config: what was given (a None in place of a --data or --init default: not
+    given), over the warm defaults for a run with --init, over the --data defaults for a --data
+    run, over the defaults. The zoom is test-time augmentation, so a run without TTA is not zoomed;
+    dense labels are the pixels, so their shares need no shift, and a run not shifted has no shares
+    to pick."""
+    given = {k: v for k, v in given.items() if not (k in FLEXIBLE and v is None)}
+    warm = WARM_DEFAULTS if given.get("init") else {}
     if not given.get("data"):
-        return {**DEFAULTS, **given}
-    merged = {**DEFAULTS, **DATA_DEFAULTS, **given}
+        return {**DEFAULTS, **warm, **given}
+    merged = {**DEFAULTS, **DATA_DEFAULTS, **warm, **given}
     if "tta_zoom_out" not in given and not merged["tta"]:
         merged["tta_zoom_out"] = 1
     if "prior_shift" not in given and merged["dense"]:
@@ -411,6 +428,8 @@ def run_name(config):
     """runs/<name>: the labels, each setting that is neither its default nor, on a --data run, its
     --data default, and the seed, e.g. points200-seed0, 10perclass-random-loss-pce+crf-seed1."""
     usual = [DEFAULTS, {**DEFAULTS, **DATA_DEFAULTS}] if config["data"] else [DEFAULTS]
+    if config.get("init"):
+        usual += [{**defaults, **WARM_DEFAULTS} for defaults in usual]
     differs = [
         " ".join(as_flags(name, value))[2:].replace(" ", "-")
         for name, value in config.items()

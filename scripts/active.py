@@ -1,15 +1,19 @@
 """The labelling loop, simulated: an oracle plays the person who labels the proposed clicks.
 
     python -m scripts.active --data DIR --rounds 3 --clicks 1000 --seeds 0 1 2 --out OUT
+    ... --strategies proposed --scratch-last     proposed clicks only; the last round also cold
 
-For each seed, round 0 trains on a start of --start-per-class random clicks per class in every
-training tile (drawn from the masks, as train.py draws them). Each later round adds --clicks N
-clicks, labelled from the dense masks (the oracle: what a careful person would answer), and
-trains again, from scratch, with the same recipe, so that no strategy inherits anything but its
-clicks:
+For each seed, round 0 trains from scratch on a start of --start-per-class random clicks per class
+in every training tile (drawn from the masks, as train.py draws them). Each later round adds
+--clicks N clicks, labelled from the dense masks (the oracle: what a careful person would answer),
+and trains again, as label.py's Retrain does: warm, from the previous round's weights with
+train.py --init's short schedule (--from-scratch: every round from scratch, so that a strategy
+inherits nothing but its clicks). The clicks of a round:
   proposed   the N pixels suggest.py proposes from the previous round's model
   random     N pixels drawn at random among the unclicked, known pixels of the training tiles
-Every round's model is scored on the test split (dense masks). Each training is its own
+--scratch-last also trains the last round from scratch on the same clicks (round<R>-scratch/), the
+check that warm rounds lose nothing. Every round's model is scored on the test split (dense
+masks), its wall time kept beside its scores. Each training is its own
 `python train.py --data WORK ...` process and each proposal a `python suggest.py` process, run
 exactly as a user runs them; WORK is a copy of DIR's layout whose images and masks are links and
 whose train/points/ holds that strategy's clicks. Writes OUT/<strategy>-seed<S>/round<R>/ (the
@@ -130,11 +134,15 @@ def logged(command, log):
         )
 
 
-def train_round(work, run, seed, flags):
+def train_round(work, run, seed, flags, init=None):
+    """Train a round on the workspace's clicks (warm from `init`'s weights, if given) unless it
+    has trained already; its clicks, test scores and wall time."""
     if not (run / "metrics.json").exists():
         run.mkdir(parents=True, exist_ok=True)
+        warm = ["--init", init] if init else []
         logged(
-            ["train.py", "--data", work, "--seed", seed, *flags, "--out", run], run / "train.log"
+            ["train.py", "--data", work, "--seed", seed, *warm, *flags, "--out", run],
+            run / "train.log",
         )
     metrics = json.loads((run / "metrics.json").read_text())
     clicks = sum(sum(1 for _ in open(p)) - 1 for p in (run / "clicks").glob("*.csv"))
@@ -143,6 +151,11 @@ def train_round(work, run, seed, flags):
         miou=metrics["test"]["miou"],
         pixel_accuracy=metrics["test"]["pixel_accuracy"],
         per_class={k: v["iou"] for k, v in metrics["test"]["per_class"].items()},
+        val_miou=metrics.get(
+            "val_miou_tta", metrics["history"][metrics["best_epoch"] - 1]["val_miou"]
+        ),
+        wall_s=metrics["wall_time_s"],
+        warm=bool(metrics["config"].get("init")),
     )
 
 
@@ -165,6 +178,8 @@ def loop(args):
             clicks=args.clicks,
             start_per_class=args.start_per_class,
             train_flags=args.train_flags,
+            warm=not args.from_scratch,
+            scratch_last=args.scratch_last,
         )
     )
     flags = args.train_flags.split()
@@ -175,35 +190,44 @@ def loop(args):
             labels = ["--data", data, "--points-per-class", args.start_per_class, "--seed", seed]
             logged(["train.py", *labels, *flags, "--out", start], start / "train.log")
         first = train_round(data, start, seed, flags)
-        for strategy in STRATEGIES:
-            work, previous = out / "work" / f"{strategy}-seed{seed}", start
-            workspace(data, work)
-            points = [first]
-            for r in range(1, args.rounds + 1):
-                run = out / f"{strategy}-seed{seed}" / f"round{r}"
-                if not (run / "metrics.json").exists():
-                    run.mkdir(parents=True, exist_ok=True)
-                    restore(work, previous)
-                    if strategy == "proposed":
-                        asked = ["--clicks", args.clicks, "--out", run.parent / f"suggestions{r}"]
-                        log = run.parent / f"suggest{r}.log"
-                        logged(["suggest.py", previous, work, *asked], log)
-                        label_proposals(work)
-                    else:
-                        add_random_clicks(
-                            work, args.clicks, np.random.default_rng([seed, 2000 + r])
-                        )
-                points.append(train_round(work, run, seed, flags))
-                previous = run
-                curves.setdefault(strategy, {})[str(seed)] = points
-                with atomic(curves_path) as tmp:
-                    tmp.write_text(json.dumps(curves, indent=1))
-                print(
-                    f"seed {seed} {strategy:8s} round {r}: {points[-1]['clicks']} clicks, test "
-                    f"mIoU {points[-1]['miou']:.4f} (round 0: {first['miou']:.4f})",
-                    flush=True,
-                )
+        for strategy in args.strategies:
+            points = rounds(args, strategy, seed, first, flags)
+            curves.setdefault(strategy, {})[str(seed)] = points
+            with atomic(curves_path) as tmp:
+                tmp.write_text(json.dumps(curves, indent=1))
     return curves
+
+
+def rounds(args, strategy, seed, first, flags):
+    """One strategy's rounds for one seed: each round's clicks added (proposed and labelled by the
+    oracle, or random), then trained, warm unless --from-scratch; the points of the curve."""
+    data, out = Path(args.data), Path(args.out)
+    work, previous = out / "work" / f"{strategy}-seed{seed}", out / f"start-seed{seed}"
+    workspace(data, work)
+    points = [first]
+    for r in range(1, args.rounds + 1):
+        run = out / f"{strategy}-seed{seed}" / f"round{r}"
+        if not (run / "metrics.json").exists():
+            run.mkdir(parents=True, exist_ok=True)
+            restore(work, previous)
+            if strategy == "proposed":
+                asked = ["--clicks", args.clicks, "--out", run.parent / f"suggestions{r}"]
+                logged(["suggest.py", previous, work, *asked], run.parent / f"suggest{r}.log")
+                label_proposals(work)
+            else:
+                add_random_clicks(work, args.clicks, np.random.default_rng([seed, 2000 + r]))
+        points.append(train_round(work, run, seed, flags, None if args.from_scratch else previous))
+        said = f"seed {seed} {strategy:8s} round {r}: {points[-1]['clicks']} clicks, test mIoU "
+        said += f"{points[-1]['miou']:.4f} in {points[-1]['wall_s']:.0f}s"
+        if args.scratch_last and r == args.rounds and not args.from_scratch:
+            cold = run.parent / f"round{r}-scratch"
+            restore(work, run)  # the very clicks the warm round trained on
+            points[-1]["scratch"] = train_round(work, cold, seed, flags)
+            said += f"; from scratch {points[-1]['scratch']['miou']:.4f} in "
+            said += f"{points[-1]['scratch']['wall_s']:.0f}s"
+        print(f"{said} (round 0: {first['miou']:.4f})", flush=True)
+        previous = run
+    return points
 
 
 def main(argv=None):
@@ -219,6 +243,19 @@ def main(argv=None):
         "--start-per-class", type=int, default=2, help="round 0: random clicks per class per tile"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES), help="whose clicks"
+    )
+    parser.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="train every round from scratch (default: rounds 1 on warm, from the previous round)",
+    )
+    parser.add_argument(
+        "--scratch-last",
+        action="store_true",
+        help="also train the last round from scratch on the same clicks (round<R>-scratch/)",
+    )
     parser.add_argument(
         "--train-flags", default="", help='more train.py flags for every round, e.g. "--epochs 5"'
     )

@@ -8,6 +8,7 @@ import pytest
 import baseline
 import train as train_module
 from conftest import write_tile
+from lib import forest
 
 TINY = dict(train_size=6, val_size=2, test_size=2, image_size=64)
 
@@ -47,15 +48,15 @@ def test_the_forest_and_the_network_get_the_same_clicks(monkeypatch, tmp_path):
 
 
 def test_features_of_a_constant_image_are_constant():
-    f = baseline.features(np.full((3, 40, 50), 77, np.uint8))
+    f = forest.features(np.full((3, 40, 50), 77, np.uint8))
     assert f.shape == (48, 40, 50) and f.dtype == np.float32
     assert np.allclose(f, f[:, :1, :1], atol=1e-4)  # every plane is one value
 
 
 def test_block_by_block_features_equal_the_whole_tiles():
     image = np.random.default_rng(0).integers(0, 255, (2, 150, 110)).astype(np.uint8)
-    whole, pieces = baseline.features(image), np.zeros((32, 150, 110), np.float32)
-    for top, left, f in baseline.blocks(image, block=64):
+    whole, pieces = forest.features(image), np.zeros((32, 150, 110), np.float32)
+    for top, left, f in forest.blocks(image, block=64):
         pieces[:, top : top + f.shape[1], left : left + f.shape[2]] = f
     assert np.allclose(pieces, whole, atol=1e-3)
 

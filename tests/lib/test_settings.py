@@ -8,7 +8,9 @@ import pytest
 from lib.settings import (
     DATA_DEFAULTS,
     DEFAULTS,
+    FLEXIBLE,
     SETTINGS,
+    WARM_DEFAULTS,
     add_options,
     as_argv,
     check_config,
@@ -41,11 +43,11 @@ def test_the_parser_is_the_table():
     parser = add_options(argparse.ArgumentParser())
     given = vars(parser.parse_args([]))
     assert set(given) == set(DEFAULTS)
-    # a --data default is left unset, so that settings() can tell it was not given
-    assert {k: v for k, v in given.items() if k not in DATA_DEFAULTS} == {
-        k: v for k, v in DEFAULTS.items() if k not in DATA_DEFAULTS
+    # a --data or --init default is left unset, so that settings() can tell it was not given
+    assert {k: v for k, v in given.items() if k not in FLEXIBLE} == {
+        k: v for k, v in DEFAULTS.items() if k not in FLEXIBLE
     }
-    assert all(given[k] is None for k in DATA_DEFAULTS)
+    assert all(given[k] is None for k in FLEXIBLE)
     assert settings(given) == DEFAULTS
     assert {k: settings({**given, "data": "d"})[k] for k in DATA_DEFAULTS} == DATA_DEFAULTS
     assert all(s.help for s in SETTINGS)
@@ -77,3 +79,15 @@ def test_a_run_is_named_by_its_labels_what_differs_from_its_defaults_and_its_see
     # every setting that is not the default names the run: two such runs never share a folder
     fp32 = settings(dict(points_per_class=10, precision="fp32", weights="none"))
     assert run_name(fp32) == "10perclass-random-precision-fp32-weights-none-seed0"
+
+
+def test_a_warm_round_takes_the_warm_schedule_unless_a_flag_says_otherwise():
+    given = vars(add_options(argparse.ArgumentParser()).parse_args(["--data", "d"]))
+    warm = settings({**given, "init": "runs/round1"})
+    assert {k: warm[k] for k in WARM_DEFAULTS} == WARM_DEFAULTS
+    assert warm["epochs"] < settings(given)["epochs"] and warm["lr"] < DEFAULTS["lr"]
+    assert warm["tta"] == DATA_DEFAULTS["tta"]  # the rest: the --data defaults
+    told = settings({**given, "init": "runs/round1", "epochs": 7, "lr": 1e-3})
+    assert (told["epochs"], told["lr"]) == (7, 1e-3)
+    assert run_name({**warm, "points_per_class": 2}) == "2perclass-random-warm-seed0"
+    assert run_name({**told, "points_per_class": 2}) == "2perclass-random-epochs-7-warm-seed0"

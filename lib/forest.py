@@ -1,0 +1,75 @@
+"""The pixel random forest's pieces: each pixel's features, the clicked pixels' features, and a
+tile's class map block by block. baseline.py fits and scores the forest with them; label.py's page
+fits a small one on the page's clicks for its live preview.
+
+For every band, its raw value and, at σ = 0.7, 1.6, 3.5, 5 and 10 px (ilastik's scales), Gaussian
+smoothing, gradient magnitude and the Laplacian of Gaussian: 16 features a band, 48 for RGB
+(scipy.ndimage). Tiles are featurised block by block, each block read with a margin as wide as the
+widest filter, so memory stays bounded on big tiles and the features equal those of the whole tile.
+"""
+
+import numpy as np
+
+from lib.cli import need
+
+SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
+BLOCK = 512  # tiles are featurised in BLOCK x BLOCK pieces ...
+# ... plus the reach of the widest filter (scipy truncates at 4 sigma)
+MARGIN = int(4 * max(SIGMAS) + 0.5)
+
+
+def features(image):
+    """(16 x bands, h, w) float32: each band raw, then smoothed, gradient magnitude and LoG per
+    sigma."""
+    ndimage = need("scipy.ndimage", "the pixel random forest's filters")
+    planes = []
+    for band in np.asarray(image, dtype=np.float32):
+        planes.append(band)
+        for sigma in SIGMAS:
+            planes += [
+                ndimage.gaussian_filter(band, sigma),
+                ndimage.gaussian_gradient_magnitude(band, sigma),
+                ndimage.gaussian_laplace(band, sigma),
+            ]
+    return np.stack(planes)
+
+
+def blocks(image, block=BLOCK):
+    """Yield (top, left, features of the block) over a (bands, H, W) tile, block by block: each
+    block featurised with a margin of real context where the tile has it, then cut to the block."""
+    h, w = image.shape[-2:]
+    for top in range(0, h, block):
+        for left in range(0, w, block):
+            y0, x0 = max(top - MARGIN, 0), max(left - MARGIN, 0)
+            y1, x1 = min(top + block + MARGIN, h), min(left + block + MARGIN, w)
+            f = features(image[:, y0:y1, x0:x1])
+            yield (
+                top,
+                left,
+                f[:, top - y0 : min(top + block, h) - y0, left - x0 : min(left + block, w) - x0],
+            )
+
+
+def training_pixels(images, point_labels):
+    """(features (n, F), classes (n,)) at every click of the training tiles."""
+    xs, ys = [], []
+    for image, clicks in zip(images, point_labels):
+        for top, left, f in blocks(image):
+            inside = (
+                (clicks.rows >= top)
+                & (clicks.rows < top + f.shape[1])
+                & (clicks.cols >= left)
+                & (clicks.cols < left + f.shape[2])
+            )
+            xs.append(f[:, clicks.rows[inside] - top, clicks.cols[inside] - left].T)
+            ys.append(clicks.classes[inside])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def predict(forest, image):
+    """(H, W) uint8 class map of a whole tile, block by block."""
+    class_map = np.zeros(image.shape[-2:], np.uint8)
+    for top, left, f in blocks(image):
+        classes = forest.predict(f.reshape(len(f), -1).T)
+        class_map[top : top + f.shape[1], left : left + f.shape[2]] = classes.reshape(f.shape[1:])
+    return class_map
