@@ -48,60 +48,106 @@ def points(base, stem):
         return json.loads(response.read())
 
 
-def drive(base, stem, key, pixel, screenshot=None):
-    """Open the page, go to tile `stem`, press `key`, click `pixel` (x, y) and then the ring of the
-    tile's first open proposal (3 screen px off its centre); the tile's state after that."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
+class Page:
+    """The page in a headless Chromium: open a tile, press keys, click pixels, read the map."""
 
-    driver = browser()
-    try:
-        driver.get(base)
-        status = lambda: driver.find_element(By.ID, "status").text
-        wait(status, what="the first tile")  # the list is drawn anew until then
+    def __init__(self, base):
+        from selenium.webdriver.common.by import By
 
-        def open_tile():
+        self.base, self.by, self.driver = base, By, browser()
+        self.driver.get(base)
+        wait(self.status, what="the first tile")  # the list is drawn anew until then
+        self.canvas = self.driver.find_element(By.ID, "view")
+
+    def status(self):
+        return self.driver.find_element(self.by.ID, "status").text
+
+    def open_tile(self, stem):
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        def opened():
             try:
-                for li in driver.find_elements(By.CSS_SELECTOR, "#tiles li"):
+                for li in self.driver.find_elements(self.by.CSS_SELECTOR, "#tiles li"):
                     if li.text.split()[0] == stem:
                         li.click()  # the list is drawn anew: the other items are gone
                         break
-                return stem in status()
+                return stem in self.status()
             except StaleElementReferenceException:  # redrawn meanwhile: try again
                 return False
 
-        wait(open_tile, what=f"tile {stem}")
-        canvas = driver.find_element(By.ID, "view")
-        driver.find_element(By.TAG_NAME, "body").send_keys(key)
+        wait(opened, what=f"tile {stem}")
+
+    def key(self, key):
+        self.driver.find_element(self.by.TAG_NAME, "body").send_keys(key)
+
+    def click_at(self, x, y, dx=0):
+        """Click image pixel (x, y) of the tile in view, dx screen pixels to its right."""
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        sx, sy = self.driver.execute_script(
+            "return window.screenOf(arguments[0], arguments[1])", x, y
+        )
+        offset = (
+            round(sx + dx - self.canvas.size["width"] / 2),
+            round(sy - self.canvas.size["height"] / 2),
+        )
+        ActionChains(self.driver).move_to_element_with_offset(
+            self.canvas, *offset
+        ).click().perform()
+
+    def overlay(self):
+        """{what, current, colours} of the map over the tile (label.html's overlayShown)."""
+        return self.driver.execute_script("return window.overlayShown()")
+
+    def press(self, button_id):
+        self.driver.find_element(self.by.ID, button_id).click()
+
+
+def drive(base, stem, key, pixel, screenshot=None):
+    """Open the page, go to tile `stem`, press `key`, click `pixel` (x, y) and then the ring of the
+    tile's first open proposal (3 screen px off its centre); the tile's state after that."""
+    page = Page(base)
+    try:
+        page.open_tile(stem)
+        page.key(key)
         before = points(base, stem)
         proposal = before["proposals"][0]
-
-        def click_at(x, y, dx=0):
-            sx, sy = driver.execute_script(
-                "return window.screenOf(arguments[0], arguments[1])", x, y
-            )
-            offset = (
-                round(sx + dx - canvas.size["width"] / 2),
-                round(sy - canvas.size["height"] / 2),
-            )
-            ActionChains(driver).move_to_element_with_offset(canvas, *offset).click().perform()
-
-        click_at(*pixel)
+        page.click_at(*pixel)
         wait(lambda: len(points(base, stem)["clicks"]) > len(before["clicks"]), what="the click")
-        click_at(*proposal, dx=3)
+        page.click_at(*proposal, dx=3)
         wait(
             lambda: len(points(base, stem)["proposals"]) < len(before["proposals"]), what="the ring"
         )
         if screenshot:
-            overlay = driver.find_element(By.ID, "overlay")
-            if overlay.is_displayed():
-                overlay.click()
             time.sleep(3)  # the views come in
-            driver.save_screenshot(str(screenshot))
+            page.driver.save_screenshot(str(screenshot))
         return points(base, stem)
     finally:
-        driver.quit()
+        page.driver.quit()
+
+
+def drive_round(base, stem, clicks):
+    """Open the page at tile `stem`; for each (key, x, y) of `clicks`, press the key, click the
+    pixel and wait for the live preview of the clicks so far; then Retrain and wait for the round
+    to end. The colours the preview showed after each click, and the map shown after the round."""
+    page = Page(base)
+    try:
+        page.open_tile(stem)
+        shown = []
+        for key, x, y in clicks:
+            page.key(key)
+            page.click_at(x, y)
+            wait(
+                lambda: (o := page.overlay()) and o["current"] and o["what"] == "preview",
+                what="the preview of the new click",
+            )
+            shown.append(page.overlay()["colours"])
+        page.press("train")
+        wait(lambda: "done" in page.driver.find_element(page.by.ID, "val").text, 600, "the round")
+        wait(lambda: (o := page.overlay()) and o["what"] == "prediction", what="the network's map")
+        return shown, page.overlay()
+    finally:
+        page.driver.quit()
 
 
 def main():
