@@ -17,7 +17,7 @@ Over the tile, a map: the live preview (P), a small pixel forest fitted on the c
 refitted a moment after each click (lib/preview.py; it writes nothing), or the network's map of
 the last round (N), or none (O). Retrain runs a round in the background: train.py --data DIR into
 RUNS/roundN, then suggest.py (--suggest clicks). Round 1 trains from scratch; each later round
-starts warm from the last finished one (train.py --init, a short schedule: docs/labelling.md),
+starts warm from the last finished one (train.py --init, a short schedule: docs/suggest.md),
 unless "from scratch" is ticked; proposals left unanswered are taken out of the CSVs when a
 round starts (suggest.py proposes anew after it). The page shows the round's epoch, the time
 left and its lines, then the new map; Cancel stops a round and removes its unfinished folder,

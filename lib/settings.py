@@ -10,7 +10,7 @@ clicks; it stays the recipe of the synthetic scenes, whose tables reproduce the 
 folder of real tiles (--data) starts from the --data defaults instead: the tile recipe of
 docs/recipe.md with what docs/unclicked.md chose on the validation splits. A run that starts from
 another run's weights (--init: a warm round of the labelling loop) takes the warm defaults over
-those, a short schedule of its own (docs/labelling.md chose it on validation). A flag given always
+those, a short schedule of its own (docs/suggest.md, Warm rounds: chosen on validation). A flag given always
 wins.
 """
 
@@ -25,7 +25,7 @@ from lib.prior import ESTIMATES
 from unet import DIVISOR, check_weights
 
 NO_DATA_DEFAULT = object()  # a setting whose --data (or --init) default is its default
-# a warm round's schedule (--init): chosen on validation, docs/labelling.md
+# a warm round's schedule (--init): chosen on validation, docs/suggest.md (Warm rounds)
 WARM_EPOCHS = 2
 WARM_LR = 3e-4
 

@@ -25,11 +25,14 @@ from reporting.records import (
 
 def labelling_loops(folder):
     """scripts/active.py's loops: test mIoU per round and strategy, over seeds, and the figure
-    beside it."""
+    beside it; then the loops whose rounds trained warm, against a round from scratch."""
     lines, p = [], plan(folder)
     for path in sorted(folder.glob("active/*/curves.json")):
         record = json.loads(path.read_text())
         config, curves = record.pop("config"), record
+        if config.get("warm"):
+            lines += warm_section(folder, path, config, curves)
+            continue
         if set(curves) != {"proposed", "random"}:
             continue
         rounds = config["rounds"] + 1  # round 0 and the added rounds; seeds that finished them
@@ -58,6 +61,8 @@ def loop_section(folder, path, config, curves, seeds, p):
     flags = loop_train_flags(path.parent, config)
     if flags != config["train_flags"]:  # the command as it repeats the loop today
         command = re.sub(r'--train-flags[= ]("[^"]*"|\S+)', f'--train-flags "{flags}"', command)
+    if not config.get("warm") and "--from-scratch" not in command:  # rounds warm since
+        command = command.replace(" --out ", " --from-scratch --out ")
     lines = [
         f"## The labelling loop: {path.parent.name}",
         "",
@@ -191,3 +196,58 @@ def loop_train_flags(loop, config):
     return (
         flags + as_run_today(command, json.loads(first.read_text())["config"])[len(command) :]
     ).strip()
+
+
+def warm_section(folder, path, config, curves):
+    """A loop whose rounds after the first trained warm: per seed and round, the clicks, test mIoU
+    and wall time; the last round from scratch on the same clicks beside it; the two targets of
+    a warm round (a quarter of the time, test mIoU within 0.01 of the round from scratch)."""
+    log = path.parent / "active.log"
+    _, when, command = header(log) if log.exists() else (None, "", "")
+    lines = [
+        f"## Warm rounds: {path.parent.name}",
+        "",
+        f"`{command}` — {when} ([log]({log.relative_to(folder)})). Round 0 trains from scratch on "
+        f"{config['start_per_class']} random clicks per class per tile; each later round adds "
+        f"{config['clicks']} clicks and trains warm from the round before (`train.py --init`, "
+        f"its short schedule); the last round also from scratch on the same clicks. Wall time is "
+        f"the whole `train.py` process (scoring included), on the machine of the round's record.",
+        "",
+        "| strategy | seed | round | clicks | test mIoU | wall | from scratch: test mIoU | wall | "
+        "warm / scratch wall | warm − scratch mIoU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    ratios, gaps = [], []
+    for strategy, by_seed in curves.items():
+        for seed, points in sorted(by_seed.items(), key=lambda item: int(item[0])):
+            for r, point in enumerate(points):
+                cold = point.get("scratch")
+                cells = ["", "", "", ""]
+                if cold:
+                    ratio, gap = point["wall_s"] / cold["wall_s"], point["miou"] - cold["miou"]
+                    ratios.append(ratio)
+                    gaps.append(gap)
+                    cells = [
+                        f"{cold['miou']:.4f}",
+                        f"{cold['wall_s']:.0f} s",
+                        f"{ratio:.2f}",
+                        f"{gap:+.4f}",
+                    ]
+                lines.append(
+                    f"| {strategy} | {seed} | {r}{' (warm)' * bool(point.get('warm'))} | "
+                    f"{point['clicks']} | {point['miou']:.4f} | {point['wall_s']:.0f} s | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+    if ratios:
+        lines += [
+            "",
+            f"Targets (docs/suggest.md, Warm rounds), over {len(ratios)} seed"
+            f"{'s' * (len(ratios) > 1)}: a warm round ≤ 0.25 of the round from scratch's wall time "
+            f"— worst {max(ratios):.2f}, "
+            + ("met" if max(ratios) <= 0.25 else "missed")
+            + f"; the last round's test mIoU within 0.01 of it or above — worst {min(gaps):+.4f}, "
+            + ("met" if min(gaps) >= -0.01 else "missed")
+            + ".",
+        ]
+    return lines + ["", f"![{path.parent.name}]({path.parent.relative_to(folder)}/curves.png)", ""]
