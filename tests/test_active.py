@@ -103,6 +103,30 @@ def test_the_loop_runs_each_round_once_and_resumes_where_it_stopped(exported, tm
     assert [log.stat().st_mtime_ns for log in logs] == stamps and len(logs) == 3
 
 
+def test_rounds_train_warm_and_the_last_also_from_scratch_on_the_same_clicks(exported, tmp_path):
+    out = tmp_path / "loop"
+    tiny = "--epochs 1 --batch-size 2 --image-size 64 --weights none --augment hflip --no-tta"
+    argv = ["--data", str(exported), "--rounds", "1", "--clicks", "10", "--out", str(out)]
+    active.main(argv + ["--strategies", "random", "--scratch-last", "--train-flags", tiny])
+    config = lambda run: json.loads((out / run / "metrics.json").read_text())["config"]
+    assert config("random-seed0/round1")["init"] == str(out / "start-seed0")
+    assert config("random-seed0/round1-scratch")["init"] is None
+    clicks = lambda run: {p.name: p.read_text() for p in (out / run / "clicks").glob("*.csv")}
+    assert clicks("random-seed0/round1") == clicks("random-seed0/round1-scratch")
+    curves = json.loads((out / "curves.json").read_text())
+    assert set(curves) == {"config", "random"} and curves["config"]["warm"]
+    start, warm = curves["random"]["0"]
+    assert warm["warm"] and not start["warm"] and warm["wall_s"] > 0
+    assert warm["scratch"]["clicks"] == warm["clicks"] == start["clicks"] + 10
+    from reporting.loop_report import labelling_loops
+
+    (tmp_path / "active").mkdir()
+    (out).rename(tmp_path / "active" / "loop")
+    text = "\n".join(labelling_loops(tmp_path))
+    assert "## Warm rounds: loop" in text and "| random | 0 | 1 (warm) | " in text
+    assert "a warm round ≤ 0.25 of the round from scratch's wall time" in text
+
+
 def test_a_training_cut_short_is_resumed_and_its_log_kept(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(active.subprocess, "call", lambda command, **kw: calls.append(command) or 0)
