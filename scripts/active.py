@@ -17,9 +17,10 @@ masks), its wall time kept beside its scores. Each training is its own
 `python train.py --data WORK ...` process and each proposal a `python suggest.py` process, run
 exactly as a user runs them; WORK is a copy of DIR's layout whose images and masks are links and
 whose train/points/ holds that strategy's clicks. Writes OUT/<strategy>-seed<S>/round<R>/ (the
-run folders, each with train.log) and OUT/curves.json after every round, so a crash loses
-nothing and a rerun goes on where it stopped (a training cut short, from its last saved epoch:
-train.py --resume); `python -m reporting` renders the curves.
+run folders, each with train.log) and OUT/curves.json after every round (two loops over other
+seeds may share OUT: each adds its own), so a crash loses nothing and a rerun goes on where it
+stopped (a training cut short, from its last saved epoch: train.py --resume); `python -m
+reporting` renders the curves.
 """
 
 import argparse
@@ -169,20 +170,17 @@ def restore(work, run):
 
 def loop(args):
     data, out = Path(args.data), Path(args.out)
-    curves_path = out / "curves.json"
-    curves = json.loads(curves_path.read_text()) if curves_path.exists() else {}
-    curves.update(
-        config=dict(
-            data=str(data),
-            rounds=args.rounds,
-            clicks=args.clicks,
-            start_per_class=args.start_per_class,
-            train_flags=args.train_flags,
-            warm=not args.from_scratch,
-            scratch_last=args.scratch_last,
-        )
+    config = dict(
+        data=str(data),
+        rounds=args.rounds,
+        clicks=args.clicks,
+        start_per_class=args.start_per_class,
+        train_flags=args.train_flags,
+        warm=not args.from_scratch,
+        scratch_last=args.scratch_last,
     )
     flags = args.train_flags.split()
+    curves = {}
     for seed in args.seeds:
         start = out / f"start-seed{seed}"
         if not (start / "metrics.json").exists():
@@ -191,17 +189,25 @@ def loop(args):
             logged(["train.py", *labels, *flags, "--out", start], start / "train.log")
         first = train_round(data, start, seed, flags)
         for strategy in args.strategies:
-            points = rounds(args, strategy, seed, first, flags)
-            curves.setdefault(strategy, {})[str(seed)] = points
-            with atomic(curves_path) as tmp:
-                tmp.write_text(json.dumps(curves, indent=1))
+            curves = rounds(args, config, strategy, seed, first)
     return curves
 
 
-def rounds(args, strategy, seed, first, flags):
+def record(path, config, strategy, seed, points):
+    """Put one seed's curve into curves.json as the file is now (another loop over other seeds
+    may write it too), atomically; the curves."""
+    curves = json.loads(path.read_text()) if path.exists() else {}
+    curves["config"] = config
+    curves.setdefault(strategy, {})[str(seed)] = points
+    with atomic(path) as tmp:
+        tmp.write_text(json.dumps(curves, indent=1))
+    return curves
+
+
+def rounds(args, config, strategy, seed, first):
     """One strategy's rounds for one seed: each round's clicks added (proposed and labelled by the
-    oracle, or random), then trained, warm unless --from-scratch; the points of the curve."""
-    data, out = Path(args.data), Path(args.out)
+    oracle, or random), then trained, warm unless --from-scratch; its curve recorded after each."""
+    data, out, flags = Path(args.data), Path(args.out), args.train_flags.split()
     work, previous = out / "work" / f"{strategy}-seed{seed}", out / f"start-seed{seed}"
     workspace(data, work)
     points = [first]
@@ -226,8 +232,9 @@ def rounds(args, strategy, seed, first, flags):
             said += f"; from scratch {points[-1]['scratch']['miou']:.4f} in "
             said += f"{points[-1]['scratch']['wall_s']:.0f}s"
         print(f"{said} (round 0: {first['miou']:.4f})", flush=True)
+        curves = record(out / "curves.json", config, strategy, seed, points)
         previous = run
-    return points
+    return curves
 
 
 def main(argv=None):
