@@ -15,6 +15,8 @@ outside a temporary folder.
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,7 +26,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import export
 from lib.device import cpu_name
 from lib.label_server import Training, serve
 from lib.labelling import Folder
@@ -44,7 +45,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
         root = Path(work) / "tiles"
-        export.export_tiles(root, sizes=(1, 1, 1), image_size=args.size)
+        export = f"export.py tiles {root} --train-size 1 --val-size 1 --test-size 1 "
+        export += f"--image-size {args.size}"
+        subprocess.run([sys.executable, *export.split()], check=True, stdout=subprocess.DEVNULL)
         mask = np.asarray(Image.open(next((root / "train" / "masks").glob("*.png"))))
         folder = Folder(root)
         server = serve(folder, Training(folder, Path(work) / "runs", "", 0), port=0)
