@@ -187,15 +187,10 @@ def handler(folder, training, preview):
                 return 200, PAGE.read_bytes(), "text/html; charset=utf-8"
             if parts == ["api", "tiles"] and method == "GET":
                 return 200, folder.summary(), "application/json"
-            if parts == ["api", "train"] and method == "GET":
-                return 200, training.report(), "application/json"
-            if parts == ["api", "train"] and method == "POST":
-                asked = self.body() or {}
-                if not isinstance(asked, dict) or set(asked) - {"scratch"}:
-                    raise Refused(400, 'expected {} or {"scratch": true}')
-                return 200, training.start(bool(asked.get("scratch"))), "application/json"
-            if parts == ["api", "train", "cancel"] and method == "POST":
-                return 200, training.cancel(), "application/json"
+            if parts[:2] == ["api", "train"]:
+                answer = train_route(training, method, parts[2:], self.body)
+                if answer:
+                    return answer
             if len(parts) == 4 and parts[:2] == ["api", "tiles"]:
                 answer = tile_route(folder, preview, method, parts[2], parts[3], query, self.body)
                 if answer:
@@ -226,6 +221,21 @@ def handler(folder, training, preview):
             self.answer("POST")
 
     return Handler
+
+
+def train_route(training, method, rest, read_body):
+    """/api/train[/cancel]: the round under way, a round started (warm, or from scratch if the
+    body asks), a round cancelled, as (status, body, content type); None for no such route."""
+    if (method, rest) == ("GET", []):
+        return 200, training.report(), "application/json"
+    if (method, rest) == ("POST", []):
+        asked = read_body() or {}
+        if not isinstance(asked, dict) or set(asked) - {"scratch"}:
+            raise Refused(400, 'expected {} or {"scratch": true}')
+        return 200, training.start(bool(asked.get("scratch"))), "application/json"
+    if (method, rest) == ("POST", ["cancel"]):
+        return 200, training.cancel(), "application/json"
+    return None
 
 
 def tile_route(folder, preview, method, stem, what, query, read_body):

@@ -112,6 +112,11 @@ def test_bad_requests_change_nothing(served):
         status, answer = call(f"{base}/api/tiles/{url}", **kind)
         assert 400 <= status < 500 and message in answer["error"], (url, status, answer)
     assert call(f"{base}/api/nothing")[0] == 404
+    status, answer = call(f"{base}/api/train", {"fast": True})
+    assert status == 400 and 'expected {} or {"scratch": true}' in answer["error"]
+    status, answer = call(f"{base}/api/train/cancel", {})
+    assert status == 409 and "nothing to cancel" in answer["error"]
+    assert call(f"{base}/api/train")[1]["status"] == "idle"  # no round was started
     assert {stem: csv_of(root, stem) for stem in before} == before
 
 
