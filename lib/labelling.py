@@ -245,14 +245,18 @@ class Folder:
             self.predictions = {stem: classes}  # one tile's map kept: a big one is large
         x, y, w, h, width = self.region(stem, query)
         step = stride(w, width)
-        view = self.predictions[stem][y : y + h : step, x : x + w : step]
-        opaque = np.full(view.shape + (1,), 255, np.uint8)
-        return png(np.concatenate([annotations.colourise(view, self.colours), opaque], -1))
+        return class_png(self.predictions[stem][y : y + h : step, x : x + w : step], self.colours)
 
 
 def stride(w, width):
     """Every how many pixels a region w pixels wide is read to show it about `width` wide."""
     return max(1, -(-w // max(1, min(width, MAX_VIEW))))
+
+
+def class_png(class_map, colours):
+    """A class map as an opaque PNG in the legend's colours: what the page lays over a tile."""
+    opaque = np.full(class_map.shape + (1,), 255, np.uint8)
+    return png(np.concatenate([annotations.colourise(class_map, colours), opaque], -1))
 
 
 def png(array):

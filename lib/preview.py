@@ -16,10 +16,9 @@ import time
 
 import numpy as np
 
-from lib import annotations
 from lib.cli import need
 from lib.forest import MARGIN, features
-from lib.labelling import Refused, png, stride
+from lib.labelling import Refused, class_png, stride
 
 PREVIEW_TREES = 50
 PREVIEW_PIXELS = 4_000_000  # the most pixels whose features the preview computes at once
@@ -51,8 +50,7 @@ class Preview:
                 fit=round(fitted - featurised, 3),
                 predict=round(time.time() - fitted, 3),
             )
-        opaque = np.full(view.shape + (1,), 255, np.uint8)
-        return png(np.concatenate([annotations.colourise(view, self.folder.colours), opaque], -1))
+        return class_png(view, self.folder.colours)
 
     def prepare(self, stem):
         """Compute the features of a tile that fits PREVIEW_PIXELS, ahead of its first click (the

@@ -10,8 +10,8 @@ clicks; it stays the recipe of the synthetic scenes, whose tables reproduce the 
 folder of real tiles (--data) starts from the --data defaults instead: the tile recipe of
 docs/recipe.md with what docs/unclicked.md chose on the validation splits. A run that starts from
 another run's weights (--init: a warm round of the labelling loop) takes the warm defaults over
-those, a short schedule of its own (docs/suggest.md, Warm rounds: chosen on validation). A flag given always
-wins.
+those, a short schedule of its own (chosen on validation: docs/suggest.md, Warm rounds). A flag
+given always wins.
 """
 
 import argparse
