@@ -51,7 +51,7 @@ class Training:
         self.folder, self.runs, self.flags = folder, Path(runs), shlex.split(train_flags)
         self.clicks, self.lines = suggest_clicks, collections.deque(maxlen=200)
         self.thread, self.process, self.cancelled = None, None, False
-        self.status, self.val, self.out = "idle", None, None
+        self.status, self.val = "idle", None
 
     def rounds(self):
         """{N: runs/roundN} of the rounds begun here so far."""
@@ -78,7 +78,7 @@ class Training:
                 f"{withdrawn} open proposals left unanswered: taken out of the CSVs (train.py "
                 f"learns from answered clicks; suggest.py proposes anew after the round)"
             )
-        self.status, self.val, self.out, self.cancelled = f"training {out}", None, out, False
+        self.status, self.val, self.cancelled = f"training {out}", None, False
         self.status += f" (warm, from {init})" if init else " (from scratch)"
         self.thread = threading.Thread(target=self.work, args=(out, init), daemon=True)
         self.thread.start()

@@ -24,7 +24,7 @@ from lib.device import PRECISIONS
 from lib.prior import ESTIMATES
 from unet import DIVISOR, check_weights
 
-NO_DATA_DEFAULT = object()  # a setting whose --data (or --init) default is its default
+NO_OTHER_DEFAULT = object()  # a setting whose --data (or --init) default is its default
 # a warm round's schedule (--init): chosen on validation, docs/suggest.md (Warm rounds)
 WARM_EPOCHS = 2
 WARM_LR = 3e-4
@@ -83,8 +83,8 @@ class Setting(NamedTuple):
     type: type = None  # int, float or str; None: a switch (bool) or free text
     choices: tuple = None
     check: object = None  # one of the checks above
-    data_default: object = NO_DATA_DEFAULT
-    warm_default: object = NO_DATA_DEFAULT  # its default with --init, over the others
+    data_default: object = NO_OTHER_DEFAULT
+    warm_default: object = NO_OTHER_DEFAULT  # its default with --init, over the others
     group: str = "training"  # "data": what a run learns from (baseline.py takes these too)
     nargs: str = None
 
@@ -179,11 +179,11 @@ SETTINGS = (
 # fmt: on
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}
-DATA_DEFAULTS = {s.name: s.data_default for s in SETTINGS if s.data_default is not NO_DATA_DEFAULT}
-WARM_DEFAULTS = {s.name: s.warm_default for s in SETTINGS if s.warm_default is not NO_DATA_DEFAULT}
+DATA_DEFAULTS = {s.name: s.data_default for s in SETTINGS if s.data_default is not NO_OTHER_DEFAULT}
+WARM_DEFAULTS = {s.name: s.warm_default for s in SETTINGS if s.warm_default is not NO_OTHER_DEFAULT}
 # the flags whose default depends on --data or --init: None in the parser, so that settings() can
-# tell they were not given
-FLEXIBLE = DATA_DEFAULTS.keys() | WARM_DEFAULTS.keys()
+# tell they were not given (in the table's order)
+FLEXIBLE = tuple(s.name for s in SETTINGS if s.name in DATA_DEFAULTS or s.name in WARM_DEFAULTS)
 ROWS = {s.name: s for s in SETTINGS}
 
 
@@ -194,7 +194,7 @@ def add_options(parser, group=None, names=None):
         if (group and s.group != group) or (names and s.name not in names):
             continue
         others = [(f"--{w}", d) for w, d in (("data", s.data_default), ("init", s.warm_default))]
-        others = [f", with {w} {d}" for w, d in others if d is not NO_DATA_DEFAULT]
+        others = [f", with {w} {d}" for w, d in others if d is not NO_OTHER_DEFAULT]
         if others:
             text = f"{s.help} (default {s.default}{''.join(others)})"
         elif s.default is None or s.default is False:  # unset, or a switch left off
@@ -390,7 +390,7 @@ def label_mode(config):
 def as_flags(name, value):
     """train.py's flags for one setting's value: ['--epochs', '10'], ['--tta'], ['--no-tta'],
     [] for a switch left off or a setting not set."""
-    if value is None or (value is False and ROWS[name].data_default is NO_DATA_DEFAULT):
+    if value is None or (value is False and ROWS[name].data_default is NO_OTHER_DEFAULT):
         return []
     if isinstance(value, bool):
         return [flag(name)] if value else [flag(name).replace("--", "--no-", 1)]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.settings import DATA_DEFAULTS, DEFAULTS, add_options, as_flags, settings
+from lib.settings import DEFAULTS, FLEXIBLE, add_options, as_flags, settings
 
 # --quick: a smoke run
 QUICK = dict(train_size=8, val_size=4, test_size=4, image_size=64, epochs=1, batch_size=4)
@@ -217,15 +217,16 @@ def run_config(log):
 
 def as_run_today(command, config):
     """A logged train.py command as it must read today to repeat its run (whose config is
-    `config`): a --data default that has changed since it ran (settings.DATA_DEFAULTS) added as the
-    flag the run had, in turn, so that a flag that settles the next (--prior-shift 0: no shares to
-    pick) leaves it out. Other commands, and those that need nothing, come back as they are."""
+    `config`): a --data or --init default that has changed since it ran (settings.FLEXIBLE) added
+    as the flag the run had, in turn, so that a flag that settles the next (--prior-shift 0: no
+    shares to pick) leaves it out. Other commands, and those that need nothing, come back as they
+    are."""
     words = command.split()
     if "train.py" not in words or not config.get("data"):
         return command
     parser = add_options(argparse.ArgumentParser(add_help=False))
     ran = {**DEFAULTS, **config}
-    for key in DATA_DEFAULTS:
+    for key in FLEXIBLE:
         given, _ = parser.parse_known_args(words[words.index("train.py") + 1 :])
         if settings(vars(given))[key] != ran[key]:
             words += as_flags(key, ran[key])
