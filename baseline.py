@@ -39,11 +39,9 @@ from lib.cli import (
 )
 from lib.device import cpu_name
 from lib.evaluation import confusion_matrix, print_table, scores
-from lib.forest import SIGMAS, predict, training_pixels
+from lib.forest import SIGMAS, TREES, fit, predict, training_pixels
 from lib.recipe import load_run_data
 from lib.settings import DEFAULTS, add_options, check_config, label_mode, run_name
-
-TREES = 200
 
 
 def score(forest, split, classes, name, save=None):
@@ -76,9 +74,8 @@ FOREST_SETTINGS = (
 def run(config):
     config = checked(config)
     # the forest's packages, asked for before any work: a missing one is one line, not a lost fit
-    sklearn, ensemble = (
-        need(m, "the pixel random forest") for m in ("sklearn", "sklearn.ensemble")
-    )
+    sklearn = need("sklearn", "the pixel random forest")
+    need("sklearn.ensemble", "the pixel random forest")
     need("PIL.Image", "writing the forest's PNG maps")
     what = label_mode(config)[1]
     out = Path(config["out"] or Path("runs") / f"forest-{run_name(config)}")
@@ -102,9 +99,7 @@ def run(config):
         f"a pixel; random forest of {TREES} class-balanced trees; {machine}",
         flush=True,
     )
-    forest = ensemble.RandomForestClassifier(
-        TREES, class_weight="balanced", n_jobs=-1, random_state=config["seed"]
-    ).fit(x, y)
+    forest = fit(x, y, config["seed"])
     print(f"fitted on {len(y)} clicks in {time.time() - started:.0f}s", flush=True)
 
     out.mkdir(parents=True, exist_ok=True)

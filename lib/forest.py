@@ -1,6 +1,7 @@
-"""The pixel random forest's pieces: each pixel's features, the clicked pixels' features, and a
-tile's class map block by block. baseline.py fits and scores the forest with them; label.py's page
-fits a small one on the page's clicks for its live preview.
+"""The pixel random forest's pieces: each pixel's features, the clicked pixels' features, the
+class-balanced forest fitted on them, and a tile's class map or class probabilities block by block.
+baseline.py fits and scores the forest with them; label.py's page fits a small one on the page's
+clicks for its live preview; train.py --forest-weight W fuses its probabilities with the network's.
 
 For every band, its raw value and, at σ = 0.7, 1.6, 3.5, 5 and 10 px (ilastik's scales), Gaussian
 smoothing, gradient magnitude and the Laplacian of Gaussian: 16 features a band, 48 for RGB
@@ -9,9 +10,12 @@ widest filter, so memory stays bounded on big tiles and the features equal those
 """
 
 import numpy as np
+import torch
 
 from lib.cli import need
 
+TREES = 200  # baseline.py's forest and the one fused with the network
+FLOOR = 1e-3  # a forest probability below this counts as this: one tree's vote is 1/TREES
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 BLOCK = 512  # tiles are featurised in BLOCK x BLOCK pieces ...
 # ... plus the reach of the widest filter (scipy truncates at 4 sigma)
@@ -73,3 +77,35 @@ def predict(forest, image):
         classes = forest.predict(f.reshape(len(f), -1).T)
         class_map[top : top + f.shape[1], left : left + f.shape[2]] = classes.reshape(f.shape[1:])
     return class_map
+
+
+def fit(pixels, classes, seed, trees=TREES):
+    """The forest baseline.py scores: `trees` class-balanced trees on the clicks' features, one
+    fit per seed (the same clicks and seed give the same forest, however many cores fit it)."""
+    ensemble = need("sklearn.ensemble", "the pixel random forest")
+    forest = ensemble.RandomForestClassifier(
+        trees, class_weight="balanced", n_jobs=-1, random_state=seed
+    )
+    return forest.fit(pixels, classes)
+
+
+def probabilities(forest, image, num_classes):
+    """(num_classes, H, W) float32: the share of the forest's trees voting for each class at each
+    pixel of a tile, block by block; a class no click had gets 0."""
+    shares = np.zeros((num_classes, *image.shape[-2:]), np.float32)
+    for top, left, f in blocks(image):
+        voted = forest.predict_proba(f.reshape(len(f), -1).T).T  # (the forest's classes, pixels)
+        block = shares[:, top : top + f.shape[1], left : left + f.shape[2]]
+        block[forest.classes_] = voted.reshape(len(voted), *f.shape[1:])
+    return torch.from_numpy(shares)
+
+
+def fuse(logits, forest_shares, weight):
+    """The network's and the forest's class probabilities fused by a weighted geometric mean,
+    p ∝ p_network^(1 - weight) · p_forest^weight, as log-probabilities (C, H, W) up to a constant
+    per pixel: what argmax and softmax need. weight 0 is the network alone, 1 the forest alone.
+    The two err differently (the network on colour-alike classes it has seen few clicks of, the
+    forest at texture and shape), and where one is unsure the other decides. A forest share of
+    0 is taken as FLOOR, so that no class is ruled out by the forest alone."""
+    network = torch.log_softmax(logits.float(), 0)
+    return (1 - weight) * network + weight * forest_shares.clamp_min(FLOOR).log()

@@ -2,6 +2,7 @@
 # A public real data set arranged as a tile folder for `train.py --data` (docs/own-data.md).
 #   bash scripts/prepare_data.sh dronedeploy SOURCE [DEST]
 #   bash scripts/prepare_data.sh dubai SOURCE [DEST]
+#   bash scripts/prepare_data.sh gid5 SOURCE [DEST]      # and gid15
 # SOURCE is a checkout of the set's public repository at the commit docs/own-data.md names;
 # DEST the folder to make (default: the set's name). The imagery is never committed here.
 set -euo pipefail
@@ -9,7 +10,7 @@ set_name="${1:-}"
 source_dir="${2:-}"
 dest="${3:-$set_name}"
 fail() { echo "prepare_data.sh: error: $*" >&2; exit 2; }
-[ -n "$source_dir" ] || fail "usage: bash scripts/prepare_data.sh dronedeploy|dubai SOURCE [DEST]"
+[ -n "$source_dir" ] || fail "usage: bash scripts/prepare_data.sh dronedeploy|dubai|gid5|gid15 SOURCE [DEST]"
 [ -e "$dest" ] && fail "$dest exists; give a new folder"
 
 put() {  # put SPLIT IMAGE MASK NAME: one tile into DEST/SPLIT/{images,masks}
@@ -53,6 +54,34 @@ case "$set_name" in
         i=$((i + 1))
       done
     done ;;
-  *) fail "unknown data set '$set_name': use dronedeploy or dubai" ;;
+  gid5|gid15)
+    # GID-MTL (Zheng et al. 2021): 224x224 RGB crops of Gaofen-2 satellite scenes over China (4 m/px,
+    # Tong et al. 2020), filed by the scene class each crop shows; grey TIFF masks hold the class
+    # index, the last value "undefined". GID-MTL5 has 1391 crops of 5 classes, GID-MTL15 767 of 15.
+    # The crops' numbers run through the source scenes (neighbouring numbers look alike: the colour
+    # statistics of crops n and n+1 differ half as much as a random pair's), so each scene class is
+    # split in blocks of numbers, not every k-th crop: the first 70% train, the next 15% val, the
+    # rest test. Only the edges of the blocks can share a source scene.
+    src="$source_dir/GID-MTL${set_name#gid}"
+    [ -d "$src/image" ] || fail "$src/image not found"
+    mkdir "$dest"
+    if [ "$set_name" = gid5 ]; then
+      printf '%s\n' 'Built-up 0' 'Farmland 1' 'Forest 2' 'Meadow 3' 'Water 4' 'ignore 5' > "$dest/classes.txt"
+    else
+      printf '%s\n' 'Industrial land 0' 'Urban residential 1' 'Rural residential 2' 'Traffic land 3' \
+                    'Paddy field 4' 'Irrigated land 5' 'Dry cropland 6' 'Garden plot 7' 'Arbor woodland 8' \
+                    'Shrub land 9' 'Natural grassland 10' 'Artificial grassland 11' 'River 12' 'Lake 13' \
+                    'Pond 14' 'ignore 15' > "$dest/classes.txt"
+    fi
+    for scene in $(ls "$src/image"); do
+      numbers=$(ls "$src/image/$scene" | sed 's/\.tif$//' | sort -n)
+      n=$(echo "$numbers" | wc -l) i=0
+      for number in $numbers; do
+        split=train; [ $((i * 100)) -ge $((n * 70)) ] && split=val; [ $((i * 100)) -ge $((n * 85)) ] && split=test
+        put $split "$src/image/$scene/$number.tif" "$src/label_gray/$scene/$number.tif" "$scene-$number"
+        i=$((i + 1))
+      done
+    done ;;
+  *) fail "unknown data set '$set_name': use dronedeploy, dubai, gid5 or gid15" ;;
 esac
 echo "$dest: $(ls "$dest"/train/images | wc -l) train / $(ls "$dest"/val/images | wc -l) val / $(ls "$dest"/test/images | wc -l) test tiles"
