@@ -12,9 +12,11 @@ input in a GIS. Under torchrun (`torchrun --nproc_per_node N predict.py ...`) ea
 processes segments every N-th input, so a folder of scenes takes 1/N of the time on N GPUs.
 With --min-confidence P a pixel whose top class is less probable than P is
 written 255 (unknown, black in the preview): the network's confident pixels, which train.py
---extra-targets can train a new model on (self-training, docs/recipe.md). The class names, band
-count and normalisation come from the checkpoint. All
-inputs are checked before the first file is written, and every file is written atomically.
+--extra-targets can train a new model on (self-training, docs/recipe.md). A run trained with
+--forest-weight W keeps its clicks' features in forest.npz beside model.pt: the pixel forest is
+fitted on them again (a minute or two) and fused into every map, as the run was scored. The class
+names, band count and normalisation come from the checkpoint. All inputs are checked before the
+first file is written, and every file is written atomically.
 """
 
 import time
@@ -28,6 +30,7 @@ from lib.checkpoint import load_checkpoint
 from lib.cli import OneLineParser, atomic, check_output_folder, guard, need
 from lib.device import pick_device, pick_precision
 from lib.evaluation import predict_tile
+from lib.forest import Fusion
 from lib.rasters import IMAGE_SUFFIXES, is_tiff, read_image
 from lib.settings import add_options, check_tta_zoom_out
 
@@ -111,7 +114,10 @@ def main(argv=None):
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    predict = class_mapper(model, checkpoint["image_size"], precision, args)
+    fusion = Fusion.beside(args.checkpoint)  # a run of --forest-weight W: its forest, fitted again
+    if fusion:
+        print(f"the pixel forest fused in (weight {fusion.weight}, {len(fusion.classes)} clicks)")
+    predict = class_mapper(model, checkpoint["image_size"], precision, args, fusion)
     try:  # a file that fails mid-way (a damaged block, a full disk): one line naming it
         for i, path in enumerate(files, 1):
             segment(path, predict, out, checkpoint, args, f"[{i}/{len(files)}]")
@@ -173,13 +179,16 @@ def where_to_run(model, args):
     return device, precision, why
 
 
-def class_mapper(model, window, precision, args):
-    """pixels (bands, H, W) -> the class map (H, W) uint8, 255 where --min-confidence is not met."""
+def class_mapper(model, window, precision, args, fusion=None):
+    """pixels (bands, H, W) -> the class map (H, W) uint8, 255 where --min-confidence is not met;
+    with a run's forest (fusion), from the fused probabilities."""
 
     def predict(pixels):
         logits = predict_tile(
             model, pixels, window, precision=precision, tta=args.tta, zoom_out=args.tta_zoom_out
         )
+        if fusion:
+            logits = fusion(pixels, logits)
         if args.min_confidence is None:
             return logits.argmax(0).numpy().astype("uint8")
         # probabilities only where they are asked for

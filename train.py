@@ -22,8 +22,9 @@ The optional levers each enter at one line that names them: torchrun (lib/distri
 same command with --resume goes on from there and ends as the uninterrupted run would have), the
 mean teacher (lib/teacher.py), pasted boxes and the zoom (lib/crops.py), extra targets
 (lib/tiles.read_targets), the prior shift (lib/prior.py), a warm start from a finished run
-(--init, lib/checkpoint.warm_start) and the weight average of the last epochs (--average-last,
-lib/averaging.py).
+(--init, lib/checkpoint.warm_start), the weight average of the last epochs (--average-last,
+lib/averaging.py) and the pixel forest fused into the scored maps (--forest-weight,
+lib/forest.Fusion).
 """
 
 import argparse
@@ -41,6 +42,7 @@ from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.crops import CropSampler, PointDataset, paste_boxes
 from lib.device import machine, pick_device, pick_precision
 from lib.evaluation import evaluate, final_scores, print_table
+from lib.forest import Fusion
 from lib.prior import shift_to_pixel_prior
 from lib.recipe import crf_settings, describe_loss, load_run_data, make_optimizer, train_step
 from lib.settings import add_options, check_config, label_mode, run_name, settings
@@ -80,6 +82,7 @@ def train(config):
 
     # data: the synthetic scenes (data.py) or a tile folder (lib/tiles.py); clicks drawn once, here
     data = load_run_data(config)
+    fusion = Fusion.for_run(data, config)  # --forest-weight: fitted now, before an hour of epochs
 
     # model
     model = build_model(data, config, device)  # with --init, a finished run's weights
@@ -115,12 +118,13 @@ def train(config):
         progress.record(epoch, loss, val, seconds, averaged)  # keeps the best epoch's weights
 
     # the test: the best epoch's weights, or with --average-last the average of the last epochs'
-    test, extra, prior = test_best(scored, progress.tested_weights(), data, config, precision)
+    tested = progress.tested_weights()
+    test, extra, prior = test_best(scored, tested, data, config, precision, fusion)
 
     # save
     metrics = run_metrics(facts, progress, test, extra, prior)
     if distributed.is_main():  # one writer; metrics.json last: a run folder with it is whole
-        save_run(out, scored, data, config, metrics)
+        save_run(out, scored, data, config, metrics, fusion=fusion)
     distributed.finish()
     return metrics
 
@@ -236,7 +240,7 @@ def validate(scored, data, config, precision):
     return evaluate(scored, data["val"], data["classes"], window, batch_size, precision)
 
 
-def test_best(scored, weights, data, config, precision):
+def test_best(scored, weights, data, config, precision, fusion=None):
     """The weights to test (the best epoch's, or the weight average's), their logits shifted with
     --prior-shift, scored on the test split (with --tta also without it, and val with it: what the
     choice of recipe was made on, docs/recipe.md) and printed as a table; returns (test, extra,
@@ -251,12 +255,14 @@ def test_best(scored, weights, data, config, precision):
     def score(split, tta, zoom_out):
         window, batch_size = config["image_size"], config["batch_size"]
         return evaluate(
-            scored, split, data["classes"], window, batch_size, precision, tta, zoom_out
+            scored, split, data["classes"], window, batch_size, precision, tta, zoom_out, fusion
         )
 
     test, extra = final_scores(
         score, data["test"], data["val"], config["tta"], config["tta_zoom_out"]
     )
+    if fusion:
+        extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds
     print_table(test, data["classes"], data["scored_on"]["test"])
     return test, extra, prior
 

@@ -281,11 +281,12 @@ def save_metrics(out, metrics, show_test=True):
     )
 
 
-def save_run(out, model, data, config, metrics, show_test=True):
+def save_run(out, model, data, config, metrics, show_test=True, fusion=None):
     """A finished run's folder: model.pt, the clicks it learned from (a tile folder's, for
-    suggest.py), metrics.json last, so that a folder with it is whole; then resume.pt goes."""
+    suggest.py), with --forest-weight the forest's clicks (forest.npz, lib/forest.Fusion),
+    metrics.json last, so that a folder with it is whole; then resume.pt goes."""
     out.mkdir(parents=True, exist_ok=True)
-    clear_old_run(out, "model.pt", "clicks")
+    clear_old_run(out, "model.pt", "clicks", "forest.npz")
     save_checkpoint(
         out / "model.pt",
         model,
@@ -297,5 +298,7 @@ def save_run(out, model, data, config, metrics, show_test=True):
     )
     if config["data"]:
         annotations.keep_clicks(out / "clicks", data)
+    if fusion:
+        fusion.save(out)
     save_metrics(out, metrics, show_test)
     (out / "resume.pt").unlink(missing_ok=True)  # the run is whole: nothing to go on from

@@ -74,15 +74,20 @@ def blend_zoomed(logits, coarse):
     return logits.div_(2)
 
 
-def evaluate(model, split, classes, window, batch_size=8, precision="fp32", tta=False, zoom_out=1):
+def evaluate(
+    model, split, classes, window, batch_size=8, precision="fp32", tta=False, zoom_out=1, fuse=None
+):
     """Scores over a whole split (images, dense masks) from one confusion matrix; pixels marked
-    IGNORE (255) are not scored."""
+    IGNORE (255) are not scored. fuse(image, logits), if given, turns each tile's logits into
+    the map's scores (--forest-weight: the forest's shares fused in, lib/forest.fuse)."""
     images, dense_masks = split
     model.eval()
     matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
     # under torchrun: a share each
     for image, dense_mask in distributed.share(list(zip(images, dense_masks))):
         logits = predict_tile(model, image, window, batch_size, precision, tta, zoom_out)
+        if fuse:
+            logits = fuse(image, logits)
         prediction = logits.argmax(0)
         matrix += confusion_matrix(
             prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes)

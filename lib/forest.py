@@ -9,12 +9,16 @@ smoothing, gradient magnitude and the Laplacian of Gaussian: 16 features a band,
 widest filter, so memory stays bounded on big tiles and the features equal those of the whole tile.
 """
 
+import time
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from lib.cli import need
+from lib.cli import atomic, need
 
 TREES = 200  # baseline.py's forest and the one fused with the network
+FILE = "forest.npz"  # beside a run's model.pt: the clicks' features its fused forest is fitted on
 FLOOR = 1e-3  # a forest probability below this counts as this: one tree's vote is 1/TREES
 SIGMAS = (0.7, 1.6, 3.5, 5.0, 10.0)  # px: ilastik's default scales
 BLOCK = 512  # tiles are featurised in BLOCK x BLOCK pieces ...
@@ -109,3 +113,61 @@ def fuse(logits, forest_shares, weight):
     0 is taken as FLOOR, so that no class is ruled out by the forest alone."""
     network = torch.log_softmax(logits.float(), 0)
     return (1 - weight) * network + weight * forest_shares.clamp_min(FLOOR).log()
+
+
+class Fusion:
+    """--forest-weight W: the forest fitted on a run's clicks, fused into the run's maps
+    (`fusion(image, logits)`, the fused scores). The run keeps the clicks' features in
+    forest.npz, not the forest (hundreds of MB of trees, tied to one scikit-learn version): the
+    same features and seed fit the same forest again where predict.py needs it."""
+
+    def __init__(self, pixels, classes, seed, weight, num_classes):
+        self.pixels, self.classes, self.seed = pixels, classes, seed
+        self.weight, self.num_classes = weight, num_classes
+        self.forest = fit(pixels, classes, seed)
+
+    @classmethod
+    def for_run(cls, data, config):
+        """train.py's and rescore.py's: fitted on the run's training clicks with its seed and
+        --forest-weight, the time it took in `fit_seconds`; None with --forest-weight 0."""
+        if not config["forest_weight"]:
+            return None
+        images, labels = data["train"]
+        if not all(hasattr(clicks, "rows") for clicks in labels):  # clicks.Clicks, not masks
+            raise ValueError("--forest-weight fits the forest on clicks: a training tile has none")
+        started = time.time()
+        print("fitting the pixel forest on the training clicks (--forest-weight)", flush=True)
+        pixels, classes = training_pixels(images, labels)
+        fusion = cls(pixels, classes, config["seed"], config["forest_weight"], len(data["classes"]))
+        fusion.fit_seconds = round(time.time() - started, 2)
+        print(f"... on {len(classes)} clicks in {fusion.fit_seconds:.0f}s", flush=True)
+        return fusion
+
+    @classmethod
+    def beside(cls, checkpoint):
+        """The fusion of the run whose model.pt is `checkpoint`; None without forest.npz beside."""
+        path = Path(checkpoint).with_name(FILE)
+        if not path.is_file():
+            return None
+        saved = np.load(path)
+        return cls(
+            saved["pixels"],
+            saved["classes"],
+            int(saved["seed"]),
+            float(saved["weight"]),
+            int(saved["num_classes"]),
+        )
+
+    def save(self, folder):
+        with atomic(Path(folder) / FILE) as tmp, open(tmp, "wb") as file:
+            np.savez_compressed(
+                file,
+                pixels=self.pixels,
+                classes=self.classes,
+                seed=self.seed,
+                weight=self.weight,
+                num_classes=self.num_classes,
+            )
+
+    def __call__(self, image, logits):
+        return fuse(logits, probabilities(self.forest, image, self.num_classes), self.weight)

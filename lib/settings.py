@@ -165,6 +165,9 @@ SETTINGS = (
             "click share) of each class (lib/prior.py)", float, check=fraction, data_default=1.0),
     Setting("prior_estimate", "em", "the pixels' shares it shifts to: EM's, the mean posterior or "
             "their geometric mean", str, ESTIMATES, data_default="mean"),
+    Setting("forest_weight", 0.0, "at test and in predict.py, fuse the pixel forest's class "
+            "probabilities (baseline.py's, fitted on the same clicks) with the network's by a "
+            "geometric mean of this weight; 0: off (lib/forest.fuse)", float, check=fraction),
     Setting("tta_zoom_out", 1, "with --tta, also see each test tile shrunk K times (K x K pixels "
             "averaged) and average; 1: off", int, data_default=3),
     # where it runs and what it starts from
@@ -314,6 +317,11 @@ def average_within_the_run(config):
         raise ValueError("--average-last and --ema both average the weights: choose one")
 
 
+def forest_needs_clicks(config):
+    if config["forest_weight"] and config["dense"]:
+        raise ValueError("--forest-weight fits the forest on the clicks: --dense has none")
+
+
 def init_is_a_finished_run(config):
     if config["init"] is not None:
         init_checkpoint(config["init"])
@@ -329,6 +337,7 @@ RULES = (
     weights_exist,
     init_is_a_finished_run,
     average_within_the_run,
+    forest_needs_clicks,
 )
 
 

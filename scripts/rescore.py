@@ -1,7 +1,7 @@
 """Score a finished train.py run again with what acts after its last epoch, without training it
-again: test-time zoom, the prior shift and the shares it shifts to:
+again: test-time zoom, the prior shift and the shares it shifts to, the forest fused in:
     python -m scripts.rescore RUN_FOLDER --out NEW_FOLDER [--tta-zoom-out 2] [--prior-shift 0.5]
-                              [--prior-estimate geometric]
+                              [--prior-estimate geometric] [--forest-weight 0.5]
 A run with --tta-zoom-out K or --prior-shift S trains epoch for epoch as the same run without
 them (same seed, same numbers), so RUN's saved model.pt (its best epoch) shifted by S and scored
 with K is what that run gives. A run trained with a shift has it in its weights and its record:
@@ -19,10 +19,12 @@ from lib.checkpoint import finished_run, open_run, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
 from lib.evaluation import evaluate, final_scores, print_table
+from lib.forest import Fusion
 from lib.prior import shift_to_pixel_prior, take_out_shift
 from lib.settings import add_options, as_argv
 
-AFTER_TRAINING = ("tta_zoom_out", "prior_shift", "prior_estimate")  # what rescoring can change
+# what rescoring can change
+AFTER_TRAINING = ("tta_zoom_out", "prior_shift", "prior_estimate", "forest_weight")
 
 
 def rescore(args):
@@ -33,7 +35,8 @@ def rescore(args):
     given = {key: args[key] for key in AFTER_TRAINING if args[key] is not None}
     if not given:
         raise ValueError(
-            "nothing to rescore with: give --tta-zoom-out K, --prior-shift S or --prior-estimate E"
+            "nothing to rescore with: give --tta-zoom-out K, --prior-shift S, --prior-estimate E "
+            "or --forest-weight W"
         )
     check_output_folder(out)
     started = time.time()
@@ -49,23 +52,20 @@ def rescore(args):
         and config["prior_shift"]
         and shift_to_pixel_prior(model, data["train"], config, precision)
     )
-    score = lambda split, *tta: evaluate(
-        model, split, data["classes"], config["image_size"], config["batch_size"], precision, *tta
-    )
+    fusion = Fusion.for_run(data, config)  # --forest-weight W (as the run's, if not given)
+
+    def score(split, tta, zoom_out):
+        window, batch_size = config["image_size"], config["batch_size"]
+        return evaluate(
+            model, split, data["classes"], window, batch_size, precision, tta, zoom_out, fusion
+        )
+
     show_test = args["show_test"]
     zoom = config["tta_zoom_out"]
     test, extra = final_scores(score, data["test"], data["val"], True, zoom, show_test)
-    if show_test:
-        print_table(test, data["classes"], data["scored_on"]["test"])
-    if "val_miou_tta" in extra:
-        print(
-            f"val mIoU (TTA) {metrics.get('val_miou_tta', float('nan')):.4f} -> "
-            f"{extra['val_miou_tta']:.4f}"
-        )
-    if show_test:
-        print(f"test mIoU {metrics['test']['miou']:.4f} -> {test['miou']:.4f}", flush=True)
-    else:
-        print(f"test scored into {out}/metrics.json, not shown (--show-test shows it)", flush=True)
+    if fusion:
+        extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds
+    say_scores(metrics, test, extra, data, out, show_test)
     old_scoring = sum(metrics.get("scoring_seconds", {}).values())
     training = metrics["wall_time_s"] - old_scoring
     metrics.update(
@@ -78,8 +78,23 @@ def rescore(args):
         wall_time_s=round(training + sum(extra["scoring_seconds"].values()), 1),
     )
     metrics["rescoring_wall_time_s"] = round(time.time() - started, 1)
-    save_run(out, model, data, config, metrics, show_test)  # as train.py: metrics.json last
+    save_run(out, model, data, config, metrics, show_test, fusion)  # as train.py: metrics last
     return metrics
+
+
+def say_scores(metrics, test, extra, data, out, show_test):
+    """val's mIoU (TTA) before and after; test's only with --show-test."""
+    if show_test:
+        print_table(test, data["classes"], data["scored_on"]["test"])
+    if "val_miou_tta" in extra:
+        print(
+            f"val mIoU (TTA) {metrics.get('val_miou_tta', float('nan')):.4f} -> "
+            f"{extra['val_miou_tta']:.4f}"
+        )
+    if show_test:
+        print(f"test mIoU {metrics['test']['miou']:.4f} -> {test['miou']:.4f}", flush=True)
+    else:
+        print(f"test scored into {out}/metrics.json, not shown (--show-test shows it)", flush=True)
 
 
 def main(argv=None):

@@ -214,6 +214,16 @@ def test_a_failed_training_in_the_loop_names_its_error(tmp_path):
     [
         (train_module.main, ["--points", "5", "--epochs", "0"], "--epochs must be a positive"),
         (train_module.main, ["--points", "5", "--frobnicate"], "unrecognized arguments"),
+        (
+            train_module.main,
+            ["--points", "5", "--forest-weight", "1.5"],
+            "--forest-weight must be in [0, 1], got 1.5",
+        ),
+        (
+            train_module.main,
+            ["--dense", "--forest-weight", "0.5"],
+            "--forest-weight fits the forest on the clicks: --dense has none",
+        ),
         (baseline.main, ["--dense"], "--dense: the pixel classifier is the clicks baseline"),
         (predict.main, ["none.pt", "x.png", "--out", "o"], "checkpoint not found: none.pt"),
         (

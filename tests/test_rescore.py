@@ -7,7 +7,10 @@ import json
 import runpy
 import sys
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from scripts.rescore import main
 from train import train
@@ -109,7 +112,63 @@ def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gi
         main([str(tmp_path / "shifted"), "--out", str(tmp_path / "nothing")])
     assert stop.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
-    assert message.endswith("give --tta-zoom-out K, --prior-shift S or --prior-estimate E")
+    assert message.endswith(
+        "give --tta-zoom-out K, --prior-shift S, --prior-estimate E or --forest-weight W"
+    )
+
+
+def test_the_forest_fused_in_training_rescoring_scanning_and_predict_py_alike(
+    tmp_path, capsys, monkeypatch
+):
+    pytest.importorskip("sklearn")
+    import predict
+
+    run = dict(TINY, points=100, augment="dihedral", tta=True)
+    plain = train(dict(run, out=str(tmp_path / "plain")))
+    fused = train(dict(run, forest_weight=0.5, out=str(tmp_path / "fused")))
+    assert fused["history"][0]["val_miou"] == plain["history"][0]["val_miou"]  # the same epochs
+    assert fused["test"] != plain["test"] and fused["scoring_seconds"]["forest_fit"] > 0
+    assert (tmp_path / "fused" / "forest.npz").is_file()
+    assert not (tmp_path / "plain" / "forest.npz").exists()
+    # the plain run rescored with the forest: what the run trained with it gives
+    main([str(tmp_path / "plain"), "--out", str(tmp_path / "rescored"), "--forest-weight", "0.5"])
+    rescored = json.loads((tmp_path / "rescored" / "metrics.json").read_text())
+    for key in ("test", "val_miou_tta", "test_without_tta"):
+        assert rescored[key] == fused[key], key
+    assert (tmp_path / "rescored" / "forest.npz").is_file()
+    # the scan: weight 0 is the plain run's val, 0.5 the fused run's; test only when asked
+    capsys.readouterr()
+    monkeypatch.setattr(
+        sys, "argv", ["fusion_scan", str(tmp_path / "plain"), "--weights", "0", "0.5"]
+    )
+    runpy.run_module("scripts.fusion_scan", run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    scanned = [float(line.split()[4]) for line in lines if line.startswith("val weight")]
+    assert scanned == [round(plain["val_miou_tta"], 4), round(fused["val_miou_tta"], 4)]
+    assert not any(line.startswith("test ") for line in lines)
+    # predict.py fits the run's forest again and maps as the run was scored
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    np.save(tiles / "x.npy", np.random.default_rng(0).random((3, 64, 64)).astype(np.float32))
+    for name in ("fused", "plain"):
+        predict.main(
+            [str(tmp_path / name / "model.pt"), str(tiles), "--out", str(tmp_path / f"p-{name}")]
+        )
+    said = capsys.readouterr().out
+    assert said.count("the pixel forest fused in (weight 0.5") == 1
+    maps = [np.array(Image.open(tmp_path / f"p-{n}" / "x_classes.png")) for n in ("fused", "plain")]
+    from lib.checkpoint import load_checkpoint
+    from lib.evaluation import predict_tile
+    from lib.forest import Fusion
+
+    model = load_checkpoint(tmp_path / "fused" / "model.pt")[0].eval()
+    model.to(memory_format=torch.channels_last)  # as predict.py runs it
+    image = np.load(tiles / "x.npy")
+    precision = predict.pick_precision("auto", torch.device("cpu"))[0]  # predict.py's
+    logits = predict_tile(model, image, 64, precision=precision)
+    fusion = Fusion.beside(tmp_path / "fused" / "model.pt")
+    assert np.array_equal(maps[0], fusion(image, logits).argmax(0).numpy())
+    assert np.array_equal(maps[1], logits.argmax(0).numpy())
 
 
 @pytest.mark.parametrize(
@@ -130,7 +189,7 @@ def test_rescoring_what_is_not_a_run_or_into_it_is_one_line(folder, out, named, 
     assert message.endswith(named.format(tmp=tmp_path))
 
 
-@pytest.mark.parametrize("scan", ["prior_scan", "zoom_scan"])
+@pytest.mark.parametrize("scan", ["prior_scan", "zoom_scan", "fusion_scan"])
 def test_scanning_what_is_not_a_run_is_one_line(scan, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", [scan, str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit) as stop:
