@@ -189,7 +189,7 @@ def loop(args):
             logged(["train.py", *labels, *flags, "--out", start], start / "train.log")
         first = train_round(data, start, seed, flags)
         for strategy in args.strategies:
-            curves = rounds(args, config, strategy, seed, first)
+            curves = rounds(args, config, strategy, seed, first, flags)
     return curves
 
 
@@ -204,10 +204,11 @@ def record(path, config, strategy, seed, points):
     return curves
 
 
-def rounds(args, config, strategy, seed, first):
+def rounds(args, config, strategy, seed, first, flags):
     """One strategy's rounds for one seed: each round's clicks added (proposed and labelled by the
-    oracle, or random), then trained, warm unless --from-scratch; its curve recorded after each."""
-    data, out, flags = Path(args.data), Path(args.out), args.train_flags.split()
+    oracle, or random), then trained with train.py's `flags`, warm unless --from-scratch; its curve
+    recorded after each."""
+    data, out = Path(args.data), Path(args.out)
     work, previous = out / "work" / f"{strategy}-seed{seed}", out / f"start-seed{seed}"
     workspace(data, work)
     points = [first]
