@@ -68,14 +68,8 @@ def main(argv=None):
 
 def train(config):
     """One run with these settings (the table's defaults for the rest); returns its metrics."""
-    # config: checked, and the output folder with it, before any work
-    config = dict(config)
-    resume = config.pop("resume", False)  # how to start, not what to train: not in the config
-    config = check_config(settings(config))
     started = time.time()
-    out = Path(config["out"] or Path("runs") / run_name(config))
-    check_output_folder(out)
-    state = read_progress(out / "resume.pt", config) if resume else None  # --resume
+    config, out, state = checked(config)  # before any work
     torch.manual_seed(config["seed"])  # the same on every process under torchrun
     device = distributed.setup(pick_device(config["device"]))  # torchrun: joins its processes
     precision, why = pick_precision(config["precision"], device)
@@ -127,6 +121,18 @@ def train(config):
         save_run(out, scored, data, config, metrics, fusion=fusion)
     distributed.finish()
     return metrics
+
+
+def checked(config):
+    """(the config, the run's folder, --resume's saved state or None): the config checked, and the
+    output folder with it, before any work."""
+    config = dict(config)
+    resume = config.pop("resume", False)  # how to start, not what to train: not in the config
+    config = check_config(settings(config))
+    out = Path(config["out"] or Path("runs") / run_name(config))
+    check_output_folder(out)
+    state = read_progress(out / "resume.pt", config) if resume else None  # --resume
+    return config, out, state
 
 
 def build_model(data, config, device):
