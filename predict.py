@@ -100,6 +100,7 @@ def main(argv=None):
     try:  # every input checked before the first file is written
         check_flags(args)
         model, checkpoint = open_model(args.checkpoint)
+        fusion = Fusion.beside(args.checkpoint)  # a --forest-weight run's forest, fitted again
         files = check_inputs(expand(args.inputs), checkpoint, args.polygons)
         device, precision, why = where_to_run(model, args)
     except (ValueError, OSError) as error:
@@ -114,7 +115,6 @@ def main(argv=None):
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    fusion = Fusion.beside(args.checkpoint)  # a run of --forest-weight W: its forest, fitted again
     if fusion:
         print(f"the pixel forest fused in (weight {fusion.weight}, {len(fusion.classes)} clicks)")
     predict = class_mapper(model, checkpoint["image_size"], precision, args, fusion)

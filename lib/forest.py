@@ -10,6 +10,7 @@ widest filter, so memory stays bounded on big tiles and the features equal those
 """
 
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -149,14 +150,15 @@ class Fusion:
         path = Path(checkpoint).with_name(FILE)
         if not path.is_file():
             return None
-        saved = np.load(path)
-        return cls(
-            saved["pixels"],
-            saved["classes"],
-            int(saved["seed"]),
-            float(saved["weight"]),
-            int(saved["num_classes"]),
-        )
+        try:
+            with np.load(path) as saved:
+                pixels, classes = saved["pixels"], saved["classes"]
+                seed, weight = int(saved["seed"]), float(saved["weight"])
+                num_classes = int(saved["num_classes"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path}: not the forest.npz of a train.py run ({error})") from None
+        print(f"fitting the run's pixel forest again on its {len(classes)} clicks ({path})")
+        return cls(pixels, classes, seed, weight, num_classes)
 
     def save(self, folder):
         with atomic(Path(folder) / FILE) as tmp, open(tmp, "wb") as file:

@@ -94,6 +94,19 @@ def test_a_read_only_output_folder_is_refused_before_training(
     refused(train_module.main, argv, named, capsys, tmp_path)
 
 
+def test_a_damaged_forest_beside_a_model_is_one_line_before_any_output(run, tmp_path, capsys):
+    shutil.copy(run[1] / "model.pt", tmp_path / "model.pt")
+    (tmp_path / "forest.npz").write_bytes(b"not a zip")
+    argv = [
+        str(tmp_path / "model.pt"),
+        str(run[0] / "test" / "images"),
+        "--out",
+        str(tmp_path / "p"),
+    ]
+    named = f"{tmp_path / 'forest.npz'}: not the forest.npz of a train.py run"
+    refused(predict.main, argv, named, capsys, tmp_path)
+
+
 # 2. the band axis comes from the file format, never from the shape
 
 
