@@ -261,7 +261,15 @@ def test_best(scored, weights, data, config, precision, fusion=None):
     def score(split, tta, zoom_out):
         window, batch_size = config["image_size"], config["batch_size"]
         return evaluate(
-            scored, split, data["classes"], window, batch_size, precision, tta, zoom_out, fusion
+            scored,
+            split,
+            data["classes"],
+            window,
+            batch_size,
+            precision,
+            tta,
+            zoom_out,
+            fuse=fusion,
         )
 
     test, extra = final_scores(

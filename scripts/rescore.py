@@ -57,7 +57,7 @@ def rescore(args):
     def score(split, tta, zoom_out):
         window, batch_size = config["image_size"], config["batch_size"]
         return evaluate(
-            model, split, data["classes"], window, batch_size, precision, tta, zoom_out, fusion
+            model, split, data["classes"], window, batch_size, precision, tta, zoom_out, fuse=fusion
         )
 
     show_test = args["show_test"]
@@ -102,6 +102,7 @@ def main(argv=None):
     parser.add_argument("run", help="a finished train.py run folder (metrics.json, model.pt)")
     parser.add_argument("--out", required=True, help="folder for the rescored run")
     add_options(parser, names=AFTER_TRAINING)  # train.py's flags (RUN's own shift taken out)
+    parser.set_defaults(forest_weight=None)  # not given: RUN's own, as for the flags above
     parser.add_argument(
         "--show-test",
         action="store_true",

@@ -61,7 +61,9 @@ def test_the_best_epochs_weights_are_tested_when_it_is_not_the_last(monkeypatch,
 
     snapshots, tested = [], []
 
-    def fake_evaluate(model, split, classes, window, batch_size, precision, tta=False, zoom=1):
+    def fake_evaluate(
+        model, split, classes, window, batch_size, precision, tta=False, zoom=1, fuse=None
+    ):
         weights = {k: v.clone() for k, v in model.state_dict().items()}
         if len(snapshots) < 3:  # validation after epochs 1, 2, 3: epoch 2 is best over the
             snapshots.append(weights)  # classes in val's masks, though not over every class
