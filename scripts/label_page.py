@@ -96,7 +96,8 @@ class Page:
         ).click().perform()
 
     def overlay(self):
-        """{what, current, colours} of the map over the tile (label.html's overlayShown)."""
+        """{what, version, current, colours} of the map over the tile (label.html's overlayShown):
+        version counts the changes to the clicks the map was asked after."""
         return self.driver.execute_script("return window.overlayShown()")
 
     def press(self, button_id):
@@ -135,10 +136,18 @@ def drive_round(base, stem, clicks):
         page.open_tile(stem)
         shown = []
         for key, x, y in clicks:
+            before = (page.overlay() or {}).get("version", -1)
             page.key(key)
             page.click_at(x, y)
+            # a preview asked after this click: until the server has taken the click, the one
+            # before it still counts as current
             wait(
-                lambda: (o := page.overlay()) and o["current"] and o["what"] == "preview",
+                lambda: (
+                    (o := page.overlay())
+                    and o["current"]
+                    and o["version"] > before
+                    and o["what"] == "preview"
+                ),
                 what="the preview of the new click",
             )
             shown.append(page.overlay()["colours"])
