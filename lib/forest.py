@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clicks import Clicks
 from lib.cli import atomic, need
 
 TREES = 200  # baseline.py's forest and the one fused with the network
@@ -60,7 +61,13 @@ def blocks(image, block=BLOCK):
 
 
 def training_pixels(images, point_labels):
-    """(features (n, F), classes (n,)) at every click of the training tiles."""
+    """(features (n, F), classes (n,)) at every click of the training tiles; one line if a tile
+    has a mask to learn from, not clicks."""
+    if not all(isinstance(labels, Clicks) for labels in point_labels):
+        raise ValueError(
+            "the pixel forest is fitted on clicks: a training tile has none (every training tile "
+            "needs points/<stem>.csv or a mask to sample them from)"
+        )
     xs, ys = [], []
     for image, clicks in zip(images, point_labels):
         for top, left, f in blocks(image):
@@ -133,12 +140,9 @@ class Fusion:
         --forest-weight, the time it took in `fit_seconds`; None with --forest-weight 0."""
         if not config["forest_weight"]:
             return None
-        images, labels = data["train"]
-        if not all(hasattr(clicks, "rows") for clicks in labels):  # clicks.Clicks, not masks
-            raise ValueError("--forest-weight fits the forest on clicks: a training tile has none")
         started = time.time()
         print("fitting the pixel forest on the training clicks (--forest-weight)", flush=True)
-        pixels, classes = training_pixels(images, labels)
+        pixels, classes = training_pixels(*data["train"])
         fusion = cls(pixels, classes, config["seed"], config["forest_weight"], len(data["classes"]))
         fusion.fit_seconds = round(time.time() - started, 2)
         print(f"... on {len(classes)} clicks in {fusion.fit_seconds:.0f}s", flush=True)
