@@ -8,7 +8,7 @@ encoder init that was used: everything needed to segment new tiles the same way.
 resume.pt holds, after an epoch, all that the rest of the run depends on: weights, optimizer and
 schedule, both random streams, the epochs so far and the best one, so that a resumed run ends
 with the numbers an uninterrupted one would have given (same machine and torch version).
-`open_run` reads a finished run back to score it again (scripts/rescore.py, zoom_scan.py,
+`open_run` reads a finished run back to score it again (scripts/rescore.py, fusion_scan.py,
 prior_scan.py).
 """
 

@@ -1,71 +1,102 @@
-"""How much of the pixel forest to fuse in (train.py --forest-weight W): a finished train.py run's
-val mIoU with the forest's class probabilities fused into the network's by a geometric mean of
-weight W (lib/forest.fuse), for each W given. W is chosen on val; test is scanned only with
---show-test, once the weight is chosen.
-    python -m scripts.fusion_scan RUN_FOLDER --weights 0 0.25 0.5 0.75 1 [--show-test]
+"""The test view and how much of the pixel forest to fuse in (train.py --tta-zoom-out K and
+--forest-weight W): a finished train.py run's val mIoU for each K and W given, the forest's class
+probabilities fused into the network's by a geometric mean of weight W (lib/forest.fuse), the
+tile also seen shrunk K times (8 orientations; K = 1: not shrunk). K and W are chosen on val;
+test is scanned only with --show-test, once they are chosen.
+    python -m scripts.fusion_scan RUN_FOLDER --weights 0 0.25 0.5 0.75 1 --zoom 1 3 [--show-test]
 The tiles and clicks are read from RUN's config (as scripts/rescore.py reads them); the forest is
-baseline.py's, fitted on RUN's training clicks with RUN's seed. The network's view is RUN's test
-view (its --tta and --tta-zoom-out; a shift is in its weights). W = 0 is the network alone, W = 1
-the forest alone. Each tile's network logits and forest probabilities are computed once and fused
-for every W."""
+baseline.py's, fitted on RUN's training clicks with RUN's seed. --zoom defaults to 1 and RUN's
+own K (needs its --tta); a shift is in RUN's weights. W = 0 is the network alone, W = 1 the forest
+alone. Each tile's full-size view and forest probabilities are computed once, the shrunk views
+blended in, and every pair (K, W) scored from them."""
 
-import argparse
-import sys
 import time
 
 import numpy as np
 import torch
 
 from lib.checkpoint import open_run
-from lib.evaluation import confusion_matrix, predict_tile, scores
+from lib.cli import OneLineParser
+from lib.crops import shrink
+from lib.evaluation import blend_zoomed, confusion_matrix, predict_tile, scores
 from lib.forest import Fusion, fuse, probabilities
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser = OneLineParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--weights", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1])
+parser.add_argument("--zoom", type=int, nargs="+", help="default: 1 and RUN's --tta-zoom-out")
 parser.add_argument(
     "--show-test",
     action="store_true",
     help="scan the test split too (a setting is chosen on val; test is looked at once, for the "
     "setting chosen)",
 )
-args = parser.parse_args()
-try:
-    if not all(0 <= weight <= 1 for weight in args.weights):
-        raise ValueError(f"--weights must be in [0, 1], got {args.weights}")
-    metrics, config, precision, data, model = open_run(args.run)
-    fusion = Fusion.for_run(data, dict(config, forest_weight=1.0))  # the forest, fitted once
-except ValueError as error:  # no finished run there, or its config no longer valid
-    sys.exit(f"fusion_scan: error: {error}")
-print(f"{args.run}: {precision}; val as recorded {metrics.get('val_miou_tta', float('nan')):.4f}")
-print(f"classes {', '.join(data['classes'])}")
-classes, window, batch = data["classes"], config["image_size"], config["batch_size"]
-tta, zoom = config["tta"], config["tta_zoom_out"] if config["tta"] else 1
-for split in ["val"] + ["test"] * args.show_test:
-    matrices = {weight: 0 for weight in args.weights}
+
+
+def scan(split, model, fusion, config, precision, classes, zooms, weights):
+    """Confusion matrices {(K, W): matrix} over `split`, and the seconds each part took."""
+    window, batch, tta = config["image_size"], config["batch_size"], config["tta"]
+    matrices = {(zoom, weight): 0 for zoom in zooms for weight in weights}
     seconds = dict(network=0.0, forest=0.0)
-    images, masks = data[split]
+    images, masks = split
     for number, (image, mask) in enumerate(zip(images, masks), 1):
         started = time.time()
-        logits = predict_tile(model, image, window, batch, precision, tta, zoom)
+        full = predict_tile(model, image, window, batch, precision, tta)
+        views = {}
+        for zoom in zooms:  # the shrunk tile is 1/K² of the pixels: a small extra pass
+            coarse = zoom > 1 and predict_tile(
+                model, shrink(np.asarray(image), zoom), window, batch, precision, tta
+            )
+            views[zoom] = blend_zoomed(full.clone(), coarse) if zoom > 1 else full
         seconds["network"] += time.time() - started
         started = time.time()
         shares = probabilities(fusion.forest, np.asarray(image), len(classes))
         seconds["forest"] += time.time() - started
         truth = torch.tensor(np.asarray(mask))
-        for weight in args.weights:
-            fused = fuse(logits, shares, weight).argmax(0).to(torch.uint8)
-            matrices[weight] += confusion_matrix(fused, truth, len(classes))
+        for zoom, weight in matrices:
+            fused = fuse(views[zoom], shares, weight).argmax(0).to(torch.uint8)
+            matrices[zoom, weight] += confusion_matrix(fused, truth, len(classes))
         if number % 20 == 0 or number == len(images):
-            print(
-                f"  {split} tile {number}/{len(images)}, {sum(seconds.values()):.0f} s", flush=True
-            )
-    for weight in args.weights:
-        result = scores(matrices[weight], classes)
-        ious = " ".join(
-            f"{v['iou']:.4f}" if v["iou"] is not None else "-" for v in result["per_class"].values()
+            print(f"  tile {number}/{len(images)}, {sum(seconds.values()):.0f} s", flush=True)
+    return matrices, seconds
+
+
+def main():
+    args = parser.parse_args()
+    try:
+        if not all(0 <= weight <= 1 for weight in args.weights):
+            raise ValueError(f"--weights must be in [0, 1], got {args.weights}")
+        if args.zoom and min(args.zoom) < 1:
+            raise ValueError(f"--zoom must be whole numbers >= 1, got {args.zoom}")
+        metrics, config, precision, data, model = open_run(args.run)
+        if args.zoom and max(args.zoom) > 1 and not config["tta"]:
+            raise ValueError(f"--zoom {max(args.zoom)} needs a run with --tta; {args.run} has none")
+        fusion = Fusion.for_run(data, dict(config, forest_weight=1.0))  # the forest, fitted once
+    except ValueError as error:  # no finished run there, or its config no longer valid
+        parser.error(str(error))
+    own_zoom = config["tta_zoom_out"] if config["tta"] else 1
+    zooms = args.zoom or sorted({1, own_zoom})
+    recorded = metrics.get("val_miou_tta", float("nan"))
+    print(f"{args.run}: {precision}; val as recorded (zoom {own_zoom}) {recorded:.4f}")
+    classes = data["classes"]
+    print(f"classes {', '.join(classes)}")
+    for split in ["val"] + ["test"] * args.show_test:
+        matrices, seconds = scan(
+            data[split], model, fusion, config, precision, classes, zooms, args.weights
         )
-        held = f"{result['miou_in_truth']:.4f}"  # over the classes the split's masks hold
-        print(f"{split} weight {weight:.2f} mIoU {result['miou']:.4f} (held {held})  IoU {ious}")
-    print(f"{split}: network {seconds['network']:.0f} s, forest {seconds['forest']:.0f} s")
-print(f"forest fitted on {len(fusion.classes)} clicks in {fusion.fit_seconds:.0f} s")
+        for (zoom, weight), matrix in matrices.items():
+            result = scores(matrix, classes)
+            ious = " ".join(
+                "-" if v["iou"] is None else f"{v['iou']:.4f}" for v in result["per_class"].values()
+            )
+            held = f"{result['miou_in_truth']:.4f}"  # over the classes the split's masks hold
+            print(
+                f"{split} zoom {zoom} weight {weight:.2f} mIoU {result['miou']:.4f} "
+                f"(held {held})  IoU {ious}"
+            )
+        print(f"{split}: network {seconds['network']:.0f} s, forest {seconds['forest']:.0f} s")
+    print(f"forest fitted on {len(fusion.classes)} clicks in {fusion.fit_seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

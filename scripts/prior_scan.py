@@ -9,19 +9,17 @@ with --prior-shift has its shift taken out of its weights first (its metrics.jso
 "none" is the run unshifted. The tiles are seen as the run's scoring sees them (8 orientations,
 and shrunk by its --tta-zoom-out): the shift adds to the logits, so one pass serves every S."""
 
-import argparse
-import sys
-
 import numpy as np
 import torch
 
 from lib.checkpoint import finished_run, open_run
+from lib.cli import OneLineParser
 from lib.evaluation import confusion_matrix, predict_tile, scores
 from lib.prior import ESTIMATES, log_ratios, pixel_shares, take_out_shift, training_posteriors
 
 STRENGTHS = (0.25, 0.5, 0.75, 1.0)
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser = OneLineParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument(
     "--show-test",
@@ -34,7 +32,7 @@ args = parser.parse_args()
 try:
     finished_run(args.run)  # one line before the tiles are read
 except ValueError as error:
-    sys.exit(f"prior_scan: error: {error}")
+    parser.error(str(error))
 metrics, config, precision, data, model = open_run(args.run)
 window, classes = config["image_size"], data["classes"]
 taken_out = take_out_shift(model, metrics)

@@ -1,6 +1,6 @@
 """scripts/rescore.py: a finished run scored again with the tile also seen shrunk gives what the
-same run trained with --tta-zoom-out gives, and says so in its record; scripts/zoom_scan.py's val
-scores are those runs' val scores, and scripts/prior_scan.py's unshifted one the run's own; a
+same run trained with --tta-zoom-out gives, and says so in its record; scripts/fusion_scan.py's
+val scores are those runs' val scores, and scripts/prior_scan.py's unshifted one the run's own; a
 shifted run shifted again has its own shift taken out first."""
 
 import json
@@ -46,9 +46,12 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
     said = capsys.readouterr().out
     assert "--tta-zoom-out 2" in said and "not shown (--show-test shows it)" in said
     assert "test mIoU" not in said  # a rescoring shows val unless asked
-    monkeypatch.setattr(sys, "argv", ["zoom_scan", str(tmp_path / "plain"), "--zoom", "1", "2"])
-    runpy.run_module("scripts.zoom_scan", run_name="__main__")
-    scanned = [line.split()[4] for line in capsys.readouterr().out.splitlines() if " zoom " in line]
+    pytest.importorskip("sklearn")  # the scan fits the forest, at weight 0 too
+    scan = ["fusion_scan", str(tmp_path / "plain"), "--weights", "0", "--zoom", "1", "2"]
+    monkeypatch.setattr(sys, "argv", scan)
+    runpy.run_module("scripts.fusion_scan", run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    scanned = [line.split()[6] for line in lines if line.startswith("val zoom")]
     assert scanned == [f"{plain['val_miou_tta']:.4f}", f"{zoomed['val_miou_tta']:.4f}"]
     monkeypatch.setattr(sys, "argv", ["prior_scan", str(tmp_path / "plain")])
     runpy.run_module("scripts.prior_scan", run_name="__main__")
@@ -143,7 +146,7 @@ def test_the_forest_fused_in_training_rescoring_scanning_and_predict_py_alike(
     )
     runpy.run_module("scripts.fusion_scan", run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
-    scanned = [float(line.split()[4]) for line in lines if line.startswith("val weight")]
+    scanned = [float(line.split()[6]) for line in lines if line.startswith("val zoom 1 weight")]
     assert scanned == [round(plain["val_miou_tta"], 4), round(fused["val_miou_tta"], 4)]
     assert not any(line.startswith("test ") for line in lines)
     # predict.py fits the run's forest again and maps as the run was scored
@@ -189,12 +192,13 @@ def test_rescoring_what_is_not_a_run_or_into_it_is_one_line(folder, out, named, 
     assert message.endswith(named.format(tmp=tmp_path))
 
 
-@pytest.mark.parametrize("scan", ["prior_scan", "zoom_scan", "fusion_scan"])
-def test_scanning_what_is_not_a_run_is_one_line(scan, tmp_path, monkeypatch):
+@pytest.mark.parametrize("scan", ["prior_scan", "fusion_scan"])
+def test_scanning_what_is_not_a_run_is_one_line(scan, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [scan, str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit) as stop:
         runpy.run_module(f"scripts.{scan}", run_name="__main__")
-    assert str(stop.value.code) == (
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"{scan}: error: {tmp_path / 'nowhere'}: no finished train.py run there "
         "(metrics.json and model.pt)"
-    )
+    ]
