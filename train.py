@@ -273,7 +273,12 @@ def test_best(scored, weights, data, config, precision, fusion=None):
         )
 
     test, extra = final_scores(
-        score, data["test"], data["val"], config["tta"], config["tta_zoom_out"]
+        score,
+        data["test"],
+        data["val"],
+        config["tta"],
+        config["tta_zoom_out"],
+        zoom_on_val=config["zoom_on_val"],
     )
     if fusion:
         extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds

@@ -138,39 +138,60 @@ def scores(matrix, classes):
     )
 
 
-def final_scores(score, test, val, tta, zoom_out=1, show_test=True):
+def final_scores(score, test, val, tta, zoom_out=1, show_test=True, zoom_on_val=False):
     """The best epoch's weights scored by `score(split, tta, zoom_out)`: the test split, and with
     tta also without it and val with it (what the choice of recipe was made on, docs/recipe.md).
-    zoom_out is part of the test-time augmentation: only with tta. Returns (test metrics,
-    extra): extra holds those other scores and what each scoring cost. show_test=False keeps
-    test's mIoU off the screen (a scan that chooses on val)."""
+    zoom_out is part of the test-time augmentation: only with tta. With zoom_on_val, val is scored
+    first with the tile shrunk zoom_out times and as it is, and test is seen as val scored higher
+    (over the classes val holds, as epochs are chosen): a view the run's own val chooses. Returns
+    (test metrics, extra): extra holds those other scores and what each scoring cost.
+    show_test=False keeps test's mIoU off the screen (a scan that chooses on val)."""
 
-    augmented = "8 orientations" + (f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else "")
-
-    def timed(name, split, tta=False):
+    def timed(name, split, tta=False, zoom=1):
         # a progress line a pass: on big tiles, 8 orientations take minutes on a CPU
         tiles = len(split[0])
-        views = augmented if tta else "as they are"
+        views = view_name(zoom) if tta else "as they are"
         print(f"scoring {name}: {tiles} tile{'s' * (tiles != 1)}, {views}", flush=True)
         start = time.time()
-        return score(split, tta, zoom_out if tta else 1), round(time.time() - start, 2)
+        return score(split, tta, zoom), round(time.time() - start, 2)
 
-    scored, seconds = timed("test", test, tta)
-    extra = dict(scoring_seconds=dict(test=seconds))
+    extra = dict(scoring_seconds={})
+    choose = zoom_on_val and tta and zoom_out > 1 and len(val[0])
+    if choose:
+        by_zoom, seconds = {}, 0.0
+        for zoom in (zoom_out, 1):
+            by_zoom[zoom], took = timed("val", val, True, zoom)
+            seconds += took
+        # over the classes val holds, as epochs are chosen; a tie keeps the shrunk view
+        chosen = max(by_zoom, key=lambda zoom: (by_zoom[zoom]["miou_in_truth"], zoom))
+        print(f"the view val chose: {view_name(chosen)}", flush=True)
+        extra["val_miou_tta"] = by_zoom[chosen]["miou"]
+        extra["val_by_zoom"] = {
+            str(zoom): dict(miou=v["miou"], miou_in_truth=v["miou_in_truth"])
+            for zoom, v in by_zoom.items()
+        }
+        extra["tta_zoom_out_chosen"], extra["scoring_seconds"]["val_tta"] = chosen, seconds
+        zoom_out = chosen
+    scored, extra["scoring_seconds"]["test"] = timed("test", test, tta, zoom_out if tta else 1)
     if tta:
         extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(
             "test", test
         )
-        if len(val[0]):
-            val_scores, extra["scoring_seconds"]["val_tta"] = timed("val", val, True)
+        if len(val[0]) and not choose:
+            val_scores, extra["scoring_seconds"]["val_tta"] = timed("val", val, True, zoom_out)
             extra["val_miou_tta"] = val_scores["miou"]
         if show_test:
             print(
-                f"test-time augmentation ({augmented}): test mIoU "
+                f"test-time augmentation ({view_name(zoom_out)}): test mIoU "
                 f"{extra['test_without_tta']['miou']:.4f} -> {scored['miou']:.4f}",
                 flush=True,
             )
     return scored, extra
+
+
+def view_name(zoom_out):
+    """How the test-time augmentation sees a tile, in words."""
+    return "8 orientations" + (f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else "")
 
 
 def print_table(test, classes, scored_on="masks"):

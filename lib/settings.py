@@ -170,6 +170,9 @@ SETTINGS = (
             "geometric mean of this weight; 0: off (lib/forest.fuse)", float, check=fraction),
     Setting("tta_zoom_out", 1, "with --tta, also see each test tile shrunk K times (K x K pixels "
             "averaged) and average; 1: off", int, data_default=3),
+    Setting("zoom_on_val", False, "with --tta-zoom-out K > 1: score val with the tile shrunk and "
+            "as it is, and see test as val scored higher (a view the run's own val chooses)",
+            check=boolean),
     # where it runs and what it starts from
     Setting("device", "auto", "auto, cpu, cuda, cuda:N"),
     Setting("precision", "auto", "auto: bf16 where the device computes it natively, else fp32",

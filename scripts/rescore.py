@@ -1,7 +1,8 @@
 """Score a finished train.py run again with what acts after its last epoch, without training it
-again: test-time zoom, the prior shift and the shares it shifts to, the forest fused in:
-    python -m scripts.rescore RUN_FOLDER --out NEW_FOLDER [--tta-zoom-out 2] [--prior-shift 0.5]
-                              [--prior-estimate geometric] [--forest-weight 0.5]
+again: test-time zoom (or val's choice of it), the prior shift and the shares it shifts to, the
+forest fused in:
+    python -m scripts.rescore RUN_FOLDER --out NEW_FOLDER [--tta-zoom-out 2] [--zoom-on-val]
+                              [--prior-shift 0.5] [--prior-estimate geometric] [--forest-weight 0.5]
 A run with --tta-zoom-out K or --prior-shift S trains epoch for epoch as the same run without
 them (same seed, same numbers), so RUN's saved model.pt (its best epoch) shifted by S and scored
 with K is what that run gives. A run trained with a shift has it in its weights and its record:
@@ -24,7 +25,7 @@ from lib.prior import shift_to_pixel_prior, take_out_shift
 from lib.settings import add_options, as_argv
 
 # what rescoring can change
-AFTER_TRAINING = ("tta_zoom_out", "prior_shift", "prior_estimate", "forest_weight")
+AFTER_TRAINING = ("tta_zoom_out", "zoom_on_val", "prior_shift", "prior_estimate", "forest_weight")
 
 
 def rescore(args):
@@ -35,8 +36,8 @@ def rescore(args):
     given = {key: args[key] for key in AFTER_TRAINING if args[key] is not None}
     if not given:
         raise ValueError(
-            "nothing to rescore with: give --tta-zoom-out K, --prior-shift S, --prior-estimate E "
-            "or --forest-weight W"
+            "nothing to rescore with: give --tta-zoom-out K, --zoom-on-val, --prior-shift S, "
+            "--prior-estimate E or --forest-weight W"
         )
     check_output_folder(out)
     started = time.time()
@@ -62,7 +63,9 @@ def rescore(args):
 
     show_test = args["show_test"]
     zoom = config["tta_zoom_out"]
-    test, extra = final_scores(score, data["test"], data["val"], True, zoom, show_test)
+    test, extra = final_scores(
+        score, data["test"], data["val"], True, zoom, show_test, config["zoom_on_val"]
+    )
     if fusion:
         extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds
     say_scores(metrics, test, extra, data, out, show_test)
@@ -102,7 +105,7 @@ def main(argv=None):
     parser.add_argument("run", help="a finished train.py run folder (metrics.json, model.pt)")
     parser.add_argument("--out", required=True, help="folder for the rescored run")
     add_options(parser, names=AFTER_TRAINING)  # train.py's flags (RUN's own shift taken out)
-    parser.set_defaults(forest_weight=None)  # not given: RUN's own, as for the flags above
+    parser.set_defaults(forest_weight=None, zoom_on_val=None)  # not given: RUN's own, as above
     parser.add_argument(
         "--show-test",
         action="store_true",

@@ -46,6 +46,21 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
     said = capsys.readouterr().out
     assert "--tta-zoom-out 2" in said and "not shown (--show-test shows it)" in said
     assert "test mIoU" not in said  # a rescoring shows val unless asked
+    # --zoom-on-val: val scored both ways, test seen as val scored higher
+    main([str(tmp_path / "plain"), "--out", str(tmp_path / "chosen"), "--tta-zoom-out", "2",
+          "--zoom-on-val"])  # fmt: skip
+    chosen = json.loads((tmp_path / "chosen" / "metrics.json").read_text())
+    both = {1: plain, 2: zoomed}
+    assert [chosen["val_by_zoom"][str(k)]["miou"] for k in (1, 2)] == [
+        both[k]["val_miou_tta"] for k in (1, 2)
+    ]
+    in_truth = {k: chosen["val_by_zoom"][str(k)]["miou_in_truth"] for k in (1, 2)}
+    k = 2 if in_truth[2] >= in_truth[1] else 1
+    assert chosen["tta_zoom_out_chosen"] == k and chosen["test"] == both[k]["test"]
+    assert chosen["val_miou_tta"] == both[k]["val_miou_tta"]
+    assert f"the view val chose: 8 orientations{', and the tile shrunk 2x' * (k == 2)}" in (
+        capsys.readouterr().out
+    )
     pytest.importorskip("sklearn")  # the scan fits the forest, at weight 0 too
     scan = ["fusion_scan", str(tmp_path / "plain"), "--weights", "0", "--zoom", "1", "2"]
     monkeypatch.setattr(sys, "argv", scan)
@@ -116,7 +131,8 @@ def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gi
     assert stop.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.endswith(
-        "give --tta-zoom-out K, --prior-shift S, --prior-estimate E or --forest-weight W"
+        "give --tta-zoom-out K, --zoom-on-val, --prior-shift S, --prior-estimate E or "
+        "--forest-weight W"
     )
 
 

@@ -134,6 +134,28 @@ def test_the_shrunk_tile_is_part_of_the_test_time_augmentation_only(capsys):
     assert asked == [("test", False, 1)]
 
 
+@pytest.mark.parametrize("val_by_zoom, chosen", [({1: 0.6, 3: 0.5}, 1), ({1: 0.5, 3: 0.5}, 3)])
+def test_zoom_on_val_sees_test_as_val_scored_higher(val_by_zoom, chosen, capsys):
+    asked = []
+
+    def score(split, tta=False, zoom_out=1):
+        asked.append((split[0][0], tta, zoom_out))
+        in_truth = val_by_zoom[zoom_out] if split[0][0] == "val" else 0.1
+        return dict(miou=in_truth - 0.01, miou_in_truth=in_truth)
+
+    test, extra = final_scores(
+        score, (["test"], ["m"]), (["val"], ["m"]), True, 3, zoom_on_val=True
+    )
+    assert asked == [("val", True, 3), ("val", True, 1), ("test", True, chosen), ("test", False, 1)]
+    assert extra["tta_zoom_out_chosen"] == chosen
+    assert extra["val_miou_tta"] == val_by_zoom[chosen] - 0.01  # the chosen view's, as recorded
+    assert extra["val_by_zoom"]["1"]["miou_in_truth"] == val_by_zoom[1]
+    assert "the view val chose: 8 orientations" in capsys.readouterr().out
+    asked.clear()  # without tta, or without a zoom to choose, nothing else is scored
+    final_scores(score, (["test"], ["m"]), (["val"], ["m"]), True, 1, zoom_on_val=True)
+    assert asked == [("test", True, 1), ("test", False, 1), ("val", True, 1)]
+
+
 class WhereAmI(torch.nn.Module):
     """A stand-in model whose two logits are constant over each window: the window's top row and
     left column, read off an image whose bands are the row and column numbers. It notes every
