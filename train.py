@@ -20,11 +20,11 @@ folder, the clicks it learned from in <out>/clicks/, each file written atomicall
 The optional levers each enter at one line that names them: torchrun (lib/distributed.py), --resume
 (lib/checkpoint.Progress: the state after an epoch, at most once a minute, in <out>/resume.pt; the
 same command with --resume goes on from there and ends as the uninterrupted run would have), the
-mean teacher (lib/teacher.py), pasted boxes and the zoom (lib/crops.py), extra targets
-(lib/tiles.read_targets), the prior shift (lib/prior.py), a warm start from a finished run
-(--init, lib/checkpoint.warm_start), the weight average of the last epochs (--average-last,
-lib/averaging.py) and the pixel forest fused into the scored maps (--forest-weight,
-lib/forest.Fusion).
+mean teacher (lib/teacher.py), pasted boxes, the zoom and the photometric changes (lib/crops.py),
+extra targets (lib/tiles.read_targets), the prior shift (lib/prior.py), a warm start from a
+finished run (--init, lib/checkpoint.warm_start), the weight average of the last epochs
+(--average-last, lib/averaging.py) and the pixel forest fused into the scored maps
+(--forest-weight, lib/forest.Fusion).
 """
 
 import argparse
@@ -39,7 +39,7 @@ from lib import distributed, tiles
 from lib.averaging import weight_average
 from lib.checkpoint import Progress, read_progress, save_run, warm_start
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
-from lib.crops import CropSampler, PointDataset, paste_boxes
+from lib.crops import CropSampler, PointDataset, paste_boxes, photometric
 from lib.device import machine, pick_device, pick_precision
 from lib.evaluation import evaluate, final_scores, print_table
 from lib.forest import Fusion
@@ -167,6 +167,8 @@ def train_one_epoch(trained, optimizer, loader, epoch, config, precision, teache
             images, point_labels, *target_labels = paste_boxes(
                 config["paste"], images, point_labels, *target_labels
             )
+        if config["photometric"]:  # --photometric: as another sensor, season or haze shows it
+            images = photometric(images, config["photometric"])
         # --extra-targets: another model's map of the tile, learnt beside the clicks
         extras = [(target_labels[0], config["extra_weight"])] if target_labels else []
         if config["consistency"] or config["grow"]:  # the mean teacher's say on unclicked pixels

@@ -5,7 +5,8 @@ label-free) and in which of the 8 orientations of the square (`dihedral`); `Poin
 them, image and clicks together, so every click stays on the pixel it labels; with a zoom, a crop
 K times as large shrunk K times, so the network also learns the view the test tiles are shrunk to
 (lib/evaluation.py's zoom_out: a roof wider than a window seen with its edges). `paste_boxes` moves
-clicked patches into the other crops of a batch (train.py --paste).
+clicked patches into the other crops of a batch (train.py --paste); `photometric` shows each crop
+as another sensor, season or haze might (train.py --photometric).
 """
 
 import math
@@ -13,6 +14,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 from clicks import Clicks, check_choice, count_labels, every_pixel
 from pce import UNLABELED
@@ -248,3 +250,31 @@ def paste_boxes(boxes, images, *label_maps):
         for labels, original in zip(pasted_labels, label_maps):
             labels[into][put] = original[source][cut]
     return (pasted, *pasted_labels)
+
+
+def photometric(images, strength):
+    """Each training crop of a batch (N, B, S, S) as another sensor, season or haze might show it:
+    its contrast about its own mean and its brightness each scaled by a factor drawn from
+    [1 - strength, 1 + strength], each band's gain by one from [1 - strength/2, 1 + strength/2]
+    (a colour cast), and half of the crops blurred (a Gaussian of 0.5 to 1.5 px). Scene-to-scene
+    change on real imagery is mostly this (a held-out set's val and test come from other scenes),
+    and a network that learnt one scene's colours of a class misses it in the next. The clicks
+    stay where they are: nothing moves. In the stored units (the model standardises after), never
+    below 0. Drawn from torch's global generator, which train.py seeds (and --resume restores)."""
+    n, bands = images.shape[:2]
+    images = images.float()
+    mean = images.mean((2, 3), keepdim=True)  # per crop and band
+    contrast = between(1 - strength, 1 + strength, (n, 1, 1, 1))
+    brightness = between(1 - strength, 1 + strength, (n, 1, 1, 1))
+    cast = between(1 - strength / 2, 1 + strength / 2, (n, bands, 1, 1))
+    images = ((mean + contrast * (images - mean)) * brightness * cast).clamp_min(0)
+    blurred = torch.rand(n) < 0.5
+    sigmas = between(0.5, 1.5, (n,))
+    for i in blurred.nonzero().flatten().tolist():
+        images[i] = gaussian_blur(images[i], [7, 7], [float(sigmas[i])] * 2)
+    return images
+
+
+def between(low, high, shape):
+    """Uniform draws in [low, high) of that shape, from torch's global generator."""
+    return low + (high - low) * torch.rand(shape)

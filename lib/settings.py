@@ -141,6 +141,9 @@ SETTINGS = (
     Setting("paste", 0, "boxes, each around a click of another crop of the batch, pasted into each "
             "training crop: context decoupling (lib/crops.py); 0: off", int,
             check=non_negative_int),
+    Setting("photometric", 0.0, "each training crop's contrast and brightness varied by up to this "
+            "fraction, its bands' gains by half of it, half of the crops blurred: another sensor, "
+            "season or haze (lib/crops.py); 0: off", float, check=fraction_from_0),
     Setting("extra_targets", None, "folder of <stem>_classes.png maps of the training tiles "
             "(255: none), e.g. baseline.py --predict-train or predict.py --min-confidence: extra "
             "targets"),

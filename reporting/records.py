@@ -158,12 +158,14 @@ def method(run):
         + [f"{c['epochs']} epochs"] * (c["epochs"] != DEFAULTS["epochs"])
         + ["TTA"] * c["tta"]
     )
-    recipe += [f"test tiles also shrunk {c['tta_zoom_out']}×"] * (c["tta_zoom_out"] > 1)
+    chosen = " if val chose it" * c["zoom_on_val"]
+    recipe += [f"test tiles also shrunk {c['tta_zoom_out']}×{chosen}"] * (c["tta_zoom_out"] > 1)
     recipe += [f"crops also {c['train_zoom_out']}× larger, shrunk"] * (c["train_zoom_out"] > 1)
     estimate = f" ({c['prior_estimate']} shares)" * (c["prior_estimate"] != "em")
     recipe += [f"prior shift {c['prior_shift']:g}{estimate}"] * bool(c["prior_shift"])
     recipe += ["image skip"] * c["image_skip"]
     recipe += [f"{c['paste']} boxes pasted"] * bool(c["paste"])
+    recipe += [f"photometric ±{c['photometric']:g}"] * bool(c["photometric"])
     recipe += [f"extra targets ×{c['extra_weight']:g}"] * bool(c["extra_targets"])
     recipe += ["class-balanced"] * bool(c["class_balanced"])
     recipe += [f"EMA {c['ema_decay']:g}"] * bool(c["ema"])
@@ -172,6 +174,7 @@ def method(run):
     recipe += ["region growing"] * bool(c["grow"])
     recipe += [f"the last {c['average_last']} epochs' weights averaged"] * bool(c["average_last"])
     recipe += ["started from another run's weights"] * bool(c["init"])
+    recipe += [f"the pixel forest fused in ×{c['forest_weight']:g}"] * bool(c["forest_weight"])
     return (
         "U-Net, "
         + c["loss"]

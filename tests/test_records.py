@@ -18,6 +18,11 @@ def test_the_method_column_names_every_setting_that_moves_the_scores():
     assert (
         records.method(dict(config=geometric)) == "U-Net, pce; prior shift 0.5 (geometric shares)"
     )
+    levers = dict(tta=True, tta_zoom_out=3, zoom_on_val=True, photometric=0.2, forest_weight=0.25)
+    assert records.method(dict(config=levers)) == (
+        "U-Net, pce; TTA, test tiles also shrunk 3× if val chose it, photometric ±0.2, "
+        "the pixel forest fused in ×0.25"
+    )
     assert records.method(dict(config={})) == "U-Net, pce"
 
 

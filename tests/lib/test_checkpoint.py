@@ -21,9 +21,10 @@ TINY = dict(
     batch_size=4,
     weights="none",
     points=100,
-    # the mean teacher and its targets, and the pasted boxes: their state and random draws go on
-    # from resume.pt too
+    # the mean teacher and its targets, the pasted boxes and the photometric changes: their state
+    # and random draws go on from resume.pt too
     paste=2,
+    photometric=0.2,
     ema=True,
     consistency=0.5,
     grow=True,

@@ -11,6 +11,7 @@ from lib.crops import (
     PointDataset,
     dihedral,
     paste_boxes,
+    photometric,
     shrink,
     shrink_labels,
     undo_dihedral,
@@ -227,3 +228,22 @@ def test_pasted_boxes_carry_their_clicks_and_only_their_own_pixels_labels():
     # a batch of one has no other crop: it is left as it is
     alone = paste_boxes(3, images[:1], clicks[:1])
     assert torch.equal(alone[0], images[:1]) and torch.equal(alone[1], clicks[:1])
+
+
+def test_photometric_changes_each_crop_within_its_strength_and_moves_no_pixel():
+    torch.manual_seed(0)
+    n, size = 64, 32
+    ramp = torch.linspace(10, 200, size)
+    images = (ramp[None, None, None, :] + torch.zeros(n, 3, size, 1)).contiguous()  # left to right
+    changed = photometric(images, 0.2)
+    assert changed.shape == images.shape and changed.dtype == torch.float32
+    assert (changed >= 0).all() and not torch.equal(changed, images)
+    # brightness x contrast x gain of a band: within (1 ± 0.2)² x (1 ± 0.1) of the crop's spread
+    spread = changed.std((2, 3)) / images.std((2, 3))
+    assert (spread > 0.8**2 * 0.9 * 0.9).all() and (spread < 1.2**2 * 1.1).all()
+    assert spread.std() > 0.02  # crops and bands differ
+    # no pixel moves: a crop's columns keep their order (the ramp rises left to right)
+    middle = changed[:, :, size // 2, 2:-2]
+    assert (middle.diff(dim=-1) > 0).all()
+    torch.manual_seed(0)  # the global generator decides: same seed, same changes
+    assert torch.equal(photometric(images, 0.2), changed)
