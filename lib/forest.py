@@ -106,10 +106,19 @@ def probabilities(forest, image, num_classes):
     pixel of a tile, block by block; a class no click had gets 0."""
     shares = np.zeros((num_classes, *image.shape[-2:]), np.float32)
     for top, left, f in blocks(image):
-        voted = forest.predict_proba(f.reshape(len(f), -1).T).T  # (the forest's classes, pixels)
-        block = shares[:, top : top + f.shape[1], left : left + f.shape[2]]
-        block[forest.classes_] = voted.reshape(len(voted), *f.shape[1:])
+        shares[:, top : top + f.shape[1], left : left + f.shape[2]] = probabilities_of(
+            forest, f, num_classes
+        )
     return torch.from_numpy(shares)
+
+
+def probabilities_of(forest, planes, num_classes):
+    """(num_classes, h, w) float32 numpy: the forest's votes at each pixel of a feature stack
+    (F, h, w); a class no click had gets 0."""
+    shares = np.zeros((num_classes, *planes.shape[1:]), np.float32)
+    voted = forest.predict_proba(planes.reshape(len(planes), -1).T).T  # (its classes, pixels)
+    shares[forest.classes_] = voted.reshape(len(voted), *planes.shape[1:])
+    return shares
 
 
 def fuse(logits, forest_shares, weight):

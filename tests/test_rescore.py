@@ -165,6 +165,14 @@ def test_the_forest_fused_in_training_rescoring_scanning_and_predict_py_alike(
     scanned = [float(line.split()[6]) for line in lines if line.startswith("val zoom 1 weight")]
     assert scanned == [round(plain["val_miou_tta"], 4), round(fused["val_miou_tta"], 4)]
     assert not any(line.startswith("test ") for line in lines)
+    # the forest fed the network's features: the network's one view is the best epoch's val
+    monkeypatch.setattr(sys, "argv", ["feature_forest_scan", str(tmp_path / "plain")])
+    runpy.run_module("scripts.feature_forest_scan", run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    found = {line.split(":")[0]: line.split()[-3] for line in lines if line.startswith("val ")}
+    assert len(found) == 6 and not any(line.startswith("test ") for line in lines)
+    best = plain["history"][plain["best_epoch"] - 1]["val_miou"]
+    assert found["val network"] == f"{best:.4f}"
     # predict.py fits the run's forest again and maps as the run was scored
     tiles = tmp_path / "tiles"
     tiles.mkdir()
