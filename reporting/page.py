@@ -132,7 +132,7 @@ def page(folder, tables_text, r=None):
     ]
     if (folder / "plan.json").is_file():  # the project's results: the README's table first
         glance = headline(folder, r).replace("results/README.md#", "#").replace("results/", "")
-        lines += ["## At a glance", "", glance, ""]
+        lines += ["## At a glance", "", *glance.split("\n"), ""]
     experiment_logs = sorted(folder.glob("experiments*.log"))
     body = tables_text.split("\n", 2)[2] if tables_text else ""
     if body:
@@ -140,7 +140,8 @@ def page(folder, tables_text, r=None):
             f"- `{command}` — {when} ([log]({log.name}))"
             for log, when, command in map(header, experiment_logs)
         ]
-        lines += ["", body.replace("\n## ", "\n### ").strip(), ""]
+        # a line each: wrapped() folds prose lines, and a table held in one string is not one
+        lines += ["", *body.replace("\n## ", "\n### ").strip().split("\n"), ""]
         lines += [f"![{p.stem}]({p.name})" for p in sorted(folder.glob("fig*.png"))] + [""]
     lines += topic_summaries(topic_sections(folder))
     lines += gis_example(folder)

@@ -158,6 +158,8 @@ def test_the_committed_results_page_is_what_report_py_renders():
     gives them back."""
     tables, page, ledger = report.texts(Path("results"))
     assert page == Path("results/README.md").read_text()
+    # the report's tables stay tables: a row a line, not folded into the prose around them
+    assert "\n| points/image | labeled fraction |" in page and "\n### Table 1" in page
     assert ledger == Path("results/runs.md").read_text()
     assert tables == Path("results/tables.md").read_text()
     readme = Path("README.md").read_text()
