@@ -174,14 +174,15 @@ def headline(folder, r=None):
     """The table at the top of the results page and of README.md: the report's recipe on the
     synthetic scenes beside the report's numbers, and on every set the defaults a user gets
     (results/plan.json's "defaults") against the pixel random forest on the same clicks, each seed's
-    margin, and the margin aimed at."""
+    margin, the margin aimed at, and the two's wall times. A set whose network has not run yet is
+    listed with its forest."""
     r, groups, p = r or results(folder), run_groups(folder), plan(folder)
     lines = [
         "| data | run | seeds | test mIoU | the forest, same clicks | − forest: mean (each seed) | "
-        "target | the report (ImageNet init, 1 run) |",
-        "|---" * 8 + "|",
+        "target | wall time, network / forest | the report (ImageNet init, 1 run) |",
+        "|---" * 9 + "|",
     ]
-    forest_of = lambda data: by_seed(groups.get(f"{data}/{p.get('forest')}", []))
+    forest_runs = lambda data: groups.get(f"{data}/{p.get('forest')}", [])
     report = f"{REPORT_FINAL['miou']:.4f} / {REPORT_FINAL['pixel_accuracy']:.4f}"
     rows = [
         (
@@ -195,14 +196,17 @@ def headline(folder, r=None):
     shown = []
     for data, what, config, theirs in rows:
         miou = r.values(config, "test", "miou")
-        forest = forest_of(data) if "points_per_class" in config else {}
-        lines.append(glance_row(data, what, miou, forest, None, theirs))
+        forest = forest_runs(data) if "points_per_class" in config else []
+        walls = list(r.values(config, "wall_time_s").values())
+        lines.append(glance_row(data, what, miou, forest, None, theirs, walls))
     for data, name, what in p.get("defaults", []):
         runs = groups.get(f"{data}/{name}", [])
-        if runs:
-            shown += runs
-            margin = p.get("unclicked_margin_over_forest", {}).get(data)
-            lines.append(glance_row(data, what, by_seed(runs), forest_of(data), margin, "—"))
+        shown += runs
+        margin = p.get("unclicked_margin_over_forest", {}).get(data)
+        walls = [run["wall_time_s"] for run in runs]
+        if runs or forest_runs(data):
+            row = glance_row(data, what, by_seed(runs), forest_runs(data), margin, "—", walls)
+            lines.append(row)
     networks = [rec["metrics"] for rec in r.records.values()] + shown
     machines = sorted({run["machine"] + ", " + run["precision"] for run in networks})
     inits = sorted({run["encoder_init"] for run in networks})
@@ -210,8 +214,9 @@ def headline(folder, r=None):
         lines
         + [
             "",
-            f"Mean ± std over seeds; − forest paired by seed. Computed on: {'; '.join(machines)}. "
-            f"The network's encoder init: {', '.join(inits)}.",
+            f"Mean ± std over seeds; − forest paired by seed; wall times are means over seeds, "
+            f"each as its record has it. Computed on: {'; '.join(machines)}. The network's "
+            f"encoder init: {', '.join(inits)}.",
         ]
     )
 
@@ -221,8 +226,10 @@ def by_seed(runs):
     return {run["config"]["seed"]: run["test"]["miou"] for run in runs}
 
 
-def glance_row(data, what, miou, forest, margin, theirs):
-    """One row of the headline table; forest {} for a row without one, margin None for none."""
+def glance_row(data, what, miou, forest_runs, margin, theirs, walls):
+    """One row of the headline table: the network's {seed: test mIoU} ({}: not run yet), the
+    forest's runs ([] for a row without one), margin None for none, the network's wall times."""
+    forest = by_seed(forest_runs)
     gap = {s: miou[s] - forest[s] for s in miou if s in forest}
     each = ", ".join(f"{gap[s]:+.4f}" for s in sorted(gap))
     target = "—"
@@ -232,11 +239,16 @@ def glance_row(data, what, miou, forest, margin, theirs):
         target = f"+{margin:.2f}: " + ("met" if mean >= margin else short)
         lowest = min(gap.values())
         target += "" if lowest >= 0 else f"; below the forest on a seed ({lowest:+.4f})"
+    elif margin is not None:
+        target = f"+{margin:.2f}"
+    network = f"{np.mean(walls):.0f} s" if walls else "—"
+    forest_wall = [run["wall_time_s"] for run in forest_runs if "wall_time_s" in run]
+    wall = f"{network} / {np.mean(forest_wall):.0f} s" if forest_wall else network
     return (
-        f"| {data} | {what} | {len(miou)} | {mean_std(miou)} | "
+        f"| {data} | {what} | {len(miou)} | {mean_std(miou) if miou else 'not run yet'} | "
         f"{mean_std(forest) if forest else '—'} | "
         f"{f'{np.mean(list(gap.values())):+.4f} ({each})' if gap else '—'} | {target} | "
-        f"{theirs or '—'} |"
+        f"{wall} | {theirs or '—'} |"
     )
 
 
