@@ -117,6 +117,9 @@ def test_rounds_train_warm_and_the_last_also_from_scratch_on_the_same_clicks(exp
     assert set(curves) == {"config", "random"} and curves["config"]["warm"]
     start, warm = curves["random"]["0"]
     assert warm["warm"] and not start["warm"] and warm["wall_s"] > 0
+    # --no-tta: the test split scored once, and that time is the round's, kept apart
+    tested = json.loads((out / "random-seed0/round1/metrics.json").read_text())["scoring_seconds"]
+    assert warm["test_scoring_s"] == tested["test"] and 0 < tested["test"] < warm["wall_s"]
     assert warm["scratch"]["clicks"] == warm["clicks"] == start["clicks"] + 10
     from reporting.loop_report import labelling_loops
 
@@ -125,6 +128,7 @@ def test_rounds_train_warm_and_the_last_also_from_scratch_on_the_same_clicks(exp
     text = "\n".join(labelling_loops(tmp_path))
     assert "## Warm rounds: loop" in text and "| random | 0 | 1 (warm) | " in text
     assert "a warm round ≤ 0.25 of the round from scratch's wall time" in text
+    assert "(test scoring left out: worst " in text
 
 
 def test_a_training_cut_short_is_resumed_and_its_log_kept(tmp_path, monkeypatch):
