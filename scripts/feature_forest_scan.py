@@ -31,17 +31,14 @@ parser.add_argument(
 )
 
 
-def tile_views(model, image, config, precision):
-    """A tile's network logits (C, H, W), its last decoder features (16, H, W) and the forest's
-    48 filters (48, H, W): one view each, as numpy where the forest reads them."""
+def decoder_features(model, image, config, precision):
+    """(16, H, W) numpy: what the network's head reads at each pixel of a tile, one view."""
     window, batch = config["image_size"], config["batch_size"]
-    logits = predict_tile(model, image, window, batch, precision)
     head, model.head = model.head, torch.nn.Identity()  # the model now gives what its head reads
     try:
-        decoded = predict_tile(model, image, window, batch, precision)
+        return predict_tile(model, image, window, batch, precision).numpy()
     finally:
         model.head = head
-    return logits, decoded.numpy(), features(np.asarray(image))
 
 
 def fit_forests(model, data, config, precision):
@@ -50,7 +47,7 @@ def fit_forests(model, data, config, precision):
     features, and on the network's features alone."""
     both, classes = [], []
     for number, (image, clicks) in enumerate(zip(*data["train"]), 1):
-        _, decoded, filters = tile_views(model, image, config, precision)
+        decoded, filters = decoder_features(model, image, config, precision), features(image)
         say_every(100, number, len(data["train"][0]), "training tile")
         stacked = np.concatenate([filters, decoded])
         both.append(stacked[:, clicks.rows, clicks.cols].T)
@@ -83,7 +80,9 @@ def main():
         ways += ["forest on filters + network features", "forest on network features"]
         matrices = dict.fromkeys(ways, 0)
         for number, (image, mask) in enumerate(zip(*data[split]), 1):
-            logits, decoded, filters = tile_views(model, image, config, precision)
+            window, batch = config["image_size"], config["batch_size"]
+            logits = predict_tile(model, image, window, batch, precision)
+            decoded, filters = decoder_features(model, image, config, precision), features(image)
             say_every(50, number, len(data[split][0]), f"{split} tile")
             stacked = np.concatenate([filters, decoded])
             shares = torch.from_numpy(probabilities_of(forest, filters, len(classes)))
