@@ -42,12 +42,11 @@ def scan(split, model, fusion, config, precision, classes, zooms, weights):
     for number, (image, mask) in enumerate(zip(images, masks), 1):
         started = time.time()
         full = predict_tile(model, image, window, batch, precision, tta)
-        views = {}
-        for zoom in zooms:  # the shrunk tile is 1/K² of the pixels: a small extra pass
-            coarse = zoom > 1 and predict_tile(
-                model, shrink(np.asarray(image), zoom), window, batch, precision, tta
-            )
-            views[zoom] = blend_zoomed(full.clone(), coarse) if zoom > 1 else full
+        views = {1: full}
+        for zoom in set(zooms) - {1}:  # the shrunk tile is 1/K² of the pixels: a small extra pass
+            small = shrink(np.asarray(image), zoom)
+            coarse = predict_tile(model, small, window, batch, precision, tta)
+            views[zoom] = blend_zoomed(full.clone(), coarse)
         seconds["network"] += time.time() - started
         started = time.time()
         shares = probabilities(fusion.forest, np.asarray(image), len(classes))
