@@ -41,7 +41,7 @@ from lib.checkpoint import Progress, read_progress, save_run, warm_start
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.crops import CropSampler, PointDataset, paste_boxes, photometric
 from lib.device import machine, pick_device, pick_precision
-from lib.evaluation import evaluate, final_scores, print_table
+from lib.evaluation import evaluate, evaluate_views, final_scores, print_table
 from lib.forest import Fusion
 from lib.prior import shift_to_pixel_prior
 from lib.recipe import crf_settings, describe_loss, load_run_data, make_optimizer, train_step
@@ -260,19 +260,10 @@ def test_best(scored, weights, data, config, precision, fusion=None):
     scored.load_state_dict(weights)
     prior = config["prior_shift"] and shift_to_pixel_prior(scored, data["train"], config, precision)
 
-    def score(split, tta, zoom_out):
+    def score(split, views):
         window, batch_size = config["image_size"], config["batch_size"]
-        return evaluate(
-            scored,
-            split,
-            data["classes"],
-            window,
-            batch_size,
-            precision,
-            tta,
-            zoom_out,
-            fuse=fusion,
-        )
+        classes = data["classes"]
+        return evaluate_views(scored, split, classes, window, batch_size, precision, views, fusion)
 
     test, extra = final_scores(
         score,

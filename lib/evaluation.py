@@ -77,22 +77,47 @@ def blend_zoomed(logits, coarse):
 def evaluate(
     model, split, classes, window, batch_size=8, precision="fp32", tta=False, zoom_out=1, fuse=None
 ):
-    """Scores over a whole split (images, dense masks) from one confusion matrix; pixels marked
-    IGNORE (255) are not scored. fuse(image, logits), if given, turns each tile's logits into
-    the map's scores (--forest-weight: the forest's shares fused in, lib/forest.fuse)."""
+    """Scores over a whole split (images, dense masks) seen one way (`tta`, `zoom_out`), from one
+    confusion matrix; pixels marked IGNORE (255) are not scored. fuse, if given, is a run's
+    lib/forest.Fusion: the forest's shares fused into each tile's logits (--forest-weight)."""
+    views = [(tta, zoom_out)]
+    return evaluate_views(model, split, classes, window, batch_size, precision, views, fuse)[0]
+
+
+def evaluate_views(model, split, classes, window, batch_size, precision, views, fuse=None):
+    """The scores of a split for each view of `views`, (tta, zoom_out) pairs, from one pass over
+    its tiles: a tile's full-size logits are computed once for the views that see it with the
+    same tta (a shrunk view is blended into a copy of them), and with fuse the forest's shares of
+    the tile once for all views (the forest costs about half a network pass with TTA)."""
     images, dense_masks = split
     model.eval()
-    matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
+    matrices = [torch.zeros(len(classes), len(classes), dtype=torch.int64) for _ in views]
     # under torchrun: a share each
     for image, dense_mask in distributed.share(list(zip(images, dense_masks))):
-        logits = predict_tile(model, image, window, batch_size, precision, tta, zoom_out)
-        if fuse:
-            logits = fuse(image, logits)
-        prediction = logits.argmax(0)
-        matrix += confusion_matrix(
-            prediction.to(torch.uint8), torch.tensor(np.asarray(dense_mask)), len(classes)
-        )
-    return scores(distributed.sum_over_processes(matrix), classes)  # ... and the matrices summed
+        fused = fuse.of_tile(image) if fuse else None
+        truth = torch.tensor(np.asarray(dense_mask))
+        seen = tile_views(model, image, window, batch_size, precision, views)
+        for matrix, logits in zip(matrices, seen):
+            prediction = (fused(logits) if fused else logits).argmax(0)
+            matrix += confusion_matrix(prediction.to(torch.uint8), truth, len(classes))
+    # ... and the matrices summed
+    return [scores(distributed.sum_over_processes(matrix), classes) for matrix in matrices]
+
+
+def tile_views(model, image, window, batch_size, precision, views):
+    """Yield a tile's logits for each (tta, zoom_out) of `views`, as predict_tile computes them,
+    the full-size pass of each tta made once."""
+    image = np.asarray(image)
+    full = {}
+    for tta, zoom_out in views:
+        if tta not in full:
+            full[tta] = predict_tile(model, image, window, batch_size, precision, tta)
+        if zoom_out == 1:
+            yield full[tta]
+        else:
+            small = shrink(image, zoom_out)
+            coarse = predict_tile(model, small, window, batch_size, precision, tta)
+            yield blend_zoomed(full[tta].clone(), coarse)
 
 
 def confusion_matrix(prediction, target, num_classes):
@@ -139,29 +164,31 @@ def scores(matrix, classes):
 
 
 def final_scores(score, test, val, tta, zoom_out=1, show_test=True, zoom_on_val=False):
-    """The best epoch's weights scored by `score(split, tta, zoom_out)`: the test split, and with
-    tta also without it and val with it (what the choice of recipe was made on, docs/recipe.md).
-    zoom_out is part of the test-time augmentation: only with tta. With zoom_on_val, val is scored
-    first with the tile shrunk zoom_out times and as it is, and test is seen as val scored higher
-    (over the classes val holds, as epochs are chosen): a view the run's own val chooses. Returns
-    (test metrics, extra): extra holds those other scores and what each scoring cost.
-    show_test=False keeps test's mIoU off the screen (a scan that chooses on val)."""
+    """The tested weights scored by `score(split, views)` (a list of scores, one a (tta, zoom_out)
+    view, from one pass over the split): the test split, and with tta also without it and val
+    with it (what the choice of recipe was made on, docs/recipe.md). zoom_out is part of the
+    test-time augmentation: only with tta. With zoom_on_val, val is scored first with the tile
+    shrunk zoom_out times and as it is, and test is seen as val scored higher (over the classes
+    val holds, as epochs are chosen): a view the run's own val chooses. Returns (test metrics,
+    extra): extra holds those other scores and what each pass cost. show_test=False keeps
+    test's mIoU off the screen (a scan that chooses on val)."""
 
-    def timed(name, split, tta=False, zoom=1):
+    def timed(name, split, views):
         # a progress line a pass: on big tiles, 8 orientations take minutes on a CPU
         tiles = len(split[0])
-        views = view_name(zoom) if tta else "as they are"
-        print(f"scoring {name}: {tiles} tile{'s' * (tiles != 1)}, {views}", flush=True)
+        words = "; ".join(view_name(zoom) if tta else "as they are" for tta, zoom in views)
+        print(f"scoring {name}: {tiles} tile{'s' * (tiles != 1)}, {words}", flush=True)
         start = time.time()
-        return score(split, tta, zoom), round(time.time() - start, 2)
+        return score(split, views), round(time.time() - start, 2)
 
     extra = dict(scoring_seconds={})
+    zoom_out = zoom_out if tta else 1
     choose = zoom_on_val and tta and zoom_out > 1 and len(val[0])
     if choose:
-        by_zoom, seconds = {}, 0.0
-        for zoom in (zoom_out, 1):
-            by_zoom[zoom], took = timed("val", val, True, zoom)
-            seconds += took
+        (shrunk, plain), extra["scoring_seconds"]["val_tta"] = timed(
+            "val", val, [(True, zoom_out), (True, 1)]
+        )
+        by_zoom = {zoom_out: shrunk, 1: plain}
         # over the classes val holds, as epochs are chosen; a tie keeps the shrunk view
         chosen = max(by_zoom, key=lambda zoom: (by_zoom[zoom]["miou_in_truth"], zoom))
         print(f"the view val chose: {view_name(chosen)}", flush=True)
@@ -170,15 +197,17 @@ def final_scores(score, test, val, tta, zoom_out=1, show_test=True, zoom_on_val=
             str(zoom): dict(miou=v["miou"], miou_in_truth=v["miou_in_truth"])
             for zoom, v in by_zoom.items()
         }
-        extra["tta_zoom_out_chosen"], extra["scoring_seconds"]["val_tta"] = chosen, seconds
-        zoom_out = chosen
-    scored, extra["scoring_seconds"]["test"] = timed("test", test, tta, zoom_out if tta else 1)
+        extra["tta_zoom_out_chosen"] = zoom_out = chosen
+    # test as the run sees it and, with tta, as it is (one pass: the forest's shares once a tile)
+    views = [(True, zoom_out), (False, 1)] if tta else [(False, 1)]
+    seen, extra["scoring_seconds"]["test"] = timed("test", test, views)
+    scored = seen[0]
     if tta:
-        extra["test_without_tta"], extra["scoring_seconds"]["test_without_tta"] = timed(
-            "test", test
-        )
+        extra["test_without_tta"] = seen[1]
         if len(val[0]) and not choose:
-            val_scores, extra["scoring_seconds"]["val_tta"] = timed("val", val, True, zoom_out)
+            (val_scores,), extra["scoring_seconds"]["val_tta"] = timed(
+                "val", val, [(True, zoom_out)]
+            )
             extra["val_miou_tta"] = val_scores["miou"]
         if show_test:
             print(

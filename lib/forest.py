@@ -185,4 +185,10 @@ class Fusion:
             )
 
     def __call__(self, image, logits):
-        return fuse(logits, probabilities(self.forest, image, self.num_classes), self.weight)
+        return self.of_tile(image)(logits)
+
+    def of_tile(self, image):
+        """fused(logits) for one tile: the forest's shares of it computed once, for as many views
+        of the tile as are scored (lib/evaluation.evaluate_views)."""
+        shares = probabilities(self.forest, np.asarray(image), self.num_classes)
+        return lambda logits: fuse(logits, shares, self.weight)

@@ -19,7 +19,7 @@ from pathlib import Path
 from lib.checkpoint import finished_run, open_run, save_run
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.device import machine
-from lib.evaluation import evaluate, final_scores, print_table
+from lib.evaluation import evaluate_views, final_scores, print_table
 from lib.forest import Fusion
 from lib.prior import shift_to_pixel_prior, take_out_shift
 from lib.settings import add_options, as_argv
@@ -55,11 +55,10 @@ def rescore(args):
     )
     fusion = Fusion.for_run(data, config)  # --forest-weight W (as the run's, if not given)
 
-    def score(split, tta, zoom_out):
+    def score(split, views):
         window, batch_size = config["image_size"], config["batch_size"]
-        return evaluate(
-            model, split, data["classes"], window, batch_size, precision, tta, zoom_out, fuse=fusion
-        )
+        classes = data["classes"]
+        return evaluate_views(model, split, classes, window, batch_size, precision, views, fusion)
 
     show_test = args["show_test"]
     zoom = config["tta_zoom_out"]

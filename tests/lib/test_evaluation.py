@@ -7,7 +7,15 @@ import torch
 import torch.nn.functional as F
 
 from lib.crops import dihedral
-from lib.evaluation import confusion_matrix, final_scores, predict_tile, scores, shrink
+from lib.evaluation import (
+    confusion_matrix,
+    evaluate,
+    evaluate_views,
+    final_scores,
+    predict_tile,
+    scores,
+    shrink,
+)
 from unet import UNet
 
 
@@ -113,47 +121,61 @@ def test_zoom_out_averages_the_logits_of_the_tile_and_of_the_tile_shrunk(h, w):
 
 def test_the_shrunk_tile_is_part_of_the_test_time_augmentation_only(capsys):
     asked = []
-    score = lambda split, tta=False, zoom_out=1: (
-        asked.append((split, tta, zoom_out)) or dict(miou=0.5)
-    )
+
+    def score(split, views):
+        asked.append((len(split[0]), views))
+        return [dict(miou=0.5)] * len(views)
+
     final_scores(score, (["tile"] * 3, ["mask"] * 3), (["val"], ["mask"]), True, 2)
-    assert [(len(split[0]), tta, zoom) for split, tta, zoom in asked] == [
-        (3, True, 2),
-        (3, False, 1),
-        (1, True, 2),
-    ]
+    # test seen both ways in one pass (the forest's shares of a tile computed once), then val
+    assert asked == [(3, [(True, 2), (False, 1)]), (1, [(True, 2)])]
     # each pass says what it scores before it starts: minutes on big tiles
-    lines = capsys.readouterr().out.splitlines()[:3]
+    lines = capsys.readouterr().out.splitlines()[:2]
     assert lines == [
-        "scoring test: 3 tiles, 8 orientations, and the tile shrunk 2x",
-        "scoring test: 3 tiles, as they are",
+        "scoring test: 3 tiles, 8 orientations, and the tile shrunk 2x; as they are",
         "scoring val: 1 tile, 8 orientations, and the tile shrunk 2x",
     ]
     asked.clear()
-    final_scores(score, "test", ["val"], False, 2)
-    assert asked == [("test", False, 1)]
+    final_scores(score, (["test"], ["m"]), (["val"], ["m"]), False, 2)
+    assert asked == [(1, [(False, 1)])]
 
 
 @pytest.mark.parametrize("val_by_zoom, chosen", [({1: 0.6, 3: 0.5}, 1), ({1: 0.5, 3: 0.5}, 3)])
 def test_zoom_on_val_sees_test_as_val_scored_higher(val_by_zoom, chosen, capsys):
     asked = []
 
-    def score(split, tta=False, zoom_out=1):
-        asked.append((split[0][0], tta, zoom_out))
-        in_truth = val_by_zoom[zoom_out] if split[0][0] == "val" else 0.1
-        return dict(miou=in_truth - 0.01, miou_in_truth=in_truth)
+    def score(split, views):
+        asked.append((split[0][0], views))
+        in_truth = [val_by_zoom[zoom] if split[0][0] == "val" else 0.1 for _, zoom in views]
+        return [dict(miou=v - 0.01, miou_in_truth=v) for v in in_truth]
 
     test, extra = final_scores(
         score, (["test"], ["m"]), (["val"], ["m"]), True, 3, zoom_on_val=True
     )
-    assert asked == [("val", True, 3), ("val", True, 1), ("test", True, chosen), ("test", False, 1)]
+    assert asked == [("val", [(True, 3), (True, 1)]), ("test", [(True, chosen), (False, 1)])]
     assert extra["tta_zoom_out_chosen"] == chosen
     assert extra["val_miou_tta"] == val_by_zoom[chosen] - 0.01  # the chosen view's, as recorded
     assert extra["val_by_zoom"]["1"]["miou_in_truth"] == val_by_zoom[1]
     assert "the view val chose: 8 orientations" in capsys.readouterr().out
     asked.clear()  # without tta, or without a zoom to choose, nothing else is scored
     final_scores(score, (["test"], ["m"]), (["val"], ["m"]), True, 1, zoom_on_val=True)
-    assert asked == [("test", True, 1), ("test", False, 1), ("val", True, 1)]
+    assert asked == [("test", [(True, 1), (False, 1)]), ("val", [(True, 1)])]
+
+
+@pytest.mark.slow
+def test_the_views_of_one_pass_are_those_of_a_pass_each():
+    """evaluate_views shares a tile's full-size pass (and the forest's shares) between views: its
+    scores are those of evaluate, one view at a time."""
+    torch.manual_seed(0)
+    model = UNet(weights=None, num_classes=3).eval()
+    images = [torch.rand(3, 70, 50).numpy(), torch.rand(3, 64, 64).numpy()]
+    rng = np.random.default_rng(0)
+    masks = [rng.integers(0, 3, image.shape[1:]) for image in images]
+    views = [(True, 2), (True, 1), (False, 1)]
+    together = evaluate_views(model, (images, masks), list("abc"), 64, 8, "fp32", views)
+    for (tta, zoom), scored in zip(views, together):
+        alone = evaluate(model, (images, masks), list("abc"), 64, 8, "fp32", tta, zoom)
+        assert scored["confusion_matrix"] == alone["confusion_matrix"]
 
 
 class WhereAmI(torch.nn.Module):

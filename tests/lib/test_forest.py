@@ -66,6 +66,8 @@ def test_a_runs_forest_is_fitted_again_the_same_from_its_file(tmp_path):
     assert (again.weight, again.seed, again.num_classes) == (0.5, 3, 4)
     logits = torch.randn(4, 40, 40)
     assert torch.equal(again(image, logits), fusion(image, logits))
+    shares = probabilities(fusion.forest, image, 4)  # a tile's shares, kept for its views
+    assert torch.equal(fusion.of_tile(image)(logits), fuse(logits, shares, 0.5))
     masks = dict(train=([image], [np.zeros((40, 40), np.uint8)]), classes=data["classes"])
     with pytest.raises(ValueError, match="a training tile has none"):
         Fusion.for_run(masks, dict(forest_weight=0.5, seed=3))
