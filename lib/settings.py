@@ -28,6 +28,8 @@ NO_OTHER_DEFAULT = object()  # a setting whose --data (or --init) default is its
 # a warm round's schedule (--init): chosen on validation, docs/suggest.md (Warm rounds)
 WARM_EPOCHS = 2
 WARM_LR = 3e-4
+# --data runs test the mean of the last epochs' weights: at most this many, the last third
+AVERAGE_LAST = 5
 
 
 def flag(name):
@@ -121,8 +123,9 @@ SETTINGS = (
             warm_default=WARM_LR),
     Setting("weight_decay", 1e-4, "Adam's weight decay", float, check=non_negative),
     Setting("average_last", 0, "test the mean of the weights after each of the last K epochs "
-            "(stochastic weight averaging, lib/averaging.py) instead of the best epoch; 0: off",
-            int, check=non_negative_int),
+            "(stochastic weight averaging, lib/averaging.py) instead of the best epoch; 0: off; "
+            "--data's K is at most the last third of the epochs, none with --ema",
+            int, check=non_negative_int, data_default=AVERAGE_LAST),
     Setting("crops_per_epoch", None, "training crops per epoch (default: cover the training area "
             "once, ceil(total tile area / image-size^2))", int, check=positive_int),
     Setting("train_zoom_out", 1, "cut half the training crops K times larger and shrink them K "
@@ -170,12 +173,13 @@ SETTINGS = (
             "their geometric mean", str, ESTIMATES, data_default="mean"),
     Setting("forest_weight", 0.0, "at test and in predict.py, fuse the pixel forest's class "
             "probabilities (baseline.py's, fitted on the same clicks) with the network's by a "
-            "geometric mean of this weight; 0: off (lib/forest.fuse)", float, check=fraction),
+            "geometric mean of this weight; 0: off (lib/forest.fuse); none with --dense", float,
+            check=fraction, data_default=0.5),
     Setting("tta_zoom_out", 1, "with --tta, also see each test tile shrunk K times (K x K pixels "
             "averaged) and average; 1: off", int, data_default=3),
     Setting("zoom_on_val", False, "with --tta-zoom-out K > 1: score val with the tile shrunk and "
             "as it is, and see test as val scored higher (a view the run's own val chooses)",
-            check=boolean),
+            check=boolean, data_default=True),
     # where it runs and what it starts from
     Setting("device", "auto", "auto, cpu, cuda, cuda:N"),
     Setting("precision", "auto", "auto: bf16 where the device computes it natively, else fp32",
@@ -231,8 +235,9 @@ def settings(given):
     """A run's full config: what was given (a None in place of a --data or --init default: not
     given), over the warm defaults for a run with --init, over the --data defaults for a --data
     run, over the defaults. The zoom is test-time augmentation, so a run without TTA is not zoomed;
-    dense labels are the pixels, so their shares need no shift, and a run not shifted has no shares
-    to pick."""
+    dense labels are the pixels, so their shares need no shift and there are no clicks to fit a
+    forest on; a run not shifted has no shares to pick; the weights averaged are those of the last
+    third of the epochs (a warm round's two: none), none beside the mean teacher's average."""
     given = {k: v for k, v in given.items() if not (k in FLEXIBLE and v is None)}
     warm = WARM_DEFAULTS if given.get("init") else {}
     if not given.get("data"):
@@ -242,6 +247,11 @@ def settings(given):
         merged["tta_zoom_out"] = 1
     if "prior_shift" not in given and merged["dense"]:
         merged["prior_shift"] = 0.0
+    if "forest_weight" not in given and merged["dense"]:
+        merged["forest_weight"] = 0.0
+    if "average_last" not in given:  # the last third of the epochs, none beside the mean teacher
+        last_third = min(AVERAGE_LAST, merged["epochs"] // 3)
+        merged["average_last"] = 0 if merged["ema"] else last_third
     return without_idle_estimate(merged, given)
 
 
@@ -439,6 +449,14 @@ NOT_IN_NAME = (
 )
 
 
+def unasked(config, name):
+    """What settings() gives `name` with the rest of config given as it is: a default derived
+    from the others (--data's --average-last, from its epochs) names no run."""
+    if name not in FLEXIBLE:
+        return DEFAULTS[name]
+    return settings({**config, name: None})[name]
+
+
 def run_name(config):
     """runs/<name>: the labels, each setting that is neither its default nor, on a --data run, its
     --data default, and the seed, e.g. points200-seed0, 10perclass-random-loss-pce+crf-seed1."""
@@ -451,6 +469,7 @@ def run_name(config):
         if name in DEFAULTS
         and name not in NOT_IN_NAME
         and all(value != defaults[name] for defaults in usual)
+        and value != unasked(config, name)
     ]
     warm = ["warm"] if config.get("init") else []  # --init's run is a path: named by its use
     return "-".join([label_mode(config)[2], *differs, *warm, f"seed{config['seed']}"])

@@ -4,7 +4,7 @@
 #   bash scripts/set_runs.sh forest gid5 0 1 2       baseline.py
 #   bash scripts/set_runs.sh network gid5 0         train.py with the --data defaults
 # SET is a folder scripts/prepare_data.sh made. Writes RESULTS/<set>/forest-points-per-class-10[-seedN]
-# and RESULTS/<set>/points-per-class-10[-seedN] (RESULTS default results), each with its log headed
+# and RESULTS/<set>/defaults[-seedN] (RESULTS default results), each with its log headed
 # by date, machine and command, as the DroneDeploy and Dubai records are. A run whose metrics.json
 # exists is skipped; a network run that left resume.pt is resumed. EXTRA="FLAGS" adds flags to every
 # run (a smoke test: EXTRA="--epochs 1 --train-size 8").
@@ -28,7 +28,7 @@ for seed in "$@"; do
     out=$RESULTS/$(basename "$set_")/forest-points-per-class-10$suffix log=baseline.log
     command="$PYTHON baseline.py --data $set_ --points-per-class 10 --seed $seed --out $out $EXTRA"
   else
-    out=$RESULTS/$(basename "$set_")/points-per-class-10$suffix log=train.log
+    out=$RESULTS/$(basename "$set_")/defaults$suffix log=train.log
     command="$PYTHON train.py --data $set_ --points-per-class 10 --seed $seed --out $out $EXTRA"
     [ -e "$out/resume.pt" ] && command="$command --resume"
   fi

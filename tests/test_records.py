@@ -30,25 +30,30 @@ def test_a_logged_data_command_reads_as_it_repeats_its_run_today():
     # a record of the tile recipe, made when it was --data's default: no prior shift or zoom keys
     tile = dict(data="dd", points_per_class=10, augment="dihedral", epochs=10, tta=True)
     command = "python train.py --data dd --points-per-class 10 --seed 1 --out r"
-    pins = " --epochs 10 --prior-shift 0 --tta-zoom-out 1"
+    pins = (
+        " --epochs 10 --average-last 0 --prior-shift 0 --forest-weight 0 --tta-zoom-out 1"
+        " --no-zoom-on-val"
+    )
     assert records.as_run_today(command, tile) == command + pins
     # the shift is pinned first, and at 0 it has no shares to pick: no --prior-estimate
     chosen = dict(tile, epochs=15, prior_shift=0.5, tta_zoom_out=3)
-    assert (
-        records.as_run_today(command, chosen) == command + " --prior-shift 0.5 --prior-estimate em"
+    unfused = " --forest-weight 0 --no-zoom-on-val"  # before the forest and the view on val
+    assert records.as_run_today(command, chosen) == (
+        command + " --average-last 0 --prior-shift 0.5 --prior-estimate em" + unfused
     )
-    today = dict(chosen, prior_shift=1.0, prior_estimate="mean")
+    averaged = dict(chosen, prior_shift=1.0, prior_estimate="mean", average_last=5)
+    assert records.as_run_today(command, averaged) == command + unfused
+    today = dict(averaged, forest_weight=0.5, zoom_on_val=True)
     assert records.as_run_today(command, today) == command
     assert records.as_run_today(command + pins, tile) == command + pins
     dense = dict(data="dd", dense=True, augment="dihedral", epochs=10, tta=True)
     dense_command = "python train.py --data dd --dense"
-    assert (
-        records.as_run_today(dense_command, dense)
-        == dense_command + " --epochs 10 --tta-zoom-out 1"
+    assert records.as_run_today(dense_command, dense) == (
+        dense_command + " --epochs 10 --average-last 0 --tta-zoom-out 1 --no-zoom-on-val"
     )
     no_tta = dict(tile, tta=False)
     assert records.as_run_today(command + " --no-tta", no_tta).endswith(
-        "--epochs 10 --prior-shift 0"
+        "--epochs 10 --average-last 0 --prior-shift 0" + unfused
     )
     # neither synthetic runs nor other scripts are touched
     assert records.as_run_today("python train.py --points 200", dict(points=200)) == (

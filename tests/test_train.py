@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from lib.settings import DATA_DEFAULTS, settings
+from lib.settings import DATA_DEFAULTS, run_name, settings
 from train import train
 
 TINY = dict(
@@ -121,16 +121,24 @@ def test_tile_folders_get_the_data_defaults_unless_a_flag_says_otherwise():
         {k: tiles[k] for k in DATA_DEFAULTS}
         == DATA_DEFAULTS
         == dict(augment="dihedral", epochs=15, tta=True, prior_shift=1.0, tta_zoom_out=3)
-        | dict(prior_estimate="mean")
+        | dict(prior_estimate="mean", average_last=5, forest_weight=0.5, zoom_on_val=True)
     )
     chosen = settings(dict(data="tiles", points=10, **dict(unset, epochs=3, tta_zoom_out=2)))
     assert (chosen["epochs"], chosen["augment"], chosen["tta_zoom_out"]) == (3, "dihedral", 2)
+    # the weights of the last third of the epochs averaged, none beside the mean teacher's
+    assert chosen["average_last"] == 1 and tiles["average_last"] == 5
+    assert settings(dict(data="tiles", points=10, **dict(unset, epochs=30)))["average_last"] == 5
+    assert settings(dict(data="tiles", points=10, ema=True, **unset))["average_last"] == 0
+    warm = settings(dict(data="tiles", points=10, init="runs/round0", **unset))
+    assert warm["average_last"] == 0  # a warm round's 2 epochs
+    assert run_name(chosen) == "points10-epochs-3-tta-zoom-out-2-seed0"
     # the zoom is part of the TTA, and dense labels are the pixels' own shares: neither applies;
     # a run not shifted has no shares to pick
     no_tta = settings(dict(data="tiles", points=10, **dict(unset, tta=False)))
     assert (no_tta["tta"], no_tta["tta_zoom_out"], no_tta["prior_shift"]) == (False, 1, 1.0)
     dense = settings(dict(data="tiles", dense=True, **unset))
     assert (dense["prior_shift"], dense["prior_estimate"], dense["tta_zoom_out"]) == (0.0, "em", 3)
+    assert dense["forest_weight"] == 0.0  # no clicks to fit the forest on
     assert settings(dict(data="tiles", dense=True, prior_shift=0.25))["prior_estimate"] == "mean"
     unshifted = settings(dict(data="tiles", points=10, **dict(unset, prior_shift=0.0)))
     assert unshifted["prior_estimate"] == "em"
