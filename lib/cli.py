@@ -28,6 +28,16 @@ class OneLineParser(argparse.ArgumentParser):
         )
 
 
+def add_show_test(parser, what="scan the test split too"):
+    """--show-test, as every scan and rescoring takes it: test stays off the screen unless asked,
+    so that a setting is chosen on val."""
+    parser.add_argument(
+        "--show-test",
+        action="store_true",
+        help=f"{what} (a setting is chosen on val; test is looked at once, for the setting chosen)",
+    )
+
+
 def run_command(parser, function, argv=None):
     """function(the parsed flags as a dict); a ValueError or FileNotFoundError from it becomes one
     line and exit 2, like a bad flag."""

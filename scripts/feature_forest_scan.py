@@ -16,19 +16,14 @@ import numpy as np
 import torch
 
 from lib.checkpoint import open_run
-from lib.cli import OneLineParser
+from lib.cli import OneLineParser, add_show_test
 from lib.evaluation import confusion_matrix, predict_tile, scores
 from lib.forest import features, fit, fuse, probabilities_of
 
 parser = OneLineParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--weights", type=float, nargs="+", default=[0.25, 0.5])
-parser.add_argument(
-    "--show-test",
-    action="store_true",
-    help="scan the test split too (a setting is chosen on val; test is looked at once, for the "
-    "setting chosen)",
-)
+add_show_test(parser)
 
 
 def decoder_features(model, image, config, precision):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lib.checkpoint import open_run
-from lib.cli import OneLineParser
+from lib.cli import OneLineParser, add_show_test
 from lib.crops import shrink
 from lib.evaluation import blend_zoomed, confusion_matrix, predict_tile, scores
 from lib.forest import Fusion, fuse, probabilities
@@ -25,12 +25,7 @@ parser = OneLineParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--weights", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1])
 parser.add_argument("--zoom", type=int, nargs="+", help="default: 1 and RUN's --tta-zoom-out")
-parser.add_argument(
-    "--show-test",
-    action="store_true",
-    help="scan the test split too (a setting is chosen on val; test is looked at once, for the "
-    "setting chosen)",
-)
+add_show_test(parser)
 
 
 def scan(split, model, fusion, config, precision, classes, zooms, weights):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lib.checkpoint import finished_run, open_run
-from lib.cli import OneLineParser
+from lib.cli import OneLineParser, add_show_test
 from lib.evaluation import confusion_matrix, predict_tile, scores
 from lib.prior import ESTIMATES, log_ratios, pixel_shares, take_out_shift, training_posteriors
 
@@ -21,12 +21,7 @@ STRENGTHS = (0.25, 0.5, 0.75, 1.0)
 
 parser = OneLineParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
-parser.add_argument(
-    "--show-test",
-    action="store_true",
-    help="scan the test split too (a setting is chosen on val; test is looked at once, for the "
-    "setting chosen)",
-)
+add_show_test(parser)
 parser.add_argument("--estimates", nargs="+", choices=ESTIMATES, default=list(ESTIMATES))
 args = parser.parse_args()
 try:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from lib.checkpoint import finished_run, open_run, save_run
-from lib.cli import OneLineParser, check_output_folder, guard, run_command
+from lib.cli import OneLineParser, add_show_test, check_output_folder, guard, run_command
 from lib.device import machine
 from lib.evaluation import evaluate_views, final_scores, print_table
 from lib.forest import Fusion
@@ -105,12 +105,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder for the rescored run")
     add_options(parser, names=AFTER_TRAINING)  # train.py's flags (RUN's own shift taken out)
     parser.set_defaults(forest_weight=None, zoom_on_val=None)  # not given: RUN's own, as above
-    parser.add_argument(
-        "--show-test",
-        action="store_true",
-        help="print the test split's scores too (a setting is chosen on val; test is looked at "
-        "once, for the setting chosen)",
-    )
+    add_show_test(parser, "print the test split's scores too")
     run_command(parser, rescore, argv)
 
 
