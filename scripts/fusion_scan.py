@@ -17,8 +17,7 @@ import torch
 
 from lib.checkpoint import open_run
 from lib.cli import OneLineParser, add_show_test
-from lib.crops import shrink
-from lib.evaluation import blend_zoomed, confusion_matrix, predict_tile, scores
+from lib.evaluation import confusion_matrix, scores, tile_views
 from lib.forest import Fusion, fuse, probabilities
 
 parser = OneLineParser(description=__doc__.split("\n")[0])
@@ -36,12 +35,9 @@ def scan(split, model, fusion, config, precision, classes, zooms, weights):
     images, masks = split
     for number, (image, mask) in enumerate(zip(images, masks), 1):
         started = time.time()
-        full = predict_tile(model, image, window, batch, precision, tta)
-        views = {1: full}
-        for zoom in set(zooms) - {1}:  # the shrunk tile is 1/K² of the pixels: a small extra pass
-            small = shrink(np.asarray(image), zoom)
-            coarse = predict_tile(model, small, window, batch, precision, tta)
-            views[zoom] = blend_zoomed(full.clone(), coarse)
+        # the full-size view once, the shrunk ones (1/K² of the pixels) blended into copies of it
+        seen = tile_views(model, image, window, batch, precision, [(tta, zoom) for zoom in zooms])
+        views = dict(zip(zooms, seen))
         seconds["network"] += time.time() - started
         started = time.time()
         shares = probabilities(fusion.forest, np.asarray(image), len(classes))

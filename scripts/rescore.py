@@ -103,8 +103,8 @@ def main(argv=None):
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", help="a finished train.py run folder (metrics.json, model.pt)")
     parser.add_argument("--out", required=True, help="folder for the rescored run")
-    add_options(parser, names=AFTER_TRAINING)  # train.py's flags (RUN's own shift taken out)
-    parser.set_defaults(forest_weight=None, zoom_on_val=None)  # not given: RUN's own, as above
+    # train.py's flags (RUN's own shift taken out); one not given (None): RUN's own, as above
+    add_options(parser, names=AFTER_TRAINING)
     add_show_test(parser, "print the test split's scores too")
     run_command(parser, rescore, argv)
 
