@@ -179,8 +179,9 @@ def headline(folder, r=None):
     r, groups, p = r or results(folder), run_groups(folder), plan(folder)
     lines = [
         "| data | run | seeds | test mIoU | the forest, same clicks | − forest: mean (each seed) | "
-        "target | wall time, network / forest | the report (ImageNet init, 1 run) |",
-        "|---" * 9 + "|",
+        "target | wall time, network / forest | tested weights' val, last 3 epochs | "
+        "the report (ImageNet init, 1 run) |",
+        "|---" * 10 + "|",
     ]
     forest_runs = lambda data: groups.get(f"{data}/{p.get('forest')}", [])
     report = f"{REPORT_FINAL['miou']:.4f} / {REPORT_FINAL['pixel_accuracy']:.4f}"
@@ -198,14 +199,14 @@ def headline(folder, r=None):
         miou = r.values(config, "test", "miou")
         forest = forest_runs(data) if "points_per_class" in config else []
         walls = list(r.values(config, "wall_time_s").values())
-        lines.append(glance_row(data, what, miou, forest, None, theirs, walls))
+        lines.append(glance_row(data, what, miou, forest, None, theirs, walls, []))
     for data, name, what in p.get("defaults", []):
         runs = groups.get(f"{data}/{name}", [])
         shown += runs
         margin = p.get("unclicked_margin_over_forest", {}).get(data)
         walls = [run["wall_time_s"] for run in runs]
         if runs or forest_runs(data):
-            row = glance_row(data, what, by_seed(runs), forest_runs(data), margin, "—", walls)
+            row = glance_row(data, what, by_seed(runs), forest_runs(data), margin, "—", walls, runs)
             lines.append(row)
     networks = [rec["metrics"] for rec in r.records.values()] + shown
     machines = sorted({run["machine"] + ", " + run["precision"] for run in networks})
@@ -226,9 +227,23 @@ def by_seed(runs):
     return {run["config"]["seed"]: run["test"]["miou"] for run in runs}
 
 
-def glance_row(data, what, miou, forest_runs, margin, theirs, walls):
+def val_swing(runs):
+    """How far the tested weights' val mIoU (over the classes val holds) moved over the last three
+    epochs, the most of any run: with --average-last the average's after each, else the epochs'
+    own (the best of them is tested). "—" for no run with three epochs."""
+    swings = []
+    for run in runs:
+        key = "val_miou_average" if run["config"].get("average_last") else "val_miou"
+        last = [h.get(f"{key}_in_truth", h.get(key)) for h in run["history"][-3:]]
+        if len(last) == 3 and None not in last:
+            swings.append(max(last) - min(last))
+    return f"moves ≤ {max(swings):.3f}" if swings else "—"
+
+
+def glance_row(data, what, miou, forest_runs, margin, theirs, walls, runs):
     """One row of the headline table: the network's {seed: test mIoU} ({}: not run yet), the
-    forest's runs ([] for a row without one), margin None for none, the network's wall times."""
+    forest's runs ([] for a row without one), margin None for none, the network's wall times and
+    its run records ([] for a row that has none: the synthetic tables' experiments)."""
     forest = by_seed(forest_runs)
     gap = {s: miou[s] - forest[s] for s in miou if s in forest}
     each = ", ".join(f"{gap[s]:+.4f}" for s in sorted(gap))
@@ -248,7 +263,7 @@ def glance_row(data, what, miou, forest_runs, margin, theirs, walls):
         f"| {data} | {what} | {len(miou)} | {mean_std(miou) if miou else 'not run yet'} | "
         f"{mean_std(forest) if forest else '—'} | "
         f"{f'{np.mean(list(gap.values())):+.4f} ({each})' if gap else '—'} | {target} | "
-        f"{wall} | {theirs or '—'} |"
+        f"{wall} | {val_swing(runs)} | {theirs or '—'} |"
     )
 
 

@@ -221,3 +221,18 @@ def test_dubai_time_target_says_met_or_by_how_much_it_is_missed(tile_seconds, ve
         f"Time on Dubai, same machine: the tile recipe {tile_seconds:.0f} s, the report's 100 s: "
         f"{tile_seconds / 100:.2f}x (target: at most 2x; {verdict})."
     ]
+
+
+def test_the_headline_says_how_far_the_tested_weights_val_moved_at_the_end():
+    def run(average_last, epochs, averages):
+        history = [
+            dict(val_miou_in_truth=v, val_miou_average_in_truth=a) for v, a in zip(epochs, averages)
+        ]
+        return dict(config=dict(average_last=average_last), history=history)
+
+    best_epoch = run(0, [0.1, 0.50, 0.40, 0.45], [None] * 4)  # the epochs' own: 0.10
+    averaged = run(3, [0.1, 0.50, 0.40, 0.45], [None, 0.44, 0.45, 0.46])  # the average's: 0.02
+    assert report.val_swing([best_epoch]) == "moves ≤ 0.100"
+    assert report.val_swing([averaged]) == "moves ≤ 0.020"
+    assert report.val_swing([averaged, best_epoch]) == "moves ≤ 0.100"  # the most of any seed
+    assert report.val_swing([run(0, [0.5, 0.6], [None] * 2)]) == "—"  # fewer than 3 epochs
