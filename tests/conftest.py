@@ -10,8 +10,8 @@ from PIL import Image
 import export
 from data import make_split
 
-# the report's recipe, on folders too, without the prior shift's EM pass (a folder run's own
-# defaults are tested in test_train.py)
+# the report's recipe, on folders too, without the prior shift's EM pass and the forest's fit (a
+# folder run's own defaults are tested in test_train.py)
 FAST = dict(
     epochs=1,
     batch_size=2,
@@ -20,6 +20,7 @@ FAST = dict(
     augment="hflip",
     tta=False,
     prior_shift=0.0,
+    forest_weight=0.0,
 )
 
 
