@@ -21,6 +21,7 @@ import torch
 from lib import annotations, distributed
 from lib.cli import atomic, clear_old_run, one_line
 from lib.device import pick_device, pick_precision
+from lib.prior import take_out_shift
 from lib.recipe import load_run_data
 from lib.settings import DEFAULTS, check_config, init_checkpoint, without_idle_estimate
 from unet import DECODER_CHANNELS, UNet
@@ -68,7 +69,9 @@ def load_checkpoint(path):
 def warm_start(model, init, classes, bands):
     """--init: `model` takes the weights of a finished run's model.pt (settings.init_checkpoint
     finds it), which must have the same classes, bands and --image-skip; the band statistics stay
-    this run's, those of its training tiles. Returns the checkpoint's path, for the record."""
+    this run's, those of its training tiles, and the prior shift that run folded into its head
+    (its metrics.json records it) is taken out: this run trains on its own clicks and shifts, or
+    not, by its own rule. Returns the checkpoint's path, for the record."""
     path = init_checkpoint(init)
     start, checkpoint = load_checkpoint(path)
     if list(checkpoint["classes"]) != list(classes):
@@ -86,7 +89,19 @@ def warm_start(model, init, classes, bands):
         )
     weights = {k: v for k, v in start.state_dict().items() if k not in ("mean", "std")}
     model.load_state_dict(weights, strict=False)
+    take_out_shift(model, init_record(init, path))  # a shift is for scoring, not to train from
     return str(path)
+
+
+def init_record(init, path):
+    """The metrics.json beside --init's model.pt ({} if none: a model.pt given alone)."""
+    record = path.with_name("metrics.json")
+    if not record.is_file():
+        return {}
+    try:
+        return json.loads(record.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--init {init}: {record} is not a run's metrics.json ({error})") from None
 
 
 def finished_run(folder):

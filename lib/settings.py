@@ -168,7 +168,8 @@ SETTINGS = (
     Setting("tta", False, "average the 8 orientations at test time (--no-tta to turn off)",
             check=boolean, data_default=True),
     Setting("prior_shift", 0.0, "after training, shift the logits by this x log(pixel share / "
-            "click share) of each class (lib/prior.py)", float, check=fraction, data_default=1.0),
+            "click share) of each class (lib/prior.py); none on clicks read from files, not drawn",
+            float, check=fraction, data_default=1.0),
     Setting("prior_estimate", "em", "the pixels' shares it shifts to: EM's, the mean posterior or "
             "their geometric mean", str, ESTIMATES, data_default="mean"),
     Setting("forest_weight", 0.0, "at test and in predict.py, fuse the pixel forest's class "
@@ -236,8 +237,10 @@ def settings(given):
     given), over the warm defaults for a run with --init, over the --data defaults for a --data
     run, over the defaults. The zoom is test-time augmentation, so a run without TTA is not zoomed;
     dense labels are the pixels, so their shares need no shift and there are no clicks to fit a
-    forest on; a run not shifted has no shares to pick; the weights averaged are those of the last
-    third of the epochs (a warm round's two: none), none beside the mean teacher's average."""
+    forest on; clicks read from files (a person's, the labelling page's, proposals answered) were
+    drawn by no known rule, so log(pixel share / click share) says nothing the shift can undo; a
+    run not shifted has no shares to pick; the weights averaged are those of the last third of the
+    epochs (a warm round's two: none), none beside the mean teacher's average."""
     given = {k: v for k, v in given.items() if not (k in FLEXIBLE and v is None)}
     warm = WARM_DEFAULTS if given.get("init") else {}
     if not given.get("data"):
@@ -245,7 +248,7 @@ def settings(given):
     merged = {**DEFAULTS, **DATA_DEFAULTS, **warm, **given}
     if "tta_zoom_out" not in given and not merged["tta"]:
         merged["tta_zoom_out"] = 1
-    if "prior_shift" not in given and merged["dense"]:
+    if "prior_shift" not in given and (merged["dense"] or clicks_read(merged)):
         merged["prior_shift"] = 0.0
     if "forest_weight" not in given and merged["dense"]:
         merged["forest_weight"] = 0.0
@@ -253,6 +256,13 @@ def settings(given):
         last_third = min(AVERAGE_LAST, merged["epochs"] // 3)
         merged["average_last"] = 0 if merged["ema"] else last_third
     return without_idle_estimate(merged, given)
+
+
+def clicks_read(config):
+    """Whether a run's clicks are read from files (points/*.csv, --points-file), not drawn by the
+    program from masks (--points, --points-per-class) or dense."""
+    drawn = ("points", "points_per_class", "dense")
+    return not any(config.get(key) not in (None, False) for key in drawn)
 
 
 def without_idle_estimate(config, given):

@@ -188,11 +188,12 @@ def last_round(folder, name, curves, seeds, r, without_tta, dense_targets):
 def loop_train_flags(loop, config):
     """The train.py flags of a loop's rounds as they must read today to repeat them: its
     --train-flags and, where a --data default has changed since, the value its rounds had (read
-    from its first round's metrics.json)."""
+    from its first round's metrics.json: its clicks drawn, as scripts/active.py draws them)."""
     flags, first = config["train_flags"], next(loop.glob("start-seed*/metrics.json"), None)
     if first is None:
         return flags
-    command = f"train.py --data {config['data']} {flags}"
+    drawn = f"--points-per-class {config['start_per_class']}"
+    command = f"train.py --data {config['data']} {drawn} {flags}"
     return (
         flags + as_run_today(command, json.loads(first.read_text())["config"])[len(command) :]
     ).strip()

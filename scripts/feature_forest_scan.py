@@ -2,7 +2,8 @@
 a finished train.py run's val mIoU for the network alone, baseline.py's forest alone, their fused
 probabilities (lib/forest.fuse) at each W given, and a forest (baseline.py's 200 class-balanced
 trees) fitted on the clicks with the network's last decoder features (the 16 channels its head
-reads, full resolution) beside the forest's 48 filters, or alone.
+reads, full resolution) beside the forest's 48 filters, or alone, and the network's probabilities
+fused with those of the forest on both (the same geometric mean at each W).
     python -m scripts.feature_forest_scan RUN_FOLDER [--weights 0.25 0.5] [--show-test]
 Every map here is one view of the tile (no test-time augmentation, no zoom): the comparison is
 between the ways of combining, not the views. The network's features at the training clicks are
@@ -73,6 +74,7 @@ def main():
     for split in ["val"] + ["test"] * args.show_test:
         ways = ["network", "forest", *[f"fused {w:.2f}" for w in args.weights]]
         ways += ["forest on filters + network features", "forest on network features"]
+        ways += [f"network fused {w:.2f} with the forest on both" for w in args.weights]
         matrices = dict.fromkeys(ways, 0)
         for number, (image, mask) in enumerate(zip(*data[split]), 1):
             window, batch = config["image_size"], config["batch_size"]
@@ -84,13 +86,13 @@ def main():
             maps = {"network": logits.argmax(0), "forest": shares.argmax(0)}
             for weight in args.weights:
                 maps[f"fused {weight:.2f}"] = fuse(logits, shares, weight).argmax(0)
-            for way, fitted, planes in (
-                (ways[-2], on_both, stacked),
-                (ways[-1], on_network, decoded),
-            ):
-                maps[way] = torch.from_numpy(
-                    probabilities_of(fitted, planes, len(classes)).argmax(0)
-                )
+            both_shares = torch.from_numpy(probabilities_of(on_both, stacked, len(classes)))
+            maps["forest on filters + network features"] = both_shares.argmax(0)
+            network_shares = probabilities_of(on_network, decoded, len(classes))
+            maps["forest on network features"] = torch.from_numpy(network_shares.argmax(0))
+            for weight in args.weights:
+                fused_both = fuse(logits, both_shares, weight).argmax(0)
+                maps[f"network fused {weight:.2f} with the forest on both"] = fused_both
             truth = torch.tensor(np.asarray(mask))
             for way, found in maps.items():
                 matrices[way] += confusion_matrix(found.to(torch.uint8), truth, len(classes))

@@ -166,11 +166,18 @@ def test_the_forest_fused_in_training_rescoring_scanning_and_predict_py_alike(
     assert scanned == [round(plain["val_miou_tta"], 4), round(fused["val_miou_tta"], 4)]
     assert not any(line.startswith("test ") for line in lines)
     # the forest fed the network's features: the network's one view is the best epoch's val
-    monkeypatch.setattr(sys, "argv", ["feature_forest_scan", str(tmp_path / "plain")])
+    scan = ["feature_forest_scan", str(tmp_path / "plain"), "--weights", "0", "1"]
+    monkeypatch.setattr(sys, "argv", scan)
     runpy.run_module("scripts.feature_forest_scan", run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
     found = {line.split(":")[0]: line.split()[-3] for line in lines if line.startswith("val ")}
-    assert len(found) == 6 and not any(line.startswith("test ") for line in lines)
+    assert len(found) == 8 and not any(line.startswith("test ") for line in lines)
+    # a fusion of weight 0 is the network alone, of weight 1 the forest alone
+    assert found["val fused 0.00"] == found["val network"]
+    assert found["val fused 1.00"] == found["val forest"]
+    both = found["val forest on filters + network features"]
+    assert found["val network fused 0.00 with the forest on both"] == found["val network"]
+    assert found["val network fused 1.00 with the forest on both"] == both
     best = plain["history"][plain["best_epoch"] - 1]["val_miou"]
     assert found["val network"] == f"{best:.4f}"
     # predict.py fits the run's forest again and maps as the run was scored

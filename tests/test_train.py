@@ -6,8 +6,10 @@ import json
 import pytest
 import torch
 
+from lib.checkpoint import load_checkpoint, warm_start
 from lib.settings import DATA_DEFAULTS, run_name, settings
 from train import train
+from unet import UNet
 
 TINY = dict(
     train_size=16, val_size=4, test_size=4, image_size=64, epochs=2, batch_size=4, weights="none"
@@ -139,6 +141,11 @@ def test_tile_folders_get_the_data_defaults_unless_a_flag_says_otherwise():
     dense = settings(dict(data="tiles", dense=True, **unset))
     assert (dense["prior_shift"], dense["prior_estimate"], dense["tta_zoom_out"]) == (0.0, "em", 3)
     assert dense["forest_weight"] == 0.0  # no clicks to fit the forest on
+    # clicks read from files (a person's, proposals answered) follow no known drawing: no shift
+    read = settings(dict(data="tiles", **unset))
+    assert (read["prior_shift"], read["prior_estimate"]) == (0.0, "em")
+    assert settings(dict(data="tiles", points_file="clicks.gpkg", **unset))["prior_shift"] == 0.0
+    assert settings(dict(data="tiles", **dict(unset, prior_shift=0.5)))["prior_shift"] == 0.5
     assert settings(dict(data="tiles", dense=True, prior_shift=0.25))["prior_estimate"] == "mean"
     unshifted = settings(dict(data="tiles", points=10, **dict(unset, prior_shift=0.0)))
     assert unshifted["prior_estimate"] == "em"
@@ -173,3 +180,24 @@ def test_a_warm_run_starts_from_the_finished_runs_weights(tiny_run, tmp_path):
     assert torch.allclose(ended["head.weight"], start["head.weight"], atol=1e-6)
     assert not torch.allclose(fresh["head.weight"], start["head.weight"], atol=1e-3)
     assert warm["config"]["init"] == str(finished) and cold["config"]["init"] is None
+
+
+def test_a_warm_start_takes_out_the_shift_its_run_folded_into_the_head(tiny_run, tmp_path):
+    """The prior shift is part of how a run is scored, not of what it learnt: a warm round starts
+    from the head as trained, and shifts (or not) by its own rule."""
+    _, finished = tiny_run
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    (shifted / "model.pt").write_bytes((finished / "model.pt").read_bytes())
+    record = json.loads((finished / "metrics.json").read_text())
+    logit_shift = [0.5, -0.25, 0.0, 1.0, -1.0]
+    record["prior_shift"] = dict(logit_shift=logit_shift)
+    (shifted / "metrics.json").write_text(json.dumps(record))
+    start, checkpoint = load_checkpoint(finished / "model.pt")
+    model = UNet(len(checkpoint["classes"]), "none", checkpoint["bands"])
+    warm_start(model, shifted, checkpoint["classes"], checkpoint["bands"])
+    expected = start.head.bias - torch.tensor(logit_shift)
+    assert torch.allclose(model.head.bias, expected)
+    (shifted / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="metrics.json is not a run's metrics.json"):
+        warm_start(model, shifted, checkpoint["classes"], checkpoint["bands"])

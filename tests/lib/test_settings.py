@@ -49,7 +49,8 @@ def test_the_parser_is_the_table():
     }
     assert all(given[k] is None for k in FLEXIBLE)
     assert settings(given) == DEFAULTS
-    assert {k: settings({**given, "data": "d"})[k] for k in DATA_DEFAULTS} == DATA_DEFAULTS
+    drawn = {**given, "data": "d", "points_per_class": 10}  # clicks the program draws
+    assert {k: settings(drawn)[k] for k in DATA_DEFAULTS} == DATA_DEFAULTS
     assert all(s.help for s in SETTINGS)
 
 
