@@ -11,6 +11,11 @@
 # Writes RESULTS/gis/onnx-speed.log, headed by date, machine and command. A smoke test:
 # SIZE=256 TRAIN="--epochs 1 --train-size 8" RESULTS=/tmp/r bash scripts/onnx_speed.sh
 set -euo pipefail
+# the timing needs farm-bench (a benchmark runner: commands in turn, medians); said before any work
+command -v farm-bench > /dev/null || {
+  echo "onnx_speed.sh: error: farm-bench not found on PATH: it times step 4 (install it, or run steps 1-3 by hand)" >&2
+  exit 2
+}
 WORK=${WORK:-/tmp/onnx-speed} RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python} SIZE=${SIZE:-4000}
 log=$RESULTS/gis/onnx-speed.log
 mkdir -p "$WORK" "$RESULTS/gis"
