@@ -248,7 +248,8 @@ def settings(given):
     merged = {**DEFAULTS, **DATA_DEFAULTS, **warm, **given}
     if "tta_zoom_out" not in given and not merged["tta"]:
         merged["tta_zoom_out"] = 1
-    if "prior_shift" not in given and (merged["dense"] or clicks_read(merged)):
+    # label_mode's None: every training tile's clicks read from files, none drawn
+    if "prior_shift" not in given and (merged["dense"] or label_mode(merged)[0] is None):
         merged["prior_shift"] = 0.0
     if "forest_weight" not in given and merged["dense"]:
         merged["forest_weight"] = 0.0
@@ -256,13 +257,6 @@ def settings(given):
         last_third = min(AVERAGE_LAST, merged["epochs"] // 3)
         merged["average_last"] = 0 if merged["ema"] else last_third
     return without_idle_estimate(merged, given)
-
-
-def clicks_read(config):
-    """Whether a run's clicks are read from files (points/*.csv, --points-file), not drawn by the
-    program from masks (--points, --points-per-class) or dense."""
-    drawn = ("points", "points_per_class", "dense")
-    return not any(config.get(key) not in (None, False) for key in drawn)
 
 
 def without_idle_estimate(config, given):
