@@ -251,8 +251,8 @@ def validate(scored, data, config, precision):
 def test_best(scored, weights, data, config, precision, fusion=None):
     """The weights to test (the best epoch's, or the weight average's), their logits shifted with
     --prior-shift, scored on the test split (with --tta also without it, and val with it: what the
-    choice of recipe was made on, docs/recipe.md) and printed as a table; returns (test, extra,
-    the prior shift's record)."""
+    choice of recipe was made on, docs/recipe.md; not in a warm round) and printed as a table;
+    returns (test, extra, the prior shift's record)."""
     if not len(data["val"][0]):
         print(
             "no val split: no best-epoch selection, the last epoch's weights are tested", flush=True
@@ -272,6 +272,9 @@ def test_best(scored, weights, data, config, precision, fusion=None):
         config["tta"],
         config["tta_zoom_out"],
         zoom_on_val=config["zoom_on_val"],
+        # a warm round's epoch is chosen on val already, its view by its start's val: a val pass
+        # with TTA would be a record only, a fifth of the round (docs/suggest.md, Warm rounds)
+        record_val=not config["init"],
     )
     if fusion:
         extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds

@@ -23,7 +23,13 @@ from lib.cli import atomic, clear_old_run, one_line
 from lib.device import pick_device, pick_precision
 from lib.prior import take_out_shift
 from lib.recipe import load_run_data
-from lib.settings import DEFAULTS, check_config, init_checkpoint, without_idle_estimate
+from lib.settings import (
+    DEFAULTS,
+    check_config,
+    init_checkpoint,
+    start_record,
+    without_idle_estimate,
+)
 from unet import DECODER_CHANNELS, UNet
 
 
@@ -89,19 +95,8 @@ def warm_start(model, init, classes, bands):
         )
     weights = {k: v for k, v in start.state_dict().items() if k not in ("mean", "std")}
     model.load_state_dict(weights, strict=False)
-    take_out_shift(model, init_record(init, path))  # a shift is for scoring, not to train from
+    take_out_shift(model, start_record(init))  # a shift is for scoring, not to train from
     return str(path)
-
-
-def init_record(init, path):
-    """The metrics.json beside --init's model.pt ({} if none: a model.pt given alone)."""
-    record = path.with_name("metrics.json")
-    if not record.is_file():
-        return {}
-    try:
-        return json.loads(record.read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"--init {init}: {record} is not a run's metrics.json ({error})") from None
 
 
 def finished_run(folder):

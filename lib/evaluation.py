@@ -163,7 +163,9 @@ def scores(matrix, classes):
     )
 
 
-def final_scores(score, test, val, tta, zoom_out=1, show_test=True, zoom_on_val=False):
+def final_scores(
+    score, test, val, tta, zoom_out=1, show_test=True, zoom_on_val=False, record_val=True
+):
     """The tested weights scored by `score(split, views)` (a list of scores, one a (tta, zoom_out)
     view, from one pass over the split): the test split, and with tta also without it and val
     with it (what the choice of recipe was made on, docs/recipe.md). zoom_out is part of the
@@ -171,7 +173,8 @@ def final_scores(score, test, val, tta, zoom_out=1, show_test=True, zoom_on_val=
     shrunk zoom_out times and as it is, and test is seen as val scored higher (over the classes
     val holds, as epochs are chosen): a view the run's own val chooses. Returns (test metrics,
     extra): extra holds those other scores and what each pass cost. show_test=False keeps
-    test's mIoU off the screen (a scan that chooses on val)."""
+    test's mIoU off the screen (a scan that chooses on val); record_val=False skips val's pass
+    where it would choose nothing, only be recorded (a warm round: minutes of its time)."""
 
     def timed(name, split, views):
         # a progress line a pass: on big tiles, 8 orientations take minutes on a CPU
@@ -204,7 +207,7 @@ def final_scores(score, test, val, tta, zoom_out=1, show_test=True, zoom_on_val=
     scored = seen[0]
     if tta:
         extra["test_without_tta"] = seen[1]
-        if len(val[0]) and not choose:
+        if len(val[0]) and not choose and record_val:
             (val_scores,), extra["scoring_seconds"]["val_tta"] = timed(
                 "val", val, [(True, zoom_out)]
             )

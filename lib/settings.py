@@ -15,6 +15,7 @@ given always wins.
 """
 
 import argparse
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -240,12 +241,15 @@ def settings(given):
     forest on; clicks read from files (a person's, the labelling page's, proposals answered) were
     drawn by no known rule, so log(pixel share / click share) says nothing the shift can undo; a
     run not shifted has no shares to pick; the weights averaged are those of the last third of the
-    epochs (a warm round's two: none), none beside the mean teacher's average."""
+    epochs (a warm round's two: none), none beside the mean teacher's average; a warm round sees
+    test in the view its start's val chose (start_view)."""
     given = {k: v for k, v in given.items() if not (k in FLEXIBLE and v is None)}
     warm = WARM_DEFAULTS if given.get("init") else {}
     if not given.get("data"):
         return {**DEFAULTS, **warm, **given}
     merged = {**DEFAULTS, **DATA_DEFAULTS, **warm, **given}
+    if warm and not {"tta_zoom_out", "zoom_on_val"} & set(given):
+        merged.update(start_view(given["init"]))
     if "tta_zoom_out" not in given and not merged["tta"]:
         merged["tta_zoom_out"] = 1
     # label_mode's None: every training tile's clicks read from files, none drawn
@@ -376,6 +380,28 @@ def init_checkpoint(init):
             f"no metrics.json): let it finish (--resume), or give a finished run"
         )
     return path
+
+
+def start_record(init):
+    """The metrics.json of --init's run ({} where there is none: a model.pt given alone, or a path
+    init_checkpoint refuses); one line if it is not a run's record."""
+    path = Path(init)
+    record = (path if path.is_dir() else path.parent) / "metrics.json"
+    if not record.is_file():
+        return {}
+    try:
+        return json.loads(record.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--init {init}: {record} is not a run's metrics.json ({error})") from None
+
+
+def start_view(init):
+    """A warm round's view of test: the one its start's own val chose (--zoom-on-val), and no
+    second choice ({} if its start chose none). Scoring val in both views again would cost the
+    round about a fifth of its time (DroneDeploy: 135 s of 618), for a choice its start, the same
+    network a few hundred steps earlier, made on the same tiles (docs/suggest.md, Warm rounds)."""
+    chosen = start_record(init).get("tta_zoom_out_chosen")
+    return dict(tta_zoom_out=chosen, zoom_on_val=False) if chosen else {}
 
 
 def check_tta_zoom_out(zoom_out, tta):

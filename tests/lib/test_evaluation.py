@@ -138,6 +138,9 @@ def test_the_shrunk_tile_is_part_of_the_test_time_augmentation_only(capsys):
     asked.clear()
     final_scores(score, (["test"], ["m"]), (["val"], ["m"]), False, 2)
     assert asked == [(1, [(False, 1)])]
+    asked.clear()  # a warm round: val's pass would choose nothing, only be recorded
+    _, extra = final_scores(score, (["t"], ["m"]), (["v"], ["m"]), True, 2, record_val=False)
+    assert asked == [(1, [(True, 2), (False, 1)])] and "val_miou_tta" not in extra
 
 
 @pytest.mark.parametrize("val_by_zoom, chosen", [({1: 0.6, 3: 0.5}, 1), ({1: 0.5, 3: 0.5}, 3)])

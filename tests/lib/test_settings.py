@@ -2,6 +2,7 @@
 the checks, a run's full config, the argv that repeats it and its folder's name."""
 
 import argparse
+import json
 
 import pytest
 
@@ -80,6 +81,24 @@ def test_a_run_is_named_by_its_labels_what_differs_from_its_defaults_and_its_see
     # every setting that is not the default names the run: two such runs never share a folder
     fp32 = settings(dict(points_per_class=10, precision="fp32", weights="none"))
     assert run_name(fp32) == "10perclass-random-precision-fp32-weights-none-seed0"
+
+
+def test_a_warm_round_sees_test_as_its_starts_val_chose(tmp_path):
+    given = vars(add_options(argparse.ArgumentParser()).parse_args(["--data", "d"]))
+    start = tmp_path / "start"
+    start.mkdir()
+    (start / "metrics.json").write_text(json.dumps(dict(tta_zoom_out_chosen=1)))
+    for init in (start, start / "model.pt"):  # the run's folder, or its model.pt
+        warm = settings({**given, "init": str(init)})
+        assert (warm["tta_zoom_out"], warm["zoom_on_val"]) == (1, False)
+        assert run_name({**warm, "points_per_class": 2}) == "2perclass-random-warm-seed0"
+    told = settings({**given, "init": str(start), "tta_zoom_out": 3})  # a flag given wins
+    assert (told["tta_zoom_out"], told["zoom_on_val"]) == (3, DATA_DEFAULTS["zoom_on_val"])
+    (start / "metrics.json").write_text(json.dumps(dict(test={})))  # its start chose no view
+    assert settings({**given, "init": str(start)})["zoom_on_val"] == DATA_DEFAULTS["zoom_on_val"]
+    (start / "metrics.json").write_text("{not json")
+    with pytest.raises(ValueError, match="metrics.json is not a run's metrics.json"):
+        settings({**given, "init": str(start)})
 
 
 def test_a_warm_round_takes_the_warm_schedule_unless_a_flag_says_otherwise():
