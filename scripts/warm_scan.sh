@@ -1,6 +1,6 @@
 #!/bin/bash
 # The warm round's schedule (train.py --init's defaults: epochs and learning rate), chosen on
-# validation only (docs/labelling.md). Needs a labelling loop's round 0 and its first proposals,
+# validation only (docs/suggest.md, Warm rounds). Needs a labelling loop's round 0 and its first proposals,
 # labelled (python -m scripts.active ... made them: LOOP/start-seed<S>, LOOP/work/proposed-seed<S>).
 #
 #   bash scripts/warm_scan.sh results/active/dronedeploy-warm 0
@@ -8,7 +8,8 @@
 # Each candidate trains warm from round 0 on round 1's clicks, in a workspace whose test split is
 # the val split: the real test tiles are never scored here (their score comes once, for the
 # schedule chosen, in the loop). Prints val mIoU (TTA) per candidate; the rule, set before the
-# runs: the candidate of the highest val mIoU.
+# runs: the candidate of the highest val mIoU (TTA, in the view the start's val chose: a warm
+# round's test view).
 set -euo pipefail
 LOOP=${1:?the loop folder}
 SEED=${2:-0}
@@ -34,5 +35,6 @@ import json, sys
 from pathlib import Path
 for run in sorted(Path(sys.argv[1]).glob("epochs-*")):
     m = json.loads((run / "metrics.json").read_text())
-    print(f"{run.name:22s} val mIoU (TTA) {m['val_miou_tta']:.4f}  wall {m['wall_time_s']:.0f}s")
+    # val stands in for test: its score is val's
+    print(f"{run.name:22s} val mIoU (TTA) {m['test']['miou']:.4f}  wall {m['wall_time_s']:.0f}s")
 PY
