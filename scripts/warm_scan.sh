@@ -1,7 +1,8 @@
 #!/bin/bash
 # The warm round's schedule (train.py --init's defaults: epochs and learning rate), chosen on
-# validation only (docs/suggest.md, Warm rounds). Needs a labelling loop's round 0 and its first proposals,
-# labelled (python -m scripts.active ... made them: LOOP/start-seed<S>, LOOP/work/proposed-seed<S>).
+# validation only (docs/suggest.md, Warm rounds). Needs a labelling loop's round 0 and its first
+# proposals, labelled (python -m scripts.active ... made them: LOOP/start-seed<S>,
+# LOOP/work/proposed-seed<S>).
 #
 #   bash scripts/warm_scan.sh results/active/dronedeploy-warm 0
 #
