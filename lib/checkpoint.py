@@ -3,8 +3,9 @@ state an interrupted run goes on from (<out>/resume.pt, train.py --resume).
 
 model.pt holds the weights (with the training tiles' per-band mean/std, buffers of the model), the
 class names and their legend colours, the band count, the window size the network was trained
-on, the training tiles' pixel size in metres (GeoTIFFs in a metric CRS; else None) and the
-encoder init that was used: everything needed to segment new tiles the same way.
+on, the training tiles' pixel size in metres (GeoTIFFs in a metric CRS; else None), the
+encoder init that was used and whether each window is standardised on its own (--standardise):
+everything needed to segment new tiles the same way.
 resume.pt holds, after an epoch, all that the rest of the run depends on: weights, optimizer and
 schedule, both random streams, the epochs so far and the best one, so that a resumed run ends
 with the numbers an uninterrupted one would have given (same machine and torch version).
@@ -44,6 +45,7 @@ def save_checkpoint(path, model, classes, colours, bands, image_size, pixel_size
                 image_size=image_size,
                 encoder_init=model.encoder_init,
                 pixel_size_m=pixel_size_m,
+                standardise="window" if model.window else "set",
             ),
             tmp,
         )
@@ -67,14 +69,15 @@ def load_checkpoint(path):
         )
     # a model trained with --image-skip has the bands as extra inputs of its last block
     image_skip = state["decoder.4.conv1.0.weight"].shape[1] > DECODER_CHANNELS[-2]
-    model = UNet(len(classes), None, bands, [0.0] * bands, [1.0] * bands, image_skip)
+    window = checkpoint.get("standardise", "set") == "window"  # --standardise
+    model = UNet(len(classes), None, bands, [0.0] * bands, [1.0] * bands, image_skip, window)
     model.load_state_dict(state)  # brings the training data's mean/std with it
     return model.eval(), checkpoint
 
 
 def warm_start(model, init, classes, bands):
     """--init: `model` takes the weights of a finished run's model.pt (settings.init_checkpoint
-    finds it), which must have the same classes, bands and --image-skip; the band statistics stay
+    finds it), which must have the same classes, bands, --image-skip and --standardise; the band statistics stay
     this run's, those of its training tiles, and the prior shift that run folded into its head
     (its metrics.json records it) is taken out: this run trains on its own clicks and shifts, or
     not, by its own rule. Returns the checkpoint's path, for the record."""
@@ -92,6 +95,11 @@ def warm_start(model, init, classes, bands):
     if start.image_skip != model.image_skip:
         raise ValueError(
             f"--init {init}: its --image-skip is {start.image_skip}, this run's {model.image_skip}"
+        )
+    if start.window != model.window:
+        raise ValueError(
+            f"--init {init}: its --standardise is {checkpoint.get('standardise', 'set')}, this "
+            f"run's {'window' if model.window else 'set'}"
         )
     weights = {k: v for k, v in start.state_dict().items() if k not in ("mean", "std")}
     model.load_state_dict(weights, strict=False)

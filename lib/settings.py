@@ -133,6 +133,9 @@ SETTINGS = (
             "times (lib/crops.py), the view of --tta-zoom-out K; 1: off", int, check=positive_int),
     Setting("image_skip", False, "give the U-Net's full-resolution block the image itself, every "
             "pixel's own values (unet.py)", check=boolean),
+    Setting("standardise", "set", "each band standardised with the training tiles' mean and std "
+            "(set), or then also with each window's own (window): scenes of another brightness "
+            "or contrast (unet.py)", str, ("set", "window")),
     Setting("class_balanced", False, "weight each class by the inverse of its share of the "
             "training clicks (weights averaging 1)", check=boolean),
     Setting("loss", "pce", "pce+crf adds the local CRF energy of lib/crf.py, weighted by "

@@ -164,6 +164,7 @@ def method(run):
     estimate = f" ({c['prior_estimate']} shares)" * (c["prior_estimate"] != "em")
     recipe += [f"prior shift {c['prior_shift']:g}{estimate}"] * bool(c["prior_shift"])
     recipe += ["image skip"] * c["image_skip"]
+    recipe += ["each window standardised"] * (c["standardise"] == "window")
     recipe += [f"{c['paste']} boxes pasted"] * bool(c["paste"])
     recipe += [f"photometric ±{c['photometric']:g}"] * bool(c["photometric"])
     recipe += [f"extra targets ×{c['extra_weight']:g}"] * bool(c["extra_targets"])

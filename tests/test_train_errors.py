@@ -89,13 +89,14 @@ def test_command_line_error_has_no_traceback():
     )
 
 
-def finished_checkpoint(folder, classes=5, bands=3):
+def finished_checkpoint(folder, classes=5, bands=3, window=False):
     """A folder as a finished run leaves it: model.pt (a random network), then metrics.json."""
     from lib.checkpoint import save_checkpoint
     from unet import UNet
 
     folder.mkdir()
-    model = UNet(classes, weights=None, in_channels=bands, mean=[0.0] * bands, std=[1.0] * bands)
+    statistics = dict(mean=[0.0] * bands, std=[1.0] * bands)
+    model = UNet(classes, weights=None, in_channels=bands, **statistics, window=window)
     names = ["Urban", "Vegetation", "Water", "Bare Soil", "Road", "Cloud"][:classes]
     save_checkpoint(folder / "model.pt", model, names, None, bands, 64)
     (folder / "metrics.json").write_text("{}")
@@ -103,7 +104,8 @@ def finished_checkpoint(folder, classes=5, bands=3):
 
 
 def test_a_bad_init_is_one_line_and_writes_nothing(tmp_path, capsys):
-    """--init: a missing run, a corrupt model.pt, a run still training, other classes or bands."""
+    """--init: a missing run, a corrupt model.pt, a run still training, other classes, bands or
+    --standardise."""
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "model.pt").write_bytes(b"not a checkpoint")
     training = finished_checkpoint(tmp_path / "training")
@@ -111,12 +113,14 @@ def test_a_bad_init_is_one_line_and_writes_nothing(tmp_path, capsys):
     (training / "resume.pt").write_bytes(b"state")
     finished_checkpoint(tmp_path / "six", classes=6)
     finished_checkpoint(tmp_path / "four", bands=4)
+    finished_checkpoint(tmp_path / "window", window=True)
     cases = [
         ("nowhere", "nowhere: no model.pt there; give a finished train.py run"),
         ("corrupt", "corrupt/model.pt: not a train.py checkpoint"),
         ("training", "that run is still training, or was interrupted"),
         ("six", "its classes are ['Urban', 'Vegetation', 'Water', 'Bare Soil', 'Road', 'Cloud']"),
         ("four", "trained on 4 bands, this run's tiles have 3"),
+        ("window", "its --standardise is window, this run's set"),
     ]
     tiny = "--points 10 --train-size 2 --val-size 1 --test-size 1 --image-size 64 --epochs 1"
     for folder, message in cases:

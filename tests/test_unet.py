@@ -132,6 +132,26 @@ def test_the_network_sees_the_image_standardised_with_its_own_statistics():
         assert not torch.allclose(model(image), plain(image), atol=1e-2)
 
 
+def test_a_window_standardised_on_its_own_looks_past_a_scene_brightness_and_contrast(tmp_path):
+    # --standardise window: each band of a window brightened and stretched (its std staying above
+    # the floor) gives the same logits; with the set's statistics alone it does not. A window
+    # flatter than the floor is not stretched to unit std. The checkpoint keeps the setting.
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 64, 64) * 40 + 100
+    gain, offset = torch.tensor([1.5, 0.8, 1.2]), torch.tensor([30.0, -20.0, 5.0])
+    other_scene = image * gain.view(1, 3, 1, 1) + offset.view(1, 3, 1, 1)
+    for window in (True, False):
+        model = UNet(3, weights=None, mean=[110.0] * 3, std=[20.0] * 3, window=window).eval()
+        with torch.no_grad():
+            same = torch.allclose(model(image), model(other_scene), atol=1e-4)
+        assert same == window
+        save_checkpoint(tmp_path / "m.pt", model, ["a", "b", "c"], ["#000"] * 3, 3, 64)
+        assert load_checkpoint(tmp_path / "m.pt")[0].window == window
+    flat = 110 + torch.randn(1, 3, 64, 64) * 20 * 0.02  # 0.02 of the set's std
+    seen = UNet(3, weights=None, mean=[110.0] * 3, std=[20.0] * 3, window=True).standardise(flat)
+    assert torch.allclose(seen.std(dim=(2, 3)), torch.full((1, 3), 0.2), rtol=0.05)
+
+
 def test_the_logits_at_a_pixel_depend_most_on_the_image_around_it():
     # the decoder puts each skip back where its features came from: the gradient of a corner's
     # logits is largest in that corner of the image, not in the mirrored one
