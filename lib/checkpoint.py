@@ -77,10 +77,10 @@ def load_checkpoint(path):
 
 def warm_start(model, init, classes, bands):
     """--init: `model` takes the weights of a finished run's model.pt (settings.init_checkpoint
-    finds it), which must have the same classes, bands, --image-skip and --standardise; the band statistics stay
-    this run's, those of its training tiles, and the prior shift that run folded into its head
-    (its metrics.json records it) is taken out: this run trains on its own clicks and shifts, or
-    not, by its own rule. Returns the checkpoint's path, for the record."""
+    finds it), which must have the same classes, bands, --image-skip and --standardise; the band
+    statistics stay this run's, those of its training tiles, and the prior shift that run folded
+    into its head (its metrics.json records it) is taken out: this run trains on its own clicks
+    and shifts, or not, by its own rule. Returns the checkpoint's path, for the record."""
     path = init_checkpoint(init)
     start, checkpoint = load_checkpoint(path)
     if list(checkpoint["classes"]) != list(classes):
