@@ -146,7 +146,7 @@ def build_model(data, config, device):
         data["mean"],
         data["std"],
         config["image_skip"],
-        config["standardise"] == "window",
+        config["standardise"],
     )
     model = model.to(device, memory_format=torch.channels_last)
     if config["init"]:  # --init: a finished run's weights, a warm round of the labelling loop

@@ -15,10 +15,11 @@ Input normalisation happens in exactly one place, the first line of `UNet.forwar
 The default is ImageNet's RGB mean/std, the statistics the pretrained encoder was trained with,
 for images scaled to [0, 1]. train.py passes the per-band mean/std of the training images instead
 (`band_statistics`), one rule for the synthetic scenes and for tiles of any bands and scale.
-`window=True` (train.py --standardise window) then standardises each window (a training crop, a
-window of a tile at test) by its own per-band mean and std as well, so that a scene brighter or
-of more contrast than the training scenes looks to the network as they did; a window flatter than
-a tenth of the training tiles' std is not stretched beyond that (water stays flat).
+`standardise_by="window"` (train.py --standardise window) then standardises each window (a
+training crop, a window of a tile at test) by its own per-band mean and std as well, so that a
+scene brighter or of more contrast than the training scenes looks to the network as they did; a
+window flatter than a tenth of the training tiles' std is not stretched beyond that (water stays
+flat).
 """
 
 import contextlib
@@ -72,7 +73,7 @@ class UNet(nn.Module):
         mean=None,
         std=None,
         image_skip=False,
-        window=False,
+        standardise_by="set",
     ):
         super().__init__()
         resnet, self.encoder_init = build_resnet34(weights)
@@ -90,7 +91,7 @@ class UNet(nn.Module):
         # the deepest feature map is upsampled through the decoder, picking up the skips on the way
         skips = ENCODER_CHANNELS[-2::-1] + (in_channels if image_skip else 0,)  # 256 .. 64, image
         self.image_skip = image_skip
-        self.window = window
+        self.standardise_by = standardise_by  # "set" or "window"
         ins = (ENCODER_CHANNELS[-1],) + DECODER_CHANNELS[:-1]
         self.decoder = nn.ModuleList(
             [DecoderBlock(i, s, o) for i, s, o in zip(ins, skips, DECODER_CHANNELS)]
@@ -107,10 +108,10 @@ class UNet(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def standardise(self, x):
-        """Per band, (x - mean) / std with the training images' statistics (and with `window`,
+        """Per band, (x - mean) / std with the training images' statistics (and by "window",
         then with each window's own): what the network sees."""
         x = (x - self.mean) / self.std
-        if self.window:
+        if self.standardise_by == "window":
             spread = x.std(dim=(2, 3), keepdim=True).clamp_min(WINDOW_STD_FLOOR)
             x = (x - x.mean(dim=(2, 3), keepdim=True)) / spread
         return x

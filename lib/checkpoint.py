@@ -45,7 +45,7 @@ def save_checkpoint(path, model, classes, colours, bands, image_size, pixel_size
                 image_size=image_size,
                 encoder_init=model.encoder_init,
                 pixel_size_m=pixel_size_m,
-                standardise="window" if model.window else "set",
+                standardise=model.standardise_by,
             ),
             tmp,
         )
@@ -69,8 +69,10 @@ def load_checkpoint(path):
         )
     # a model trained with --image-skip has the bands as extra inputs of its last block
     image_skip = state["decoder.4.conv1.0.weight"].shape[1] > DECODER_CHANNELS[-2]
-    window = checkpoint.get("standardise", "set") == "window"  # --standardise
-    model = UNet(len(classes), None, bands, [0.0] * bands, [1.0] * bands, image_skip, window)
+    standardise_by = checkpoint.get("standardise", "set")  # --standardise (older runs: set)
+    model = UNet(
+        len(classes), None, bands, [0.0] * bands, [1.0] * bands, image_skip, standardise_by
+    )
     model.load_state_dict(state)  # brings the training data's mean/std with it
     return model.eval(), checkpoint
 
@@ -96,10 +98,10 @@ def warm_start(model, init, classes, bands):
         raise ValueError(
             f"--init {init}: its --image-skip is {start.image_skip}, this run's {model.image_skip}"
         )
-    if start.window != model.window:
+    if start.standardise_by != model.standardise_by:
         raise ValueError(
-            f"--init {init}: its --standardise is {checkpoint.get('standardise', 'set')}, this "
-            f"run's {'window' if model.window else 'set'}"
+            f"--init {init}: its --standardise is {start.standardise_by}, this run's "
+            f"{model.standardise_by}"
         )
     weights = {k: v for k, v in start.state_dict().items() if k not in ("mean", "std")}
     model.load_state_dict(weights, strict=False)

@@ -89,14 +89,16 @@ def test_command_line_error_has_no_traceback():
     )
 
 
-def finished_checkpoint(folder, classes=5, bands=3, window=False):
+def finished_checkpoint(folder, classes=5, bands=3, standardise_by="set"):
     """A folder as a finished run leaves it: model.pt (a random network), then metrics.json."""
     from lib.checkpoint import save_checkpoint
     from unet import UNet
 
     folder.mkdir()
     statistics = dict(mean=[0.0] * bands, std=[1.0] * bands)
-    model = UNet(classes, weights=None, in_channels=bands, **statistics, window=window)
+    model = UNet(
+        classes, weights=None, in_channels=bands, **statistics, standardise_by=standardise_by
+    )
     names = ["Urban", "Vegetation", "Water", "Bare Soil", "Road", "Cloud"][:classes]
     save_checkpoint(folder / "model.pt", model, names, None, bands, 64)
     (folder / "metrics.json").write_text("{}")
@@ -113,7 +115,7 @@ def test_a_bad_init_is_one_line_and_writes_nothing(tmp_path, capsys):
     (training / "resume.pt").write_bytes(b"state")
     finished_checkpoint(tmp_path / "six", classes=6)
     finished_checkpoint(tmp_path / "four", bands=4)
-    finished_checkpoint(tmp_path / "window", window=True)
+    finished_checkpoint(tmp_path / "window", standardise_by="window")
     cases = [
         ("nowhere", "nowhere: no model.pt there; give a finished train.py run"),
         ("corrupt", "corrupt/model.pt: not a train.py checkpoint"),

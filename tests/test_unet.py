@@ -140,15 +140,16 @@ def test_a_window_standardised_on_its_own_looks_past_a_scene_brightness_and_cont
     image = torch.rand(2, 3, 64, 64) * 40 + 100
     gain, offset = torch.tensor([1.5, 0.8, 1.2]), torch.tensor([30.0, -20.0, 5.0])
     other_scene = image * gain.view(1, 3, 1, 1) + offset.view(1, 3, 1, 1)
-    for window in (True, False):
-        model = UNet(3, weights=None, mean=[110.0] * 3, std=[20.0] * 3, window=window).eval()
+    statistics = dict(mean=[110.0] * 3, std=[20.0] * 3)
+    for by in ("window", "set"):
+        model = UNet(3, weights=None, **statistics, standardise_by=by).eval()
         with torch.no_grad():
             same = torch.allclose(model(image), model(other_scene), atol=1e-4)
-        assert same == window
+        assert same == (by == "window")
         save_checkpoint(tmp_path / "m.pt", model, ["a", "b", "c"], ["#000"] * 3, 3, 64)
-        assert load_checkpoint(tmp_path / "m.pt")[0].window == window
+        assert load_checkpoint(tmp_path / "m.pt")[0].standardise_by == by
     flat = 110 + torch.randn(1, 3, 64, 64) * 20 * 0.02  # 0.02 of the set's std
-    seen = UNet(3, weights=None, mean=[110.0] * 3, std=[20.0] * 3, window=True).standardise(flat)
+    seen = UNet(3, weights=None, **statistics, standardise_by="window").standardise(flat)
     assert torch.allclose(seen.std(dim=(2, 3)), torch.full((1, 3), 0.2), rtol=0.05)
 
 
