@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clicks import class_counts
 from lib.annotations import read_legend
 from lib.cli import OneLineParser, add_show_test, run_command
 from lib.tiles import read_split
@@ -29,9 +30,7 @@ def colour_and_class(root, split, legend):
             raise ValueError(f"{path}: no mask; every tile needs one here (masks/<stem>.png)")
         pixels = np.asarray(image, dtype=np.float64).reshape(len(image), -1)
         colours.append(np.concatenate([pixels.mean(1), pixels.std(1)]))
-        labels = np.asarray(mask).ravel()
-        labels = labels[(labels >= 0) & (labels < len(legend.names))]
-        commonest.append(np.bincount(labels, minlength=len(legend.names)).argmax())
+        commonest.append(class_counts([mask], len(legend.names)).argmax())
     return np.array(colours), np.array(commonest)
 
 
