@@ -161,6 +161,7 @@ def method(run):
     chosen = " if val chose it" * c["zoom_on_val"]
     recipe += [f"test tiles also shrunk {c['tta_zoom_out']}×{chosen}"] * (c["tta_zoom_out"] > 1)
     recipe += [f"crops also {c['train_zoom_out']}× larger, shrunk"] * (c["train_zoom_out"] > 1)
+    recipe += [f"image size {c['image_size']}"] * (c["image_size"] != DEFAULTS["image_size"])
     estimate = f" ({c['prior_estimate']} shares)" * (c["prior_estimate"] != "em")
     recipe += [f"prior shift {c['prior_shift']:g}{estimate}"] * bool(c["prior_shift"])
     recipe += ["image skip"] * c["image_skip"]

@@ -11,9 +11,9 @@ def test_the_method_column_names_every_setting_that_moves_the_scores():
     assert records.method(dict(config=config)) == (
         "U-Net, pce; dihedral, 15 epochs, TTA, test tiles also shrunk 3×, prior shift 0.5"
     )
-    skips = dict(image_skip=True, standardise="window", paste=32)
+    skips = dict(image_size=224, image_skip=True, standardise="window", paste=32)
     assert records.method(dict(config=skips)) == (
-        "U-Net, pce; image skip, each window standardised, 32 boxes pasted"
+        "U-Net, pce; image size 224, image skip, each window standardised, 32 boxes pasted"
     )
     geometric = dict(prior_shift=0.5, prior_estimate="geometric")
     assert (
