@@ -15,7 +15,8 @@ and seed give both the same clicks. Scores come from lib/evaluation.py, the netw
 <out>/metrics.json holds the fields of train.py's that apply, and <out>/predictions/ a class map
 and a preview per test tile, as predict.py writes them; with --predict-train,
 <out>/train-predictions/ the class map of each training tile, which train.py --extra-targets can
-learn from (docs/recipe.md).
+learn from (docs/recipe.md). --tile-prior S weighs each tile's map by its own class shares, as
+train.py's --tile-prior does, where val chooses it: the forest beside a network run that has it.
 """
 
 import os
@@ -38,36 +39,64 @@ from lib.cli import (
     run_command,
 )
 from lib.device import cpu_name
-from lib.evaluation import confusion_matrix, print_table, scores
-from lib.forest import SIGMAS, TREES, fit, predict, training_pixels
+from lib.evaluation import confusion_matrix, print_table, scores, tile_prior
+from lib.forest import FLOOR, SIGMAS, TREES, fit, predict, probabilities, training_pixels
 from lib.recipe import load_run_data
 from lib.settings import DEFAULTS, add_options, check_config, label_mode, run_name
 
 
-def score(forest, split, classes, name, save=None):
-    """evaluation.scores over a split; save(index, class map) for each tile, if given."""
-    matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
+def score(forest, split, classes, name, save=None, strengths=(0.0,)):
+    """evaluation.scores over a split, one for each tile prior of `strengths` (0: the forest's
+    own map; lib/evaluation.tile_prior on the log of its votes); save(index, class map) for each
+    tile, the first strength's, if given."""
+    matrices = [torch.zeros(len(classes), len(classes), dtype=torch.int64) for _ in strengths]
     started = said = time.time()
     for index, (image, dense_mask) in enumerate(zip(*split)):
-        class_map = predict(forest, image)
-        matrix += confusion_matrix(
-            torch.from_numpy(class_map), torch.tensor(np.asarray(dense_mask)), len(classes)
-        )
+        truth = torch.tensor(np.asarray(dense_mask))
+        class_maps = tile_maps(forest, image, len(classes), strengths)
+        for matrix, class_map in zip(matrices, class_maps):
+            matrix += confusion_matrix(torch.from_numpy(class_map), truth, len(classes))
         if save:
-            save(index, class_map)
+            save(index, class_maps[0])
         if time.time() - said > 60:  # big tiles take minutes: say where it is
             print(
                 f"  {name}: {index + 1}/{len(split[0])} tiles, {time.time() - started:.0f}s",
                 flush=True,
             )
             said = time.time()
-    return scores(matrix, classes)
+    return [scores(matrix, classes) for matrix in matrices]
+
+
+def tile_maps(forest, image, num_classes, strengths):
+    """A tile's class map (H, W) uint8 for each tile prior of `strengths`."""
+    if not any(strengths):
+        return [predict(forest, image)] * len(strengths)
+    votes = probabilities(forest, image, num_classes).clamp_min(FLOOR).log()
+    return [tile_prior(votes, s).argmax(0).numpy().astype(np.uint8) for s in strengths]
+
+
+def chosen_on_val(forest, data, strength):
+    """val's scores of the forest's maps with the tile prior `strength` and without (0 alone:
+    one), and the one val scores higher (over the classes its masks hold; a tie: none); None
+    without a val split."""
+    if not len(data["val"][0]):
+        return None, strength, []
+    strengths = [strength, 0.0] if strength else [0.0]
+    seen = score(forest, data["val"], data["classes"], "val", strengths=strengths)
+    best = max(range(len(seen)), key=lambda k: (seen[k]["miou_in_truth"], -strengths[k]))
+    views = [
+        dict(tile_prior=s, miou=v["miou"], miou_in_truth=v["miou_in_truth"])
+        for s, v in zip(strengths, seen)
+    ]
+    if strength:
+        print(f"val chose: tile prior {strengths[best]:g}", flush=True)
+    return seen[best], strengths[best], views
 
 
 # the settings that apply to the forest (train.py's others do not)
 FOREST_SETTINGS = (
     "points points_per_class strategy seed data image_size train_size val_size test_size out "
-    "predict_train points_file class_field"
+    "predict_train points_file class_field tile_prior"
 ).split()
 
 
@@ -102,8 +131,10 @@ def run(config):
     (out / "predictions").mkdir()
     if config["predict_train"]:  # the forest's map of each training tile: targets for train.py
         write_training_maps(out / "train-predictions", forest, data)
-    val = score(forest, data["val"], data["classes"], "val") if len(data["val"][0]) else None
-    test = score(forest, data["test"], data["classes"], "test", map_writer(out, data))
+    val, strength, views = chosen_on_val(forest, data, config["tile_prior"])
+    (test,) = score(
+        forest, data["test"], data["classes"], "test", map_writer(out, data), (strength,)
+    )
     print_table(test, data["classes"], data["scored_on"]["test"])
     metrics = dict(
         config={**{k: config[k] for k in FOREST_SETTINGS}, "trees": TREES, "sigmas": list(SIGMAS)},
@@ -115,6 +146,7 @@ def run(config):
         machine=machine,
         sklearn=sklearn.__version__,
         val_miou=val and val["miou"],
+        **(dict(val_by_view=views, tile_prior_chosen=strength) if config["tile_prior"] else {}),
         test=test,
         wall_time_s=round(time.time() - started, 1),
     )
@@ -126,11 +158,15 @@ def checked(config):
     """baseline.py's config: train.py's data settings checked as train.py checks them, with
     --predict-train; the forest learns from clicks, so --dense is refused."""
     predict_train = config.pop("predict_train", False)
+    strength = config.pop("tile_prior", 0.0)
+    if strength < 0:
+        raise ValueError(f"--tile-prior must be >= 0, got {strength}")
     if predict_train and not config.get("data"):
         raise ValueError(
             "--predict-train needs a tile folder (--data DIR): the maps are named after its tiles"
         )
     config = {**check_config({**DEFAULTS, **config}), "predict_train": predict_train}
+    config["tile_prior"] = strength
     if config["dense"]:
         raise ValueError(
             "--dense: the pixel classifier is the clicks baseline; give --points N or "
@@ -177,6 +213,13 @@ def main(argv=None):
         action="store_true",
         help="also write <out>/train-predictions/: the "
         "forest's class map of each training tile, extra targets for train.py --extra-targets",
+    )
+    parser.add_argument(
+        "--tile-prior",
+        type=float,
+        default=0.0,
+        help="as train.py --tile-prior: each tile's map weighted by its own class shares to this "
+        "power where val scores higher so; 0 (default): the forest as ilastik's users run it",
     )
     run_command(parser, run, argv)
 

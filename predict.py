@@ -14,9 +14,10 @@ With --min-confidence P a pixel whose top class is less probable than P is
 written 255 (unknown, black in the preview): the network's confident pixels, which train.py
 --extra-targets can train a new model on (self-training, docs/recipe.md). A run trained with
 --forest-weight W keeps its clicks' features in forest.npz beside model.pt: the pixel forest is
-fitted on them again (a minute or two) and fused into every map, as the run was scored. The class
-names, band count and normalisation come from the checkpoint. All inputs are checked before the
-first file is written, and every file is written atomically.
+fitted on them again (a minute or two) and fused into every map, as the run was scored; with
+--tile-prior S each map is weighted by its own class shares, as a run whose val chose S scored.
+The class names, band count and normalisation come from the checkpoint. All inputs are checked
+before the first file is written, and every file is written atomically.
 """
 
 import time
@@ -29,7 +30,7 @@ from lib.annotations import colour_rgb, colourise
 from lib.checkpoint import load_checkpoint
 from lib.cli import OneLineParser, atomic, check_output_folder, guard, need
 from lib.device import pick_device, pick_precision
-from lib.evaluation import predict_tile
+from lib.evaluation import predict_tile, tile_prior
 from lib.forest import Fusion
 from lib.rasters import IMAGE_SUFFIXES, is_tiff, read_image
 from lib.settings import add_options, check_tta_zoom_out
@@ -69,6 +70,14 @@ def command_line():
         default=1,
         help="with --tta, also see each image shrunk K times (K x K pixels averaged) and average "
         "the logits, as train.py --tta-zoom-out scores (1 + 1/K^2 the time)",
+    )
+    parser.add_argument(
+        "--tile-prior",
+        type=float,
+        default=0.0,
+        help="weight each image's map (a GeoTIFF's: each block's) by its own class shares to this "
+        "power, as train.py --tile-prior scores; the strength a run's val chose is its "
+        "metrics.json's tile_prior_chosen (0: off)",
     )
     parser.add_argument(
         "--polygons",
@@ -131,6 +140,8 @@ def check_flags(args):
     if args.min_confidence is not None and not 0 < args.min_confidence < 1:
         raise ValueError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     check_tta_zoom_out(args.tta_zoom_out, args.tta)
+    if args.tile_prior < 0:
+        raise ValueError(f"--tile-prior must be >= 0, got {args.tile_prior}")
     check_output_folder(args.out)
 
 
@@ -189,6 +200,7 @@ def class_mapper(model, window, precision, args, fusion=None):
         )
         if fusion:
             logits = fusion(pixels, logits)
+        logits = tile_prior(logits, args.tile_prior)
         if args.min_confidence is None:
             return logits.argmax(0).numpy().astype("uint8")
         # probabilities only where they are asked for

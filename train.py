@@ -273,9 +273,10 @@ def test_best(scored, weights, data, config, precision, fusion=None):
         config["tta"],
         config["tta_zoom_out"],
         zoom_on_val=config["zoom_on_val"],
+        tile_prior=config["tile_prior"],
         # a warm round's epoch is chosen on val already, its view by its start's val: a val pass
         # with TTA would be a record only, a fifth of the round (docs/suggest.md, Warm rounds)
-        record_val=not config["init"],
+        score_val=not config["init"],
     )
     if fusion:
         extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds

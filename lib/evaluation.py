@@ -7,7 +7,8 @@ seen in the 7 other symmetries of the square (crops.dihedral), turned back and a
 answer no longer depends on which way the tile happens to face, for 8x the inference. With
 `zoom_out` K the tile is also seen shrunk K times (each K x K pixels averaged), so a window holds
 K x K times the ground; those logits, upsampled, are averaged with the full-size ones (a roof
-wider than a window is seen with its edges), for 1 + 1/K^2 the inference.
+wider than a window is seen with its edges), for 1 + 1/K^2 the inference. With `tile_prior` S
+each tile's map is weighted by the tile's own class shares, as the network sees them (below).
 `evaluate` scores a split from one confusion matrix accumulated over all its pixels: mIoU, pixel
 accuracy, per-class IoU / precision / recall, and the pixel accuracy of always answering the
 commonest class, the floor a useful model clears. Validation, testing, predict.py and
@@ -80,25 +81,28 @@ def evaluate(
     """Scores over a whole split (images, dense masks) seen one way (`tta`, `zoom_out`), from one
     confusion matrix; pixels marked IGNORE (255) are not scored. fuse, if given, is a run's
     lib/forest.Fusion: the forest's shares fused into each tile's logits (--forest-weight)."""
-    views = [(tta, zoom_out)]
+    views = [(tta, zoom_out, 0.0)]
     return evaluate_views(model, split, classes, window, batch_size, precision, views, fuse)[0]
 
 
 def evaluate_views(model, split, classes, window, batch_size, precision, views, fuse=None):
-    """The scores of a split for each view of `views`, (tta, zoom_out) pairs, from one pass over
-    its tiles: a tile's full-size logits are computed once for the views that see it with the
-    same tta (a shrunk view is blended into a copy of them), and with fuse the forest's shares of
-    the tile once for all views (the forest costs about half a network pass with TTA)."""
+    """The scores of a split for each view of `views`, (tta, zoom_out, tile_prior) triples, from
+    one pass over its tiles: a tile's full-size logits are computed once for the views that see it
+    with the same tta (a shrunk view is blended into a copy of them), views that differ only in
+    their tile prior share those logits, and with fuse the forest's shares of the tile are
+    computed once for all views (the forest costs about half a network pass with TTA)."""
     images, dense_masks = split
     model.eval()
     matrices = [torch.zeros(len(classes), len(classes), dtype=torch.int64) for _ in views]
+    seen_as = list(dict.fromkeys((tta, zoom_out) for tta, zoom_out, _ in views))
     # under torchrun: a share each
     for image, dense_mask in distributed.share(list(zip(images, dense_masks))):
         fused = fuse.of_tile(image) if fuse else None
         truth = torch.tensor(np.asarray(dense_mask))
-        seen = tile_views(model, image, window, batch_size, precision, views)
-        for matrix, logits in zip(matrices, seen):
-            prediction = (fused(logits) if fused else logits).argmax(0)
+        seen = dict(zip(seen_as, tile_views(model, image, window, batch_size, precision, seen_as)))
+        for matrix, (tta, zoom_out, strength) in zip(matrices, views):
+            logits = seen[tta, zoom_out]
+            prediction = tile_prior(fused(logits) if fused else logits, strength).argmax(0)
             matrix += confusion_matrix(prediction.to(torch.uint8), truth, len(classes))
     # ... and the matrices summed
     return [scores(distributed.sum_over_processes(matrix), classes) for matrix in matrices]
@@ -118,6 +122,23 @@ def tile_views(model, image, window, batch_size, precision, views):
             small = shrink(image, zoom_out)
             coarse = predict_tile(model, small, window, batch_size, precision, tta)
             yield blend_zoomed(full[tta].clone(), coarse)
+
+
+def tile_prior(scores, strength):
+    """A tile's own prior (--tile-prior S): its class scores (C, H, W), logits or fused, turned
+    into log-probabilities weighted by the tile's class shares as the map itself gives them,
+
+        p'(c | x_i) ∝ p(c | x_i) · q(c)^S,   q(c) = mean over the tile's pixels i of p(c | x_i)
+
+    so that on a tile that is mostly one class the unsure pixels go to that class (a crop cut
+    around a field or a lake: GID-MTL's; docs/unclicked.md). S = 0: the scores as they are. On a
+    tile of many classes it pulls towards the large ones, which is why a run's val chooses it
+    (final_scores). q is summed a class at a time: no second full-size copy of the probabilities."""
+    if not strength:
+        return scores
+    log_p = torch.log_softmax(scores.float(), 0)
+    shares = torch.stack([plane.exp().mean() for plane in log_p])
+    return log_p.add_(strength * shares.clamp_min(1e-6).log()[:, None, None])
 
 
 def confusion_matrix(prediction, target, num_classes):
@@ -164,54 +185,67 @@ def scores(matrix, classes):
 
 
 def final_scores(
-    score, test, val, tta, zoom_out=1, show_test=True, zoom_on_val=False, record_val=True
+    score,
+    test,
+    val,
+    tta,
+    zoom_out=1,
+    show_test=True,
+    zoom_on_val=False,
+    tile_prior=0.0,
+    score_val=True,
 ):
-    """The tested weights scored by `score(split, views)` (a list of scores, one a (tta, zoom_out)
-    view, from one pass over the split): the test split, and with tta also without it and val
-    with it (what the choice of recipe was made on, docs/recipe.md). zoom_out is part of the
-    test-time augmentation: only with tta. With zoom_on_val, val is scored first with the tile
-    shrunk zoom_out times and as it is, and test is seen as val scored higher (over the classes
-    val holds, as epochs are chosen): a view the run's own val chooses. Returns (test metrics,
-    extra): extra holds those other scores and what each pass cost. show_test=False keeps
-    test's mIoU off the screen (a scan that chooses on val); record_val=False skips val's pass
-    where it would choose nothing, only be recorded (a warm round: minutes of its time)."""
+    """The tested weights scored by `score(split, views)` (a list of scores, one a (tta, zoom_out,
+    tile_prior) view, from one pass over the split): the test split, and with tta also without it
+    and val with it (what the choice of recipe was made on, docs/recipe.md). zoom_out is part of
+    the test-time augmentation: only with tta. What val chooses, from one pass over it (over the
+    classes val holds, as epochs are chosen): with zoom_on_val, the tile shrunk zoom_out times or
+    as it is; with a tile_prior S, S or none, wherever val is scored. Test is then seen as val
+    scored higher. Returns (test metrics, extra): extra holds those other scores, the choices
+    and what each pass cost. show_test=False keeps test's mIoU off the screen (a scan that chooses
+    on val); score_val=False: no val pass unless zoom_on_val asks for one (a warm round: minutes
+    of its time; its view and tile prior are its start's)."""
 
     def timed(name, split, views):
         # a progress line a pass: on big tiles, 8 orientations take minutes on a CPU
         tiles = len(split[0])
-        words = "; ".join(view_name(zoom) if tta else "as they are" for tta, zoom in views)
+        words = "; ".join(view_name(zoom, strength, tta) for tta, zoom, strength in views)
         print(f"scoring {name}: {tiles} tile{'s' * (tiles != 1)}, {words}", flush=True)
         start = time.time()
         return score(split, views), round(time.time() - start, 2)
 
     extra = dict(scoring_seconds={})
     zoom_out = zoom_out if tta else 1
-    choose = zoom_on_val and tta and zoom_out > 1 and len(val[0])
-    if choose:
-        (shrunk, plain), extra["scoring_seconds"]["val_tta"] = timed(
-            "val", val, [(True, zoom_out), (True, 1)]
+    zooms = [zoom_out, 1] if zoom_on_val and zoom_out > 1 else [zoom_out]
+    strengths = [tile_prior, 0.0] if tile_prior else [0.0]
+    if len(val[0]) and (len(zooms) > 1 or (score_val and (tta or tile_prior))):
+        views = [(tta, zoom, strength) for zoom in zooms for strength in strengths]
+        seen, extra["scoring_seconds"]["val_tta"] = timed("val", val, views)
+        # a tie keeps the shrunk view, and the tile prior off
+        best = max(
+            range(len(views)), key=lambda k: (seen[k]["miou_in_truth"], views[k][1], -views[k][2])
         )
-        by_zoom = {zoom_out: shrunk, 1: plain}
-        # over the classes val holds, as epochs are chosen; a tie keeps the shrunk view
-        chosen = max(by_zoom, key=lambda zoom: (by_zoom[zoom]["miou_in_truth"], zoom))
-        print(f"the view val chose: {view_name(chosen)}", flush=True)
-        extra["val_miou_tta"] = by_zoom[chosen]["miou"]
-        extra["val_by_zoom"] = {
-            str(zoom): dict(miou=v["miou"], miou_in_truth=v["miou_in_truth"])
-            for zoom, v in by_zoom.items()
-        }
-        extra["tta_zoom_out_chosen"] = zoom_out = chosen
+        _, zoom_out, tile_prior = views[best]
+        if len(views) > 1:
+            print(f"val chose: {view_name(zoom_out, tile_prior, tta)}", flush=True)
+            extra["val_by_view"] = [
+                dict(zoom_out=z, tile_prior=s, miou=v["miou"], miou_in_truth=v["miou_in_truth"])
+                for (_, z, s), v in zip(views, seen)
+            ]
+        if len(zooms) > 1:
+            extra["tta_zoom_out_chosen"] = zoom_out
+        if len(strengths) > 1:
+            extra["tile_prior_chosen"] = tile_prior
+        if tta:
+            extra["val_miou_tta"] = seen[best]["miou"]
     # test as the run sees it and, with tta, as it is (one pass: the forest's shares once a tile)
-    views = [(True, zoom_out), (False, 1)] if tta else [(False, 1)]
+    views = (
+        [(True, zoom_out, tile_prior), (False, 1, tile_prior)] if tta else [(False, 1, tile_prior)]
+    )
     seen, extra["scoring_seconds"]["test"] = timed("test", test, views)
     scored = seen[0]
     if tta:
         extra["test_without_tta"] = seen[1]
-        if len(val[0]) and not choose and record_val:
-            (val_scores,), extra["scoring_seconds"]["val_tta"] = timed(
-                "val", val, [(True, zoom_out)]
-            )
-            extra["val_miou_tta"] = val_scores["miou"]
         if show_test:
             print(
                 f"test-time augmentation ({view_name(zoom_out)}): test mIoU "
@@ -221,9 +255,11 @@ def final_scores(
     return scored, extra
 
 
-def view_name(zoom_out):
-    """How the test-time augmentation sees a tile, in words."""
-    return "8 orientations" + (f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else "")
+def view_name(zoom_out, tile_prior=0.0, tta=True):
+    """How the scoring sees a tile, in words."""
+    words = "8 orientations" if tta else "as they are"
+    words += f", and the tile shrunk {zoom_out}x" if zoom_out > 1 else ""
+    return words + (f", the tile prior {tile_prior:g}" if tile_prior else "")
 
 
 def print_table(test, classes, scored_on="masks"):

@@ -185,6 +185,10 @@ SETTINGS = (
     Setting("zoom_on_val", False, "with --tta-zoom-out K > 1: score val with the tile shrunk and "
             "as it is, and see test as val scored higher (a view the run's own val chooses)",
             check=boolean, data_default=True),
+    Setting("tile_prior", 0.0, "weight each scored tile's map by the tile's own class shares to "
+            "this power: on a tile mostly one class, its unsure pixels go to that class "
+            "(lib/evaluation.tile_prior); where val is scored it chooses this or none; 0: off",
+            float, check=non_negative, data_default=2.0),
     # where it runs and what it starts from
     Setting("device", "auto", "auto, cpu, cuda, cuda:N"),
     Setting("precision", "auto", "auto: bf16 where the device computes it natively, else fp32",
@@ -251,8 +255,11 @@ def settings(given):
     if not given.get("data"):
         return {**DEFAULTS, **warm, **given}
     merged = {**DEFAULTS, **DATA_DEFAULTS, **warm, **given}
-    if warm and not {"tta_zoom_out", "zoom_on_val"} & set(given):
-        merged.update(start_view(given["init"]))
+    if warm:
+        view = start_view(given["init"])
+        if {"tta_zoom_out", "zoom_on_val"} & set(given):
+            view = {k: v for k, v in view.items() if k not in ("tta_zoom_out", "zoom_on_val")}
+        merged.update({k: v for k, v in view.items() if k not in given})
     if "tta_zoom_out" not in given and not merged["tta"]:
         merged["tta_zoom_out"] = 1
     # label_mode's None: every training tile's clicks read from files, none drawn
@@ -400,11 +407,15 @@ def start_record(init):
 
 def start_view(init):
     """A warm round's view of test: the one its start's own val chose (--zoom-on-val), and no
-    second choice ({} if its start chose none). Scoring val in both views again would cost the
-    round about a fifth of its time (DroneDeploy: 135 s of 618), for a choice its start, the same
-    network a few hundred steps earlier, made on the same tiles (docs/suggest.md, Warm rounds)."""
-    chosen = start_record(init).get("tta_zoom_out_chosen")
-    return dict(tta_zoom_out=chosen, zoom_on_val=False) if chosen else {}
+    second choice ({} if its start chose none), and its start's tile prior, as val chose it or as
+    it was given. Scoring val in both views again would cost the round about a fifth of its time
+    (DroneDeploy: 135 s of 618), for a choice its start, the same network a few hundred steps
+    earlier, made on the same tiles (docs/suggest.md, Warm rounds)."""
+    record = start_record(init)
+    chosen = record.get("tta_zoom_out_chosen")
+    view = dict(tta_zoom_out=chosen, zoom_on_val=False) if chosen else {}
+    given = record.get("config", {}).get("tile_prior", 0.0)
+    return dict(view, tile_prior=record.get("tile_prior_chosen", given))
 
 
 def check_tta_zoom_out(zoom_out, tta):

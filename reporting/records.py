@@ -177,6 +177,7 @@ def method(run):
     recipe += [f"the last {c['average_last']} epochs' weights averaged"] * bool(c["average_last"])
     recipe += ["started from another run's weights"] * bool(c["init"])
     recipe += [f"the pixel forest fused in ×{c['forest_weight']:g}"] * bool(c["forest_weight"])
+    recipe += [f"tile prior {c['tile_prior']:g} if val chose it"] * bool(c["tile_prior"])
     return (
         "U-Net, "
         + c["loss"]

@@ -1,14 +1,16 @@
-"""The test view and how much of the pixel forest to fuse in (train.py --tta-zoom-out K and
---forest-weight W): a finished train.py run's val mIoU for each K and W given, the forest's class
-probabilities fused into the network's by a geometric mean of weight W (lib/forest.fuse), the
-tile also seen shrunk K times (8 orientations; K = 1: not shrunk). K and W are chosen on val;
-test is scanned only with --show-test, once they are chosen.
-    python -m scripts.fusion_scan RUN_FOLDER --weights 0 0.25 0.5 0.75 1 --zoom 1 3 [--show-test]
+"""The test view, how much of the pixel forest to fuse in and the tile prior (train.py
+--tta-zoom-out K, --forest-weight W, --tile-prior S): a finished train.py run's val mIoU for each
+K, W and S given, the forest's class probabilities fused into the network's by a geometric mean
+of weight W (lib/forest.fuse), the tile also seen shrunk K times (8 orientations; K = 1: not
+shrunk), each tile's map weighted by its own class shares to the power S (lib/evaluation.
+tile_prior; S = 0: none). K, W and S are chosen on val; test is scanned only with --show-test,
+once they are chosen.
+    python -m scripts.fusion_scan RUN_FOLDER --weights 0 0.5 1 --zoom 1 3 --tile-priors 0 1 2 4
 The tiles and clicks are read from RUN's config (as scripts/rescore.py reads them); the forest is
 baseline.py's, fitted on RUN's training clicks with RUN's seed. --zoom defaults to 1 and RUN's
-own K (needs its --tta); a shift is in RUN's weights. W = 0 is the network alone, W = 1 the forest
-alone. Each tile's full-size view and forest probabilities are computed once, the shrunk views
-blended in, and every pair (K, W) scored from them."""
+own K (needs its --tta), --tile-priors to 0; a shift is in RUN's weights. W = 0 is the network
+alone, W = 1 the forest alone. Each tile's full-size view and forest probabilities are computed
+once, the shrunk views blended in, and every (K, W, S) scored from them."""
 
 import time
 
@@ -17,20 +19,21 @@ import torch
 
 from lib.checkpoint import open_run
 from lib.cli import OneLineParser, add_show_test
-from lib.evaluation import confusion_matrix, scores, tile_views
+from lib.evaluation import confusion_matrix, scores, tile_prior, tile_views
 from lib.forest import Fusion, fuse, probabilities
 
 parser = OneLineParser(description=__doc__.split("\n")[0])
 parser.add_argument("run")
 parser.add_argument("--weights", type=float, nargs="+", default=[0, 0.25, 0.5, 0.75, 1])
 parser.add_argument("--zoom", type=int, nargs="+", help="default: 1 and RUN's --tta-zoom-out")
+parser.add_argument("--tile-priors", type=float, nargs="+", default=[0.0])
 add_show_test(parser)
 
 
-def scan(split, model, fusion, config, precision, classes, zooms, weights):
-    """Confusion matrices {(K, W): matrix} over `split`, and the seconds each part took."""
+def scan(split, model, fusion, config, precision, classes, zooms, weights, strengths):
+    """Confusion matrices {(K, W, S): matrix} over `split`, and the seconds each part took."""
     window, batch, tta = config["image_size"], config["batch_size"], config["tta"]
-    matrices = {(zoom, weight): 0 for zoom in zooms for weight in weights}
+    matrices = {(k, w, s): 0 for k in zooms for w in weights for s in strengths}
     seconds = dict(network=0.0, forest=0.0)
     images, masks = split
     for number, (image, mask) in enumerate(zip(images, masks), 1):
@@ -43,9 +46,11 @@ def scan(split, model, fusion, config, precision, classes, zooms, weights):
         shares = probabilities(fusion.forest, np.asarray(image), len(classes))
         seconds["forest"] += time.time() - started
         truth = torch.tensor(np.asarray(mask))
-        for zoom, weight in matrices:
-            fused = fuse(views[zoom], shares, weight).argmax(0).to(torch.uint8)
-            matrices[zoom, weight] += confusion_matrix(fused, truth, len(classes))
+        for zoom, weight, strength in matrices:
+            fused = tile_prior(fuse(views[zoom], shares, weight), strength).argmax(0)
+            matrices[zoom, weight, strength] += confusion_matrix(
+                fused.to(torch.uint8), truth, len(classes)
+            )
         if number % 20 == 0 or number == len(images):
             print(f"  tile {number}/{len(images)}, {sum(seconds.values()):.0f} s", flush=True)
     return matrices, seconds
@@ -56,6 +61,8 @@ def main():
     try:
         if not all(0 <= weight <= 1 for weight in args.weights):
             raise ValueError(f"--weights must be in [0, 1], got {args.weights}")
+        if min(args.tile_priors) < 0:
+            raise ValueError(f"--tile-priors must be >= 0, got {args.tile_priors}")
         if args.zoom and min(args.zoom) < 1:
             raise ValueError(f"--zoom must be whole numbers >= 1, got {args.zoom}")
         metrics, config, precision, data, model = open_run(args.run)
@@ -72,16 +79,25 @@ def main():
     print(f"classes {', '.join(classes)}")
     for split in ["val"] + ["test"] * args.show_test:
         matrices, seconds = scan(
-            data[split], model, fusion, config, precision, classes, zooms, args.weights
+            data[split],
+            model,
+            fusion,
+            config,
+            precision,
+            classes,
+            zooms,
+            args.weights,
+            args.tile_priors,
         )
-        for (zoom, weight), matrix in matrices.items():
+        for (zoom, weight, strength), matrix in matrices.items():
             result = scores(matrix, classes)
             ious = " ".join(
                 "-" if v["iou"] is None else f"{v['iou']:.4f}" for v in result["per_class"].values()
             )
             held = f"{result['miou_in_truth']:.4f}"  # over the classes the split's masks hold
             print(
-                f"{split} zoom {zoom} weight {weight:.2f} mIoU {result['miou']:.4f} "
+                f"{split} zoom {zoom} weight {weight:.2f} tile prior {strength:g} "
+                f"mIoU {result['miou']:.4f} "
                 f"(held {held})  IoU {ious}"
             )
         print(f"{split}: network {seconds['network']:.0f} s, forest {seconds['forest']:.0f} s")

@@ -1,8 +1,9 @@
 """Score a finished train.py run again with what acts after its last epoch, without training it
-again: test-time zoom (or val's choice of it), the prior shift and the shares it shifts to, the
-forest fused in:
+again: test-time zoom (or val's choice of it), the tile prior, the prior shift and the shares it
+shifts to, the forest fused in:
     python -m scripts.rescore RUN_FOLDER --out NEW_FOLDER [--tta-zoom-out 2] [--zoom-on-val]
-                              [--prior-shift 0.5] [--prior-estimate geometric] [--forest-weight 0.5]
+                              [--tile-prior 2] [--prior-shift 0.5] [--prior-estimate geometric]
+                              [--forest-weight 0.5]
 A run with --tta-zoom-out K or --prior-shift S trains epoch for epoch as the same run without
 them (same seed, same numbers), so RUN's saved model.pt (its best epoch) shifted by S and scored
 with K is what that run gives. A run trained with a shift has it in its weights and its record:
@@ -25,7 +26,14 @@ from lib.prior import shift_to_pixel_prior, take_out_shift
 from lib.settings import add_options, as_argv
 
 # what rescoring can change
-AFTER_TRAINING = ("tta_zoom_out", "zoom_on_val", "prior_shift", "prior_estimate", "forest_weight")
+AFTER_TRAINING = (
+    "tta_zoom_out",
+    "zoom_on_val",
+    "tile_prior",
+    "prior_shift",
+    "prior_estimate",
+    "forest_weight",
+)
 
 
 def rescore(args):
@@ -36,8 +44,8 @@ def rescore(args):
     given = {key: args[key] for key in AFTER_TRAINING if args[key] is not None}
     if not given:
         raise ValueError(
-            "nothing to rescore with: give --tta-zoom-out K, --zoom-on-val, --prior-shift S, "
-            "--prior-estimate E or --forest-weight W"
+            "nothing to rescore with: give --tta-zoom-out K, --zoom-on-val, --tile-prior S, "
+            "--prior-shift S, --prior-estimate E or --forest-weight W"
         )
     check_output_folder(out)
     started = time.time()
@@ -63,7 +71,14 @@ def rescore(args):
     show_test = args["show_test"]
     zoom = config["tta_zoom_out"]
     test, extra = final_scores(
-        score, data["test"], data["val"], True, zoom, show_test, config["zoom_on_val"]
+        score,
+        data["test"],
+        data["val"],
+        True,
+        zoom,
+        show_test,
+        config["zoom_on_val"],
+        config["tile_prior"],
     )
     if fusion:
         extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds

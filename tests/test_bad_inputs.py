@@ -244,6 +244,12 @@ def test_a_failed_training_in_the_loop_names_its_error(tmp_path):
             ["m.pt", "x.png", "--out", "o", "--tta-zoom-out", "2"],
             "--tta-zoom-out 2 is test-time augmentation: it needs --tta",
         ),
+        (
+            predict.main,
+            ["m.pt", "x.png", "--out", "o", "--tile-prior", "-2"],
+            "--tile-prior must be >= 0, got -2.0",
+        ),
+        (train_module.main, ["--points", "5", "--tile-prior", "-1"], "--tile-prior must be"),
         (suggest.main, ["run", "data", "--clicks", "0"], "--clicks and --spacing must be"),
         (export.main, ["scene", "x.tif", "--size", "0"], "scene needs a new file and a size"),
         (experiments.main, ["all", "--seeds", "0"], "--seeds must be at least 1"),

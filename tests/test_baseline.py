@@ -86,6 +86,40 @@ def test_the_forest_learns_a_two_colour_toy_exactly(tmp_path):
     assert (tmp_path / "run" / "predictions" / "a_classes.png").exists()
 
 
+class LeaningForest:
+    """A stand-in forest of two classes: sure of class 0 where band 0 is dark, leaning to class 1
+    (0.45 / 0.55) where it is bright."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, pixels):
+        bright = pixels[:, 0] > 100
+        return np.where(bright[:, None], [0.45, 0.55], [0.95, 0.05])
+
+    def predict(self, pixels):
+        return self.predict_proba(pixels).argmax(1)
+
+
+def test_val_chooses_the_tile_prior_for_the_forest_as_for_the_network(capsys):
+    image = np.full((3, 16, 16), 40, np.uint8)
+    image[0, :4, :4] = 200  # 16 bright pixels on a dark tile: the forest leans to class 1 there
+    truly_0, truly_1 = np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8)
+    truly_1[:4, :4] = 1
+    classes = ["field", "roof"]
+    plain, weighted = baseline.tile_maps(LeaningForest(), image, 2, [0.0, 2.0])
+    assert plain[:4, :4].all() and not weighted.any()  # the tile's own shares pull them to 0
+    for truth, chosen in ((truly_0, 2.0), (truly_1, 0.0)):
+        data = dict(val=([image], [truth]), classes=classes)
+        val, strength, views = baseline.chosen_on_val(LeaningForest(), data, 2.0)
+        assert strength == chosen and [v["tile_prior"] for v in views] == [2.0, 0.0]
+        assert val["miou_in_truth"] == max(v["miou_in_truth"] for v in views)
+    assert "val chose: tile prior 0" in capsys.readouterr().out
+    # 0 alone: the forest's own map, one val pass
+    data = dict(val=([image], [truly_1]), classes=classes)
+    _, strength, views = baseline.chosen_on_val(LeaningForest(), data, 0.0)
+    assert strength == 0.0 and views == [dict(tile_prior=0.0, miou=1.0, miou_in_truth=1.0)]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -94,6 +128,7 @@ def test_the_forest_learns_a_two_colour_toy_exactly(tmp_path):
         (["--points-per-class", "5", "--trees", "9"], "unrecognized arguments: --trees 9"),
         (["--points", "5", "--data", "/no/such/folder"], "classes.txt: missing"),
         ([], "choose exactly one of --points N, --points-per-class K, --dense"),
+        (["--points", "5", "--tile-prior", "-1"], "--tile-prior must be >= 0, got -1.0"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, message, capsys):

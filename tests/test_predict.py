@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import predict
 from unet import UNet
@@ -51,3 +52,25 @@ def test_predict_sees_the_image_shrunk_too_when_asked(tmp_path, monkeypatch):
     predict.main([str(tmp_path / "model.pt"), str(tmp_path / "x.npy"), *flags])
     assert [(k["tta"], k["zoom_out"]) for k in asked] == [(True, 2)]
     assert (tmp_path / "p" / "x_classes.png").is_file()
+
+
+def test_predict_weights_each_map_by_its_own_class_shares_when_asked(tmp_path, monkeypatch):
+    from lib.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "model.pt", UNet(3, weights=None), ["a", "b", "c"], None, 3, 64)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((3, 70, 90)).astype(np.float32))
+    seen = []
+    real = predict.tile_prior
+    monkeypatch.setattr(
+        predict, "tile_prior", lambda scores, s: seen.append((scores, s)) or real(scores, s)
+    )
+    maps = {}
+    for strength in ("0", "3"):
+        out = tmp_path / strength
+        flags = ["--tile-prior", strength, "--out", str(out)]
+        predict.main([str(tmp_path / "model.pt"), str(tmp_path / "x.npy"), *flags])
+        maps[strength] = np.array(Image.open(out / "x_classes.png"))
+    assert [s for _, s in seen] == [0.0, 3.0]
+    # no pixel leaves the class the map's own shares favour most; others may join it
+    commonest = seen[1][0].softmax(0).mean((1, 2)).argmax().item()
+    assert (maps["3"] == commonest).sum() >= (maps["0"] == commonest).sum()

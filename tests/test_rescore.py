@@ -51,23 +51,35 @@ def test_a_rescored_run_gives_what_the_run_trained_with_the_flag_gives(
           "--zoom-on-val"])  # fmt: skip
     chosen = json.loads((tmp_path / "chosen" / "metrics.json").read_text())
     both = {1: plain, 2: zoomed}
-    assert [chosen["val_by_zoom"][str(k)]["miou"] for k in (1, 2)] == [
-        both[k]["val_miou_tta"] for k in (1, 2)
-    ]
-    in_truth = {k: chosen["val_by_zoom"][str(k)]["miou_in_truth"] for k in (1, 2)}
-    k = 2 if in_truth[2] >= in_truth[1] else 1
+    by_zoom = {view["zoom_out"]: view for view in chosen["val_by_view"]}
+    assert [by_zoom[k]["miou"] for k in (1, 2)] == [both[k]["val_miou_tta"] for k in (1, 2)]
+    k = 2 if by_zoom[2]["miou_in_truth"] >= by_zoom[1]["miou_in_truth"] else 1
     assert chosen["tta_zoom_out_chosen"] == k and chosen["test"] == both[k]["test"]
     assert chosen["val_miou_tta"] == both[k]["val_miou_tta"]
-    assert f"the view val chose: 8 orientations{', and the tile shrunk 2x' * (k == 2)}" in (
+    assert f"val chose: 8 orientations{', and the tile shrunk 2x' * (k == 2)}" in (
         capsys.readouterr().out
     )
+    # --tile-prior S: val scored with it and without (the plain run's val), test as val chose
+    main([str(tmp_path / "plain"), "--out", str(tmp_path / "tiled"), "--tile-prior", "2"])
+    tiled = json.loads((tmp_path / "tiled" / "metrics.json").read_text())
+    with_it, without = tiled["val_by_view"]
+    assert (with_it["tile_prior"], without["tile_prior"]) == (2.0, 0.0)
+    assert without["miou"] == plain["val_miou_tta"]
+    s = 2.0 if with_it["miou_in_truth"] > without["miou_in_truth"] else 0.0
+    assert tiled["tile_prior_chosen"] == s and tiled["config"]["tile_prior"] == 2.0
+    assert s or tiled["test"] == plain["test"]  # none chosen: the plain run's test
     pytest.importorskip("sklearn")  # the scan fits the forest, at weight 0 too
     scan = ["fusion_scan", str(tmp_path / "plain"), "--weights", "0", "--zoom", "1", "2"]
-    monkeypatch.setattr(sys, "argv", scan)
+    monkeypatch.setattr(sys, "argv", scan + ["--tile-priors", "0", "2"])
     runpy.run_module("scripts.fusion_scan", run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
-    scanned = [line.split()[6] for line in lines if line.startswith("val zoom")]
-    assert scanned == [f"{plain['val_miou_tta']:.4f}", f"{zoomed['val_miou_tta']:.4f}"]
+    scanned = [line.split()[9] for line in lines if line.startswith("val zoom")]
+    assert scanned == [
+        f"{plain['val_miou_tta']:.4f}",
+        f"{with_it['miou']:.4f}",
+        f"{zoomed['val_miou_tta']:.4f}",
+        scanned[3],
+    ]
     monkeypatch.setattr(sys, "argv", ["prior_scan", str(tmp_path / "plain")])
     runpy.run_module("scripts.prior_scan", run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
@@ -131,8 +143,8 @@ def test_a_run_rescored_with_a_prior_shift_gives_what_the_run_trained_with_it_gi
     assert stop.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.endswith(
-        "give --tta-zoom-out K, --zoom-on-val, --prior-shift S, --prior-estimate E or "
-        "--forest-weight W"
+        "give --tta-zoom-out K, --zoom-on-val, --tile-prior S, --prior-shift S, "
+        "--prior-estimate E or --forest-weight W"
     )
 
 
@@ -162,7 +174,7 @@ def test_the_forest_fused_in_training_rescoring_scanning_and_predict_py_alike(
     )
     runpy.run_module("scripts.fusion_scan", run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
-    scanned = [float(line.split()[6]) for line in lines if line.startswith("val zoom 1 weight")]
+    scanned = [float(line.split()[9]) for line in lines if line.startswith("val zoom 1 weight")]
     assert scanned == [round(plain["val_miou_tta"], 4), round(fused["val_miou_tta"], 4)]
     assert not any(line.startswith("test ") for line in lines)
     # the forest fed the network's features: the network's one view is the best epoch's val

@@ -15,6 +15,7 @@ from lib.evaluation import (
     predict_tile,
     scores,
     shrink,
+    tile_prior,
 )
 from unet import UNet
 
@@ -124,23 +125,24 @@ def test_the_shrunk_tile_is_part_of_the_test_time_augmentation_only(capsys):
 
     def score(split, views):
         asked.append((len(split[0]), views))
-        return [dict(miou=0.5)] * len(views)
+        return [dict(miou=0.5, miou_in_truth=0.5)] * len(views)
 
     final_scores(score, (["tile"] * 3, ["mask"] * 3), (["val"], ["mask"]), True, 2)
-    # test seen both ways in one pass (the forest's shares of a tile computed once), then val
-    assert asked == [(3, [(True, 2), (False, 1)]), (1, [(True, 2)])]
+    # val with TTA (what the recipe was chosen on), then test seen both ways in one pass (the
+    # forest's shares of a tile computed once)
+    assert asked == [(1, [(True, 2, 0.0)]), (3, [(True, 2, 0.0), (False, 1, 0.0)])]
     # each pass says what it scores before it starts: minutes on big tiles
     lines = capsys.readouterr().out.splitlines()[:2]
     assert lines == [
-        "scoring test: 3 tiles, 8 orientations, and the tile shrunk 2x; as they are",
         "scoring val: 1 tile, 8 orientations, and the tile shrunk 2x",
+        "scoring test: 3 tiles, 8 orientations, and the tile shrunk 2x; as they are",
     ]
     asked.clear()
     final_scores(score, (["test"], ["m"]), (["val"], ["m"]), False, 2)
-    assert asked == [(1, [(False, 1)])]
+    assert asked == [(1, [(False, 1, 0.0)])]
     asked.clear()  # a warm round: val's pass would choose nothing, only be recorded
-    _, extra = final_scores(score, (["t"], ["m"]), (["v"], ["m"]), True, 2, record_val=False)
-    assert asked == [(1, [(True, 2), (False, 1)])] and "val_miou_tta" not in extra
+    _, extra = final_scores(score, (["t"], ["m"]), (["v"], ["m"]), True, 2, score_val=False)
+    assert asked == [(1, [(True, 2, 0.0), (False, 1, 0.0)])] and "val_miou_tta" not in extra
 
 
 @pytest.mark.parametrize("val_by_zoom, chosen", [({1: 0.6, 3: 0.5}, 1), ({1: 0.5, 3: 0.5}, 3)])
@@ -149,36 +151,91 @@ def test_zoom_on_val_sees_test_as_val_scored_higher(val_by_zoom, chosen, capsys)
 
     def score(split, views):
         asked.append((split[0][0], views))
-        in_truth = [val_by_zoom[zoom] if split[0][0] == "val" else 0.1 for _, zoom in views]
+        in_truth = [val_by_zoom[zoom] if split[0][0] == "val" else 0.1 for _, zoom, _ in views]
         return [dict(miou=v - 0.01, miou_in_truth=v) for v in in_truth]
 
     test, extra = final_scores(
         score, (["test"], ["m"]), (["val"], ["m"]), True, 3, zoom_on_val=True
     )
-    assert asked == [("val", [(True, 3), (True, 1)]), ("test", [(True, chosen), (False, 1)])]
-    assert extra["tta_zoom_out_chosen"] == chosen
+    assert asked == [
+        ("val", [(True, 3, 0.0), (True, 1, 0.0)]),
+        ("test", [(True, chosen, 0.0), (False, 1, 0.0)]),
+    ]
+    assert extra["tta_zoom_out_chosen"] == chosen and "tile_prior_chosen" not in extra
     assert extra["val_miou_tta"] == val_by_zoom[chosen] - 0.01  # the chosen view's, as recorded
-    assert extra["val_by_zoom"]["1"]["miou_in_truth"] == val_by_zoom[1]
-    assert "the view val chose: 8 orientations" in capsys.readouterr().out
-    asked.clear()  # without tta, or without a zoom to choose, nothing else is scored
-    final_scores(score, (["test"], ["m"]), (["val"], ["m"]), True, 1, zoom_on_val=True)
-    assert asked == [("test", [(True, 1), (False, 1)]), ("val", [(True, 1)])]
+    assert [v["miou_in_truth"] for v in extra["val_by_view"]] == [val_by_zoom[3], val_by_zoom[1]]
+    assert "val chose: 8 orientations" in capsys.readouterr().out
+    asked.clear()  # without a zoom to choose, val is scored once, as recorded
+    _, extra = final_scores(score, (["test"], ["m"]), (["val"], ["m"]), True, 1, zoom_on_val=True)
+    assert asked == [("val", [(True, 1, 0.0)]), ("test", [(True, 1, 0.0), (False, 1, 0.0)])]
+    assert "val_by_view" not in extra
+
+
+@pytest.mark.parametrize("tta", [True, False])
+def test_val_chooses_the_tile_prior_or_none_with_the_view(tta, capsys):
+    val_scores = {(3, 2.0): 0.50, (3, 0.0): 0.40, (1, 2.0): 0.45, (1, 0.0): 0.30}
+    asked = []
+
+    def score(split, views):
+        asked.append((split[0][0], views))
+        held = [val_scores[zoom, s] if split[0][0] == "val" else 0.1 for _, zoom, s in views]
+        return [dict(miou=v, miou_in_truth=v) for v in held]
+
+    _, extra = final_scores(
+        score, (["test"], ["m"]), (["val"], ["m"]), tta, 3, zoom_on_val=True, tile_prior=2.0
+    )
+    if tta:  # four views of val from its one pass; test seen as the best of them
+        assert asked[0] == ("val", [(True, 3, 2.0), (True, 3, 0.0), (True, 1, 2.0), (True, 1, 0.0)])
+        assert asked[1] == ("test", [(True, 3, 2.0), (False, 1, 2.0)])
+        assert extra["tta_zoom_out_chosen"] == 3 and extra["val_miou_tta"] == 0.50
+    else:  # the zoom is test-time augmentation: only the tile prior to choose
+        assert asked == [("val", [(False, 1, 2.0), (False, 1, 0.0)]), ("test", [(False, 1, 2.0)])]
+        assert "val_miou_tta" not in extra and "tta_zoom_out_chosen" not in extra
+    assert extra["tile_prior_chosen"] == 2.0
+    assert "the tile prior 2" in capsys.readouterr().out
+    asked.clear()  # val that scores higher without it: none
+    val_scores = {key: 0.6 - key[1] / 10 for key in val_scores}
+    _, extra = final_scores(score, (["t"], ["m"]), (["v"], ["m"]), tta, 1, tile_prior=2.0)
+    assert extra["tile_prior_chosen"] == 0.0 and asked[-1][1][0] == (tta, 1, 0.0)
+    asked.clear()  # a warm round: no val pass, its start's choice as given
+    final_scores(score, (["t"], ["m"]), (["v"], ["m"]), tta, 1, tile_prior=2.0, score_val=False)
+    assert [split for split, _ in asked] == ["t"] and asked[0][1][0] == (tta, 1, 2.0)
+
+
+def test_the_tile_prior_pulls_a_tiles_unsure_pixels_to_its_commonest_class():
+    logits = torch.zeros(3, 4, 4)
+    logits[0] = 4.0  # fifteen pixels sure of class 0
+    logits[:, 0, 0] = torch.tensor([0.0, 0.5, 0.0])  # one unsure, leaning to class 1
+    assert tile_prior(logits, 0.0) is logits  # off: the scores as they are
+    weighted = tile_prior(logits, 2.0)
+    assert logits.argmax(0)[0, 0] == 1 and weighted.argmax(0)[0, 0] == 0
+    assert (weighted.argmax(0)[1:] == 0).all()  # the sure pixels stay where they were
+    p = logits.softmax(0)
+    shares = p.mean((1, 2))
+    expected = (p * shares[:, None, None] ** 2).log()  # p' ∝ p · q^S, up to a constant a pixel
+    difference = weighted - expected
+    assert torch.allclose(difference, difference[:1].expand_as(difference), atol=1e-5)
 
 
 @pytest.mark.slow
 def test_the_views_of_one_pass_are_those_of_a_pass_each():
     """evaluate_views shares a tile's full-size pass (and the forest's shares) between views: its
-    scores are those of evaluate, one view at a time."""
+    scores are those of evaluate, one view at a time, and a tile prior those of its own pass."""
     torch.manual_seed(0)
     model = UNet(weights=None, num_classes=3).eval()
     images = [torch.rand(3, 70, 50).numpy(), torch.rand(3, 64, 64).numpy()]
     rng = np.random.default_rng(0)
     masks = [rng.integers(0, 3, image.shape[1:]) for image in images]
-    views = [(True, 2), (True, 1), (False, 1)]
+    views = [(True, 2, 0.0), (True, 1, 0.0), (False, 1, 0.0), (True, 2, 2.0), (False, 1, 1.0)]
     together = evaluate_views(model, (images, masks), list("abc"), 64, 8, "fp32", views)
-    for (tta, zoom), scored in zip(views, together):
-        alone = evaluate(model, (images, masks), list("abc"), 64, 8, "fp32", tta, zoom)
+    for (tta, zoom, strength), scored in zip(views, together):
+        alone = evaluate_views(
+            model, (images, masks), list("abc"), 64, 8, "fp32", [(tta, zoom, strength)]
+        )[0]
         assert scored["confusion_matrix"] == alone["confusion_matrix"]
+        if not strength:
+            plain = evaluate(model, (images, masks), list("abc"), 64, 8, "fp32", tta, zoom)
+            assert scored["confusion_matrix"] == plain["confusion_matrix"]
 
 
 class WhereAmI(torch.nn.Module):

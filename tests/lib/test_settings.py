@@ -96,6 +96,14 @@ def test_a_warm_round_sees_test_as_its_starts_val_chose(tmp_path):
     assert (told["tta_zoom_out"], told["zoom_on_val"]) == (3, DATA_DEFAULTS["zoom_on_val"])
     (start / "metrics.json").write_text(json.dumps(dict(test={})))  # its start chose no view
     assert settings({**given, "init": str(start)})["zoom_on_val"] == DATA_DEFAULTS["zoom_on_val"]
+    # and its start's tile prior: none before there was one, else as its val chose it
+    assert settings({**given, "init": str(start)})["tile_prior"] == 0.0
+    chose = dict(config=dict(tile_prior=2.0), tile_prior_chosen=0.0)
+    (start / "metrics.json").write_text(json.dumps(chose))
+    assert settings({**given, "init": str(start)})["tile_prior"] == 0.0
+    (start / "metrics.json").write_text(json.dumps(dict(chose, tile_prior_chosen=2.0)))
+    assert settings({**given, "init": str(start)})["tile_prior"] == 2.0
+    assert settings({**given, "init": str(start), "tile_prior": 1.0})["tile_prior"] == 1.0
     (start / "metrics.json").write_text("{not json")
     with pytest.raises(ValueError, match="metrics.json is not a run's metrics.json"):
         settings({**given, "init": str(start)})
