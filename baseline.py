@@ -39,7 +39,7 @@ from lib.cli import (
     run_command,
 )
 from lib.device import cpu_name
-from lib.evaluation import confusion_matrix, print_table, scores, tile_prior
+from lib.evaluation import chosen_on_val, confusion_matrix, print_table, scores, tile_prior
 from lib.forest import FLOOR, SIGMAS, TREES, fit, predict, probabilities, training_pixels
 from lib.recipe import load_run_data
 from lib.settings import DEFAULTS, add_options, check_config, label_mode, run_name
@@ -75,22 +75,17 @@ def tile_maps(forest, image, num_classes, strengths):
     return [tile_prior(votes, s).argmax(0).numpy().astype(np.uint8) for s in strengths]
 
 
-def chosen_on_val(forest, data, strength):
-    """val's scores of the forest's maps with the tile prior `strength` and without (0 alone:
-    one), and the one val scores higher (over the classes its masks hold; a tie: none); None
-    without a val split."""
+def val_scores(forest, data, strength):
+    """val's scores of the forest's maps with the tile prior `strength` and without, the strength
+    val scores higher (lib/evaluation.chosen_on_val, train.py's rule) and the choice's record;
+    (None, strength, {}) without a val split."""
     if not len(data["val"][0]):
-        return None, strength, []
+        return None, strength, {}
     strengths = [strength, 0.0] if strength else [0.0]
     seen = score(forest, data["val"], data["classes"], "val", strengths=strengths)
-    best = max(range(len(seen)), key=lambda k: (seen[k]["miou_in_truth"], -strengths[k]))
-    views = [
-        dict(tile_prior=s, miou=v["miou"], miou_in_truth=v["miou_in_truth"])
-        for s, v in zip(strengths, seen)
-    ]
-    if strength:
-        print(f"val chose: tile prior {strengths[best]:g}", flush=True)
-    return seen[best], strengths[best], views
+    record = {}
+    _, chosen = chosen_on_val([(False, 1, s) for s in strengths], seen, record)
+    return seen[strengths.index(chosen)], chosen, record
 
 
 # the settings that apply to the forest (train.py's others do not)
@@ -131,7 +126,7 @@ def run(config):
     (out / "predictions").mkdir()
     if config["predict_train"]:  # the forest's map of each training tile: targets for train.py
         write_training_maps(out / "train-predictions", forest, data)
-    val, strength, views = chosen_on_val(forest, data, config["tile_prior"])
+    val, strength, choice = val_scores(forest, data, config["tile_prior"])
     (test,) = score(
         forest, data["test"], data["classes"], "test", map_writer(out, data), (strength,)
     )
@@ -146,7 +141,7 @@ def run(config):
         machine=machine,
         sklearn=sklearn.__version__,
         val_miou=val and val["miou"],
-        **(dict(val_by_view=views, tile_prior_chosen=strength) if config["tile_prior"] else {}),
+        **choice,
         test=test,
         wall_time_s=round(time.time() - started, 1),
     )

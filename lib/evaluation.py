@@ -221,23 +221,7 @@ def final_scores(
     if len(val[0]) and (len(zooms) > 1 or (score_val and (tta or tile_prior))):
         views = [(tta, zoom, strength) for zoom in zooms for strength in strengths]
         seen, extra["scoring_seconds"]["val_tta"] = timed("val", val, views)
-        # a tie keeps the shrunk view, and the tile prior off
-        best = max(
-            range(len(views)), key=lambda k: (seen[k]["miou_in_truth"], views[k][1], -views[k][2])
-        )
-        _, zoom_out, tile_prior = views[best]
-        if len(views) > 1:
-            print(f"val chose: {view_name(zoom_out, tile_prior, tta)}", flush=True)
-            extra["val_by_view"] = [
-                dict(zoom_out=z, tile_prior=s, miou=v["miou"], miou_in_truth=v["miou_in_truth"])
-                for (_, z, s), v in zip(views, seen)
-            ]
-        if len(zooms) > 1:
-            extra["tta_zoom_out_chosen"] = zoom_out
-        if len(strengths) > 1:
-            extra["tile_prior_chosen"] = tile_prior
-        if tta:
-            extra["val_miou_tta"] = seen[best]["miou"]
+        zoom_out, tile_prior = chosen_on_val(views, seen, extra)
     # test as the run sees it and, with tta, as it is (one pass: the forest's shares once a tile)
     views = (
         [(True, zoom_out, tile_prior), (False, 1, tile_prior)] if tta else [(False, 1, tile_prior)]
@@ -253,6 +237,29 @@ def final_scores(
                 flush=True,
             )
     return scored, extra
+
+
+def chosen_on_val(views, seen, extra):
+    """The (zoom_out, tile_prior) of the view of val that scored highest, over the classes val
+    holds (a tie keeps the shrunk view, and the tile prior off); the choice, and each view's val,
+    noted in `extra`."""
+    best = max(
+        range(len(views)), key=lambda k: (seen[k]["miou_in_truth"], views[k][1], -views[k][2])
+    )
+    tta, zoom_out, tile_prior = views[best]
+    if len(views) > 1:
+        print(f"val chose: {view_name(zoom_out, tile_prior, tta)}", flush=True)
+        extra["val_by_view"] = [
+            dict(zoom_out=z, tile_prior=s, miou=v["miou"], miou_in_truth=v["miou_in_truth"])
+            for (_, z, s), v in zip(views, seen)
+        ]
+    if len({zoom for _, zoom, _ in views}) > 1:
+        extra["tta_zoom_out_chosen"] = zoom_out
+    if len({strength for _, _, strength in views}) > 1:
+        extra["tile_prior_chosen"] = tile_prior
+    if tta:
+        extra["val_miou_tta"] = seen[best]["miou"]
+    return zoom_out, tile_prior
 
 
 def view_name(zoom_out, tile_prior=0.0, tta=True):

@@ -110,14 +110,16 @@ def test_val_chooses_the_tile_prior_for_the_forest_as_for_the_network(capsys):
     assert plain[:4, :4].all() and not weighted.any()  # the tile's own shares pull them to 0
     for truth, chosen in ((truly_0, 2.0), (truly_1, 0.0)):
         data = dict(val=([image], [truth]), classes=classes)
-        val, strength, views = baseline.chosen_on_val(LeaningForest(), data, 2.0)
-        assert strength == chosen and [v["tile_prior"] for v in views] == [2.0, 0.0]
+        val, strength, choice = baseline.val_scores(LeaningForest(), data, 2.0)
+        assert strength == choice["tile_prior_chosen"] == chosen
+        views = choice["val_by_view"]
+        assert [v["tile_prior"] for v in views] == [2.0, 0.0]
         assert val["miou_in_truth"] == max(v["miou_in_truth"] for v in views)
-    assert "val chose: tile prior 0" in capsys.readouterr().out
-    # 0 alone: the forest's own map, one val pass
+    assert "val chose: as they are" in capsys.readouterr().out
+    # 0 alone: the forest's own map, one val pass, no choice
     data = dict(val=([image], [truly_1]), classes=classes)
-    _, strength, views = baseline.chosen_on_val(LeaningForest(), data, 0.0)
-    assert strength == 0.0 and views == [dict(tile_prior=0.0, miou=1.0, miou_in_truth=1.0)]
+    val, strength, choice = baseline.val_scores(LeaningForest(), data, 0.0)
+    assert (val["miou"], strength, choice) == (1.0, 0.0, {})
 
 
 @pytest.mark.parametrize(
