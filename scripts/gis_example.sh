@@ -9,7 +9,7 @@
 set -euo pipefail
 RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python} FIO=${FIO:-fio}
 machine="$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; torch $($PYTHON -c 'import torch; print(torch.__version__)')"
-flags="--augment hflip --epochs 5 --no-tta --prior-shift 0 --average-last 0 --forest-weight 0"   # the report's recipe: the example is about scoring, not mIoU
+flags="--augment hflip --epochs 5 --no-tta --prior-shift 0 --average-last 0 --forest-weight 0 --tile-prior 0"   # the report's recipe: the example is about scoring, not mIoU
 
 logged() {   # logged FOLDER COMMAND...
   folder=$1; shift

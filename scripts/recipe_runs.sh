@@ -29,7 +29,7 @@ seeds() {   # seeds SET: 3 seeds, 1 on Dubai (its runs are the longest)
 
 run_list() {   # one line per run, the ablation's first: its folder, then train.py's flags
   # the tile recipe of docs/recipe.md: --data's defaults without what docs/unclicked.md added
-  tile="--epochs 10 --prior-shift 0 --tta-zoom-out 1 --average-last 0 --forest-weight 0"
+  tile="--epochs 10 --prior-shift 0 --tta-zoom-out 1 --average-last 0 --forest-weight 0 --tile-prior 0"
   for set in "$@"; do
     seeds "$set" > /dev/null || return 2
     [ "$set" = synthetic ] || [ -d "$set" ] || { echo "recipe_runs.sh: error: $set/ not found (scripts/prepare_data.sh makes it)" >&2; return 2; }

@@ -16,7 +16,7 @@ name=$(basename "$set_") run=runs/suggest-cost-$(basename "$set_") work=runs/sug
 log=$RESULTS/suggest-cost/$name.log
 mkdir -p "$RESULTS/suggest-cost" "$work/train/points"
 [ -f "$run/model.pt" ] || $PYTHON train.py --data "$set_" --points-per-class 2 --epochs 1 --crops-per-epoch 16 \
-                             --no-tta --prior-shift 0 --forest-weight 0 --out "$run" > "$run.log" 2>&1 || { echo "quick model failed: $run.log" >&2; exit 1; }
+                             --no-tta --prior-shift 0 --forest-weight 0 --tile-prior 0 --out "$run" > "$run.log" 2>&1 || { echo "quick model failed: $run.log" >&2; exit 1; }
 cp "$set_/classes.txt" "$work/"
 for part in images masks; do [ -e "$set_/train/$part" ] && ln -sfn "$(realpath "$set_/train/$part")" "$work/train/$part"; done
 rm -f "$work"/train/points/*.csv

@@ -20,7 +20,7 @@ set_=$1 seed=$2 RESULTS=${RESULTS:-results} PYTHON=${PYTHON:-python}
 runs=$RESULTS/${NAME:-$(basename "$set_")}/teachers suffix=$([ "$seed" = 0 ] || echo "-seed$seed")
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
 machine="${gpu:+$gpu, }$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc --all) cores; torch $($PYTHON -c 'import torch; print(torch.__version__)')"
-labels="--data $set_ --points-per-class 10 --epochs 10 --prior-shift 0 --tta-zoom-out 1 --average-last 0 --forest-weight 0 --seed $seed"   # the tile recipe
+labels="--data $set_ --points-per-class 10 --epochs 10 --prior-shift 0 --tta-zoom-out 1 --average-last 0 --forest-weight 0 --tile-prior 0 --seed $seed"   # the tile recipe
 
 step() {   # step FOLDER SCRIPT FLAGS...: one logged run of SCRIPT, skipped if FOLDER has its metrics.json,
            # resumed (train.py --resume, the log appended to) if an interrupted one left its state there

@@ -17,7 +17,7 @@ if [ "$set_" = synthetic ]; then   # the synthetic scenes under the tile recipe
 else
   [ -d "$set_" ] || { echo "unclicked_runs.sh: error: $set_/ not found (scripts/prepare_data.sh makes it)" >&2; exit 2; }
   # the tile recipe; a lever's --prior-shift shifts to EM's shares, as when these runs were made
-  labels="--data $set_ --points-per-class 10 --epochs 10 --prior-shift 0 --prior-estimate em --tta-zoom-out 1 --average-last 0 --forest-weight 0"
+  labels="--data $set_ --points-per-class 10 --epochs 10 --prior-shift 0 --prior-estimate em --tta-zoom-out 1 --average-last 0 --forest-weight 0 --tile-prior 0"
 fi
 runs=$RESULTS/$(basename "$set_")/unclicked
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
