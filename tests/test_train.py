@@ -124,7 +124,9 @@ def test_tile_folders_get_the_data_defaults_unless_a_flag_says_otherwise():
         == DATA_DEFAULTS
         == dict(augment="dihedral", epochs=15, tta=True, prior_shift=1.0, tta_zoom_out=3)
         | dict(prior_estimate="mean", average_last=5, forest_weight=0.5, zoom_on_val=True)
+        | dict(tile_prior=2.0)
     )
+    assert report["tile_prior"] == 0.0  # synthetic scenes: none
     chosen = settings(dict(data="tiles", points=10, **dict(unset, epochs=3, tta_zoom_out=2)))
     assert (chosen["epochs"], chosen["augment"], chosen["tta_zoom_out"]) == (3, "dihedral", 2)
     # the weights of the last third of the epochs averaged, none beside the mean teacher's
