@@ -63,25 +63,8 @@ def rescore(args):
     )
     fusion = Fusion.for_run(data, config)  # --forest-weight W (as the run's, if not given)
 
-    def score(split, views):
-        window, batch_size = config["image_size"], config["batch_size"]
-        classes = data["classes"]
-        return evaluate_views(model, split, classes, window, batch_size, precision, views, fusion)
-
     show_test = args["show_test"]
-    zoom = config["tta_zoom_out"]
-    test, extra = final_scores(
-        score,
-        data["test"],
-        data["val"],
-        True,
-        zoom,
-        show_test,
-        config["zoom_on_val"],
-        config["tile_prior"],
-    )
-    if fusion:
-        extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds
+    test, extra = scored_again(model, data, config, precision, fusion, show_test)
     say_scores(metrics, test, extra, data, out, show_test)
     old_scoring = sum(metrics.get("scoring_seconds", {}).values())
     training = metrics["wall_time_s"] - old_scoring
@@ -97,6 +80,30 @@ def rescore(args):
     metrics["rescoring_wall_time_s"] = round(time.time() - started, 1)
     save_run(out, model, data, config, metrics, show_test, fusion)  # as train.py: metrics last
     return metrics
+
+
+def scored_again(model, data, config, precision, fusion, show_test):
+    """(test, extra) as train.py's final scoring gives them, with config's view, tile prior and
+    forest; the forest's fit among the scoring seconds."""
+
+    def score(split, views):
+        window, batch_size = config["image_size"], config["batch_size"]
+        classes = data["classes"]
+        return evaluate_views(model, split, classes, window, batch_size, precision, views, fusion)
+
+    test, extra = final_scores(
+        score,
+        data["test"],
+        data["val"],
+        True,
+        config["tta_zoom_out"],
+        show_test,
+        config["zoom_on_val"],
+        config["tile_prior"],
+    )
+    if fusion:
+        extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds
+    return test, extra
 
 
 def say_scores(metrics, test, extra, data, out, show_test):
