@@ -41,7 +41,7 @@ from lib.checkpoint import Progress, read_progress, save_run, warm_start
 from lib.cli import OneLineParser, check_output_folder, guard, run_command
 from lib.crops import CropSampler, PointDataset, paste_boxes, photometric
 from lib.device import machine, pick_device, pick_precision
-from lib.evaluation import evaluate, evaluate_views, final_scores, print_table
+from lib.evaluation import evaluate, print_table, score_run
 from lib.forest import Fusion
 from lib.prior import shift_to_pixel_prior
 from lib.recipe import crf_settings, describe_loss, load_run_data, make_optimizer, train_step
@@ -261,25 +261,9 @@ def test_best(scored, weights, data, config, precision, fusion=None):
     scored.load_state_dict(weights)
     prior = config["prior_shift"] and shift_to_pixel_prior(scored, data["train"], config, precision)
 
-    def score(split, views):
-        window, batch_size = config["image_size"], config["batch_size"]
-        classes = data["classes"]
-        return evaluate_views(scored, split, classes, window, batch_size, precision, views, fusion)
-
-    test, extra = final_scores(
-        score,
-        data["test"],
-        data["val"],
-        config["tta"],
-        config["tta_zoom_out"],
-        zoom_on_val=config["zoom_on_val"],
-        tile_prior=config["tile_prior"],
-        # a warm round's epoch is chosen on val already, its view by its start's val: a val pass
-        # with TTA would be a record only, a fifth of the round (docs/suggest.md, Warm rounds)
-        score_val=not config["init"],
-    )
-    if fusion:
-        extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds
+    # a warm round's epoch is chosen on val already, its view by its start's val: a val pass with
+    # TTA would be a record only, a fifth of the round (docs/suggest.md, Warm rounds)
+    test, extra = score_run(scored, data, config, precision, fusion, score_val=not config["init"])
     print_table(test, data["classes"], data["scored_on"]["test"])
     return test, extra, prior
 

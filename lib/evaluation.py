@@ -239,19 +239,80 @@ def final_scores(
     return scored, extra
 
 
+def score_run(
+    model, data, config, precision, fusion=None, tta=None, show_test=True, score_val=True
+):
+    """A run's weights scored as train.py's last step scores them: final_scores over the run's
+    data with the view, tile prior and fused forest its config names (`tta` given: instead of the
+    config's); the forest's fit among the scoring seconds. Returns (test metrics, extra)."""
+
+    def score(split, views):
+        window, batch_size = config["image_size"], config["batch_size"]
+        classes = data["classes"]
+        return evaluate_views(model, split, classes, window, batch_size, precision, views, fusion)
+
+    test, extra = final_scores(
+        score,
+        data["test"],
+        data["val"],
+        config["tta"] if tta is None else tta,
+        config["tta_zoom_out"],
+        show_test=show_test,
+        zoom_on_val=config["zoom_on_val"],
+        tile_prior=config["tile_prior"],
+        score_val=score_val,
+    )
+    if fusion:
+        extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds
+    return test, extra
+
+
+# A tile prior may not take a class off val's map. It pulls each tile to its large classes, so a
+# class that is small in every tile (DroneDeploy's cars, its few ponds) can go altogether; when
+# val's truth lacks or barely holds that class, val's mIoU cannot show what that costs (its
+# dropping out is even counted as a gain: no more false pixels of it). So a view whose prior
+# leaves a class under this share of the pixels the same view gives it without the prior is not
+# chosen, whatever it scores (docs/unclicked.md, "A tile's own prior").
+VANISHING = 0.01
+
+
+def vanished(with_prior, without):
+    """The classes (names) the tile prior takes off val's map: under VANISHING of the pixels the
+    same view without it predicts for them (a class it never predicted does not count)."""
+    before = np.asarray(without["confusion_matrix"]).sum(0)
+    after = np.asarray(with_prior["confusion_matrix"]).sum(0)
+    names = list(with_prior["per_class"])
+    return [c for c, b, a in zip(names, before, after) if b > 0 and a < VANISHING * b]
+
+
 def chosen_on_val(views, seen, extra):
     """The (zoom_out, tile_prior) of the view of val that scored highest, over the classes val
-    holds (a tie keeps the shrunk view, and the tile prior off); the choice, and each view's val,
-    noted in `extra`."""
+    holds (a tie keeps the shrunk view, and the tile prior off), among the views whose tile prior
+    takes no class off val's map (`vanished`, against the same view without it, which `views`
+    holds too); the choice, and each view's val, noted in `extra`."""
+    plain = {(tta, zoom): v for (tta, zoom, strength), v in zip(views, seen) if not strength}
+    erased = [
+        vanished(v, plain[tta, zoom]) if strength else []
+        for (tta, zoom, strength), v in zip(views, seen)
+    ]
     best = max(
-        range(len(views)), key=lambda k: (seen[k]["miou_in_truth"], views[k][1], -views[k][2])
+        (k for k in range(len(views)) if not erased[k]),
+        key=lambda k: (seen[k]["miou_in_truth"], views[k][1], -views[k][2]),
     )
     tta, zoom_out, tile_prior = views[best]
+    for (view_tta, zoom, strength), classes in zip(views, erased):
+        if classes:
+            print(
+                f"val left {view_name(zoom, strength, view_tta)}: it takes "
+                f"{', '.join(classes)} off val's map",
+                flush=True,
+            )
     if len(views) > 1:
         print(f"val chose: {view_name(zoom_out, tile_prior, tta)}", flush=True)
         extra["val_by_view"] = [
             dict(zoom_out=z, tile_prior=s, miou=v["miou"], miou_in_truth=v["miou_in_truth"])
-            for (_, z, s), v in zip(views, seen)
+            | (dict(takes_off=classes) if s else {})
+            for (_, z, s), v, classes in zip(views, seen, erased)
         ]
     if len({zoom for _, zoom, _ in views}) > 1:
         extra["tta_zoom_out_chosen"] = zoom_out

@@ -20,7 +20,7 @@ from pathlib import Path
 from lib.checkpoint import finished_run, open_run, save_run
 from lib.cli import OneLineParser, add_show_test, check_output_folder, guard, run_command
 from lib.device import machine
-from lib.evaluation import evaluate_views, final_scores, print_table
+from lib.evaluation import print_table, score_run
 from lib.forest import Fusion
 from lib.prior import shift_to_pixel_prior, take_out_shift
 from lib.settings import add_options, as_argv
@@ -64,7 +64,7 @@ def rescore(args):
     fusion = Fusion.for_run(data, config)  # --forest-weight W (as the run's, if not given)
 
     show_test = args["show_test"]
-    test, extra = scored_again(model, data, config, precision, fusion, show_test)
+    test, extra = score_run(model, data, config, precision, fusion, tta=True, show_test=show_test)
     say_scores(metrics, test, extra, data, out, show_test)
     old_scoring = sum(metrics.get("scoring_seconds", {}).values())
     training = metrics["wall_time_s"] - old_scoring
@@ -80,30 +80,6 @@ def rescore(args):
     metrics["rescoring_wall_time_s"] = round(time.time() - started, 1)
     save_run(out, model, data, config, metrics, show_test, fusion)  # as train.py: metrics last
     return metrics
-
-
-def scored_again(model, data, config, precision, fusion, show_test):
-    """(test, extra) as train.py's final scoring gives them, with config's view, tile prior and
-    forest; the forest's fit among the scoring seconds."""
-
-    def score(split, views):
-        window, batch_size = config["image_size"], config["batch_size"]
-        classes = data["classes"]
-        return evaluate_views(model, split, classes, window, batch_size, precision, views, fusion)
-
-    test, extra = final_scores(
-        score,
-        data["test"],
-        data["val"],
-        True,
-        config["tta_zoom_out"],
-        show_test,
-        config["zoom_on_val"],
-        config["tile_prior"],
-    )
-    if fusion:
-        extra["scoring_seconds"]["forest_fit"] = fusion.fit_seconds
-    return test, extra
 
 
 def say_scores(metrics, test, extra, data, out, show_test):

@@ -59,6 +59,7 @@ def test_same_seed_gives_identical_metrics(tiny_run, tmp_path):
 
 @pytest.mark.slow
 def test_the_best_epochs_weights_are_tested_when_it_is_not_the_last(monkeypatch, tmp_path):
+    import lib.evaluation
     import train as train_module
 
     snapshots, tested = [], []
@@ -73,9 +74,9 @@ def test_the_best_epochs_weights_are_tested_when_it_is_not_the_last(monkeypatch,
         tested.append({k: v.clone() for k, v in model.state_dict().items()})
         return evaluate_views(model, *args)
 
-    evaluate_views = train_module.evaluate_views
+    evaluate_views = lib.evaluation.evaluate_views  # what train.py scores with (score_run)
     monkeypatch.setattr(train_module, "evaluate", fake_evaluate)
-    monkeypatch.setattr(train_module, "evaluate_views", fake_evaluate_views)
+    monkeypatch.setattr(lib.evaluation, "evaluate_views", fake_evaluate_views)
     metrics = train(dict(TINY, points=100, epochs=3, out=str(tmp_path)))
     assert metrics["best_epoch"] == 2
     assert [(h["val_miou"], h["val_miou_in_truth"]) for h in metrics["history"]] == [

@@ -171,6 +171,33 @@ def test_zoom_on_val_sees_test_as_val_scored_higher(val_by_zoom, chosen, capsys)
     assert "val_by_view" not in extra
 
 
+# a val map's scores as evaluation.scores gives them: what `vanished` reads (2 classes, both on it)
+MAP_OF_TWO_CLASSES = dict(confusion_matrix=[[90, 10], [10, 90]], per_class=dict(Ground={}, Car={}))
+
+
+def test_a_tile_prior_that_takes_a_class_off_vals_map_is_not_chosen(capsys):
+    # DroneDeploy's case: val's truth lacks Car, the plain map calls 300 pixels Car; the prior
+    # takes all of them and scores higher over the classes val holds. Val cannot see whether they
+    # were false or true cars (test has cars), so the prior is left.
+    plain = dict(miou=0.3, miou_in_truth=0.4, confusion_matrix=[[700, 300], [0, 0]])
+    prior = dict(miou=0.5, miou_in_truth=0.5, confusion_matrix=[[1000, 0], [0, 0]])
+    names = dict(per_class=dict(Ground={}, Car={}))
+
+    def score(split, views):
+        if split[0][0] == "test":
+            return [dict(plain, **names)] * len(views)
+        return [dict(prior if s else plain, **names) for _, _, s in views]
+
+    _, extra = final_scores(score, (["test"], ["m"]), (["val"], ["m"]), False, 1, tile_prior=2.0)
+    assert extra["tile_prior_chosen"] == 0.0
+    assert extra["val_by_view"][0]["takes_off"] == ["Car"]
+    assert "it takes Car off val's map" in capsys.readouterr().out
+    # one class in a hundred kept is enough: what the prior leaves is still on the map
+    prior["confusion_matrix"] = [[997, 3], [0, 0]]
+    _, extra = final_scores(score, (["test"], ["m"]), (["val"], ["m"]), False, 1, tile_prior=2.0)
+    assert extra["tile_prior_chosen"] == 2.0 and extra["val_by_view"][0]["takes_off"] == []
+
+
 @pytest.mark.parametrize("tta", [True, False])
 def test_val_chooses_the_tile_prior_or_none_with_the_view(tta, capsys):
     val_scores = {(3, 2.0): 0.50, (3, 0.0): 0.40, (1, 2.0): 0.45, (1, 0.0): 0.30}
@@ -179,7 +206,7 @@ def test_val_chooses_the_tile_prior_or_none_with_the_view(tta, capsys):
     def score(split, views):
         asked.append((split[0][0], views))
         held = [val_scores[zoom, s] if split[0][0] == "val" else 0.1 for _, zoom, s in views]
-        return [dict(miou=v, miou_in_truth=v) for v in held]
+        return [dict(miou=v, miou_in_truth=v, **MAP_OF_TWO_CLASSES) for v in held]
 
     _, extra = final_scores(
         score, (["test"], ["m"]), (["val"], ["m"]), tta, 3, zoom_on_val=True, tile_prior=2.0
