@@ -175,7 +175,8 @@ def headline(folder, r=None):
     synthetic scenes beside the report's numbers, and on every set the defaults a user gets
     (results/plan.json's "defaults") against the pixel random forest on the same clicks, each seed's
     margin, the margin aimed at, and the two's wall times. A set whose network has not run yet is
-    listed with its forest."""
+    listed with its forest. A row may be the forest's own with another setting (`--tile-prior`):
+    its margin over the plain forest is shown, no target."""
     r, groups, p = r or results(folder), run_groups(folder), plan(folder)
     lines = [
         "| data | run | seeds | test mIoU | the forest, same clicks | − forest: mean (each seed) | "
@@ -202,11 +203,15 @@ def headline(folder, r=None):
         lines.append(glance_row(data, what, miou, forest, None, theirs, walls, []))
     for data, name, what in p.get("defaults", []):
         runs = groups.get(f"{data}/{name}", [])
-        shown += runs
-        margin = p.get("unclicked_margin_over_forest", {}).get(data)
+        forest_row = Path(name).name.startswith("forest-")  # baseline.py with another setting
+        shown += [] if forest_row else runs
+        margin = None if forest_row else p.get("unclicked_margin_over_forest", {}).get(data)
         walls = [run["wall_time_s"] for run in runs]
         if runs or forest_runs(data):
-            row = glance_row(data, what, by_seed(runs), forest_runs(data), margin, "—", walls, runs)
+            networks = [] if forest_row else runs  # the forest has no epochs
+            row = glance_row(
+                data, what, by_seed(runs), forest_runs(data), margin, "—", walls, networks
+            )
             lines.append(row)
     networks = [rec["metrics"] for rec in r.records.values()] + shown
     machines = sorted({run["machine"] + ", " + run["precision"] for run in networks})

@@ -1,6 +1,7 @@
 """experiments.py / records.py / reporting/page.py: the quick end-to-end run, resuming, rendering
 and crash safety."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,21 @@ def test_the_headline_says_how_far_the_tested_weights_val_moved_at_the_end():
     assert report.val_swing([averaged]) == "moves ≤ 0.020"
     assert report.val_swing([averaged, best_epoch]) == "moves ≤ 0.100"  # the most of any seed
     assert report.val_swing([run(0, [0.5, 0.6], [None] * 2)]) == "—"  # fewer than 3 epochs
+
+
+def test_a_headline_row_of_the_forests_own_setting_has_no_target_and_no_epochs(tmp_path):
+    plan = dict(
+        forest="forest-points-per-class-10",
+        defaults=[["gid", "forest-tile-prior-2", "the forest with the tile prior"]],
+        unclicked_margin_over_forest=dict(gid=0.05),
+    )
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    for name, miou in (("forest-points-per-class-10", 0.40), ("forest-tile-prior-2", 0.46)):
+        (tmp_path / "gid" / name).mkdir(parents=True)
+        forest = dict(config=dict(seed=0), test=dict(miou=miou), wall_time_s=100.0, machine="m")
+        (tmp_path / "gid" / name / "metrics.json").write_text(json.dumps(forest))
+    (row,) = [line for line in report.headline(tmp_path).splitlines() if "| gid |" in line]
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    # its margin over the plain forest, and no target (the target is the network's)
+    assert cells[3:7] == ["0.4600 (1 seed)", "0.4000 (1 seed)", "+0.0600 (+0.0600)", "—"]
+    assert cells[8] == "—"  # no epochs to move
