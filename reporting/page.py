@@ -208,9 +208,9 @@ def headline(folder, r=None):
         margin = None if forest_row else p.get("unclicked_margin_over_forest", {}).get(data)
         walls = [run["wall_time_s"] for run in runs]
         if runs or forest_runs(data):
-            networks = [] if forest_row else runs  # the forest has no epochs
+            epoch_runs = [] if forest_row else runs  # the forest has no epochs
             row = glance_row(
-                data, what, by_seed(runs), forest_runs(data), margin, "—", walls, networks
+                data, what, by_seed(runs), forest_runs(data), margin, "—", walls, epoch_runs
             )
             lines.append(row)
     networks = [rec["metrics"] for rec in r.records.values()] + shown
