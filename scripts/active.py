@@ -146,9 +146,11 @@ def train_round(work, run, seed, flags, init=None):
             run / "train.log",
         )
     metrics = json.loads((run / "metrics.json").read_text())
-    clicks = sum(sum(1 for _ in open(p)) - 1 for p in (run / "clicks").glob("*.csv"))
+    # the count from the record, not from run/clicks/: that copy is not committed, and a loop run
+    # on again in another checkout reads a finished round from its metrics.json alone
+    pixels = sum(np.asarray(mask).size for mask, _ in masks_and_clicks(work, False)[0].values())
     return dict(
-        clicks=clicks,
+        clicks=round(metrics["labeled_fraction"] * pixels),
         miou=metrics["test"]["miou"],
         pixel_accuracy=metrics["test"]["pixel_accuracy"],
         per_class={k: v["iou"] for k, v in metrics["test"]["per_class"].items()},
