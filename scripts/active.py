@@ -135,9 +135,15 @@ def logged(command, log):
         )
 
 
-def train_round(work, run, seed, flags, init=None):
+def training_pixels(data):
+    """The training tiles' pixel count: a round's clicks are its labeled fraction of it."""
+    return sum(np.asarray(mask).size for mask, _ in masks_and_clicks(data, False)[0].values())
+
+
+def train_round(work, run, seed, flags, pixels, init=None):
     """Train a round on the workspace's clicks (warm from `init`'s weights, if given) unless it
-    has trained already; its clicks, test scores and wall time."""
+    has trained already; its clicks (of the training tiles' `pixels`), test scores and wall
+    time."""
     if not (run / "metrics.json").exists():
         run.mkdir(parents=True, exist_ok=True)
         warm = ["--init", init] if init else []
@@ -146,10 +152,9 @@ def train_round(work, run, seed, flags, init=None):
             run / "train.log",
         )
     metrics = json.loads((run / "metrics.json").read_text())
-    # the count from the record, not from run/clicks/: that copy is not committed, and a loop run
-    # on again in another checkout reads a finished round from its metrics.json alone
-    pixels = sum(np.asarray(mask).size for mask, _ in masks_and_clicks(work, False)[0].values())
     return dict(
+        # the count from the record, not from run/clicks/: that copy is not committed, and a loop
+        # run on again in another checkout reads a finished round from its metrics.json alone
         clicks=round(metrics["labeled_fraction"] * pixels),
         miou=metrics["test"]["miou"],
         pixel_accuracy=metrics["test"]["pixel_accuracy"],
@@ -189,6 +194,7 @@ def loop(args):
         scratch_last=args.scratch_last,
     )
     flags = args.train_flags.split()
+    pixels = training_pixels(data)
     curves = {}
     for seed in args.seeds:
         start = out / f"start-seed{seed}"
@@ -196,9 +202,9 @@ def loop(args):
             start.mkdir(parents=True, exist_ok=True)
             labels = ["--data", data, "--points-per-class", args.start_per_class, "--seed", seed]
             logged(["train.py", *labels, *flags, "--out", start], start / "train.log")
-        first = train_round(data, start, seed, flags)
+        first = train_round(data, start, seed, flags, pixels)
         for strategy in args.strategies:
-            curves = rounds(args, config, strategy, seed, first, flags)
+            curves = rounds(args, config, strategy, seed, first, flags, pixels)
     return curves
 
 
@@ -213,7 +219,7 @@ def record(path, config, strategy, seed, points):
     return curves
 
 
-def rounds(args, config, strategy, seed, first, flags):
+def rounds(args, config, strategy, seed, first, flags, pixels):
     """One strategy's rounds for one seed: each round's clicks added (proposed and labelled by the
     oracle, or random), then trained with train.py's `flags`, warm unless --from-scratch; its curve
     recorded after each."""
@@ -232,13 +238,14 @@ def rounds(args, config, strategy, seed, first, flags):
                 label_proposals(work)
             else:
                 add_random_clicks(work, args.clicks, np.random.default_rng([seed, 2000 + r]))
-        points.append(train_round(work, run, seed, flags, None if args.from_scratch else previous))
+        init = None if args.from_scratch else previous
+        points.append(train_round(work, run, seed, flags, pixels, init))
         said = f"seed {seed} {strategy:8s} round {r}: {points[-1]['clicks']} clicks, test mIoU "
         said += f"{points[-1]['miou']:.4f} in {points[-1]['wall_s']:.0f}s"
         if args.scratch_last and r == args.rounds and not args.from_scratch:
             cold = run.parent / f"round{r}-scratch"
             restore(work, run)  # the very clicks the warm round trained on
-            points[-1]["scratch"] = train_round(work, cold, seed, flags)
+            points[-1]["scratch"] = train_round(work, cold, seed, flags, pixels)
             said += f"; from scratch {points[-1]['scratch']['miou']:.4f} in "
             said += f"{points[-1]['scratch']['wall_s']:.0f}s"
         print(f"{said} (round 0: {first['miou']:.4f})", flush=True)
