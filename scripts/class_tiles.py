@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clicks import class_counts
 from lib.annotations import read_legend
 from lib.cli import OneLineParser, add_show_test, run_command
 from lib.tiles import iter_split
@@ -29,8 +30,7 @@ def class_tiles(root, split, legend):
             unmasked += 1
             continue
         masked += 1
-        values = np.asarray(mask).reshape(-1)
-        counts = np.bincount(values[values < classes].astype(np.int64), minlength=classes)
+        counts = class_counts([mask], classes).astype(np.int64)
         holding += counts > 0
         pixels += counts
     return holding, pixels, int(pixels.sum()), masked, unmasked
