@@ -20,8 +20,8 @@ add_show_test(parser, what="count the test split too")
 
 
 def class_tiles(root, split, legend):
-    """(tiles holding each class, pixels of each class, known pixels, tiles with a mask, tiles
-    without one) over a split's masks, one tile in memory at a time."""
+    """(tiles holding each class, pixels of each class, tiles with a mask, tiles without one)
+    over a split's masks, one tile in memory at a time."""
     classes = len(legend.names)
     holding, pixels = np.zeros(classes, np.int64), np.zeros(classes, np.int64)
     masked = unmasked = 0
@@ -33,7 +33,7 @@ def class_tiles(root, split, legend):
         counts = class_counts([mask], classes).astype(np.int64)
         holding += counts > 0
         pixels += counts
-    return holding, pixels, int(pixels.sum()), masked, unmasked
+    return holding, pixels, masked, unmasked
 
 
 def report(config):
@@ -43,7 +43,8 @@ def report(config):
         if split == "val" and not (root / "val" / "images").is_dir():
             print(f"{root} val: none")
             continue
-        holding, pixels, known, masked, unmasked = class_tiles(root, split, legend)
+        holding, pixels, masked, unmasked = class_tiles(root, split, legend)
+        known = pixels.sum()
         apart = f" ({unmasked} with clicks and no mask, not counted)" if unmasked else ""
         print(f"{root} {split}: {masked} tiles with a mask{apart}")
         for name, tiles, count in zip(legend.names, holding, pixels):
